@@ -1,0 +1,165 @@
+"""Order cache in two tiers: a small in-process LRU (kept across warm invocations of one instance) in front
+of memcached (shared by every instance). Every cache key and value format lives here.
+
+Orders are immutable, so a cached order never goes stale. Unknown uids are remembered in memcached only
+(``cache_negative_ttl_s``), so the ingest's write-through replaces them for every instance at once.
+A cache failure is never an error: it is a miss, and memcached calls have short timeouts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from pymemcache.client.base import Client
+from pymemcache.client.hash import HashClient
+
+from .config import Settings
+
+KEY_PREFIX = "order:v1:"
+# What memcached holds for "no such order": not JSON, so never mistaken for an order.
+NEGATIVE = b"-"
+
+
+class Tier(StrEnum):
+    LOCAL = "local"
+    MEMCACHED = "memcached"
+    DATABASE = "database"
+
+
+class LocalLRU:
+    """A bounded, thread-safe LRU map whose entries expire after ``ttl_s``."""
+
+    def __init__(self, max_entries: int, ttl_s: float) -> None:
+        self._max_entries = max_entries
+        self._ttl_s = ttl_s
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            expires_at, value = entry
+            if expires_at < time.monotonic():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: bytes) -> None:
+        if self._max_entries <= 0:
+            return
+        with self._lock:
+            self._entries[key] = (time.monotonic() + self._ttl_s, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _server(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return (host or address, int(port) if port else 11211)
+
+
+class OrderCache:
+    """Read-through cache of canonical order JSON by ``order_uid``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.local = LocalLRU(settings.cache_lru_size, settings.cache_lru_ttl_s)
+        self._servers = [_server(s) for s in settings.memcached_server_list]
+        self._client: HashClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def shared_enabled(self) -> bool:
+        return bool(self._servers)
+
+    def _memcached(self) -> HashClient | None:
+        if not self._servers:
+            return None
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    timeout = self._settings.memcached_timeout_s
+                    self._client = HashClient(
+                        self._servers,
+                        connect_timeout=timeout,
+                        timeout=timeout,
+                        no_delay=True,
+                        use_pooling=True,
+                        max_pool_size=self._settings.memcached_pool_size,
+                        ignore_exc=True,  # a cache failure is a miss, never an error
+                        retry_attempts=1,
+                        retry_timeout=1,
+                        dead_timeout=3,  # try a server that failed again after this many seconds
+                    )
+        return self._client
+
+    def get(self, order_uid: str) -> tuple[bytes | None, Tier | None]:
+        """``(order_json, tier)`` on a hit, ``(None, MEMCACHED)`` when known missing, ``(None, None)``."""
+        key = KEY_PREFIX + order_uid
+        value = self.local.get(key)
+        if value is not None:
+            return value, Tier.LOCAL
+        client = self._memcached()
+        if client is None:
+            return None, None
+        value = client.get(key)
+        if value is None:
+            return None, None
+        if value == NEGATIVE:
+            return None, Tier.MEMCACHED
+        self.local.put(key, value)
+        return value, Tier.MEMCACHED
+
+    def put(self, order_uid: str, order_json: bytes) -> None:
+        key = KEY_PREFIX + order_uid
+        self.local.put(key, order_json)
+        client = self._memcached()
+        if client is not None:
+            client.set(key, order_json, expire=self._settings.cache_ttl_s, noreply=True)
+
+    def put_many(self, orders_json: Mapping[str, bytes]) -> None:
+        """Write freshly stored orders through to memcached (replacing any negative entry)."""
+        client = self._memcached()
+        if client is None or not orders_json:
+            return
+        client.set_many(
+            {KEY_PREFIX + uid: value for uid, value in orders_json.items()},
+            expire=self._settings.cache_ttl_s,
+            noreply=True,
+        )
+
+    def put_missing(self, order_uid: str) -> None:
+        client = self._memcached()
+        if client is not None:
+            client.set(KEY_PREFIX + order_uid, NEGATIVE, expire=self._settings.cache_negative_ttl_s, noreply=True)
+
+    def health(self) -> str:
+        """``ok``, ``disabled`` or the error, asking every server directly (not through the dead-server list)."""
+        if not self._servers:
+            return "disabled"
+        timeout = self._settings.memcached_timeout_s
+        for server in self._servers:
+            probe: Any = Client(server, connect_timeout=timeout, timeout=timeout)
+            try:
+                probe.version()
+            except Exception as exc:
+                return f"unreachable: {server[0]}:{server[1]}: {exc.__class__.__name__}"
+            finally:
+                probe.close()
+        return "ok"

@@ -1,0 +1,12 @@
+"""Logging set-up shared by the functions and the trigger: one line per event, level from LOG_LEVEL."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+
+def configure_logging() -> None:
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("orders_core").setLevel(level)

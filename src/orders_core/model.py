@@ -1,0 +1,144 @@
+"""The order contract: every validation rule lives here (the README lists them).
+
+Validation is strict (no coercion: ``"1"`` is not an integer), unknown keys are refused so that nothing sent
+is silently dropped, and every string must be storable by PostgreSQL (no NUL, no lone surrogate).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+ORDER_UID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ORDER_UID_RE = re.compile(ORDER_UID_PATTERN)
+PG_BIGINT_MAX = 2**63 - 1
+PG_INT_MAX = 2**31 - 1
+MAX_ITEMS = 1000
+
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise ValueError("text must not contain NUL characters or unpaired surrogates")
+    return value
+
+
+Storable = AfterValidator(_storable)
+
+
+def _rfc3339_utc(value: str) -> str:
+    """Parse an RFC 3339 timestamp with a zone and give it back in UTC ``...Z`` form, as it is stored."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})", value):
+        raise ValueError("must be an RFC 3339 timestamp with a time zone, e.g. 2021-11-26T06:22:19Z")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"not a valid date/time: {exc}") from None
+    return format_timestamp(parsed)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """The one textual form of a timestamp: UTC, ``Z``, microseconds only when there are any."""
+    moment = moment.astimezone(UTC)
+    pattern = "%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    return moment.strftime(pattern)
+
+
+Text128 = Annotated[str, StringConstraints(min_length=0, max_length=128), Storable]
+Text1to128 = Annotated[str, StringConstraints(min_length=1, max_length=128), Storable]
+Text1to16 = Annotated[str, StringConstraints(min_length=1, max_length=16), Storable]
+Text1to256 = Annotated[str, StringConstraints(min_length=1, max_length=256), Storable]
+Text1to32 = Annotated[str, StringConstraints(min_length=1, max_length=32), Storable]
+Text1to512 = Annotated[str, StringConstraints(min_length=1, max_length=512), Storable]
+Text1to64 = Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
+Text256 = Annotated[str, StringConstraints(min_length=0, max_length=256), Storable]
+Text32 = Annotated[str, StringConstraints(min_length=0, max_length=32), Storable]
+Text64 = Annotated[str, StringConstraints(min_length=0, max_length=64), Storable]
+Locale = Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]
+Money = Annotated[int, Field(ge=0, le=PG_BIGINT_MAX)]
+BigId = Annotated[int, Field(ge=0, le=PG_BIGINT_MAX)]
+SmallCount = Annotated[int, Field(ge=0, le=PG_INT_MAX)]
+Phone = Annotated[str, StringConstraints(max_length=16, pattern=r"^\+?[0-9]{5,15}$")]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), Storable]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+OrderUid = Annotated[str, StringConstraints(pattern=ORDER_UID_PATTERN)]
+Timestamp = Annotated[str, AfterValidator(_rfc3339_utc)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Delivery(_Strict):
+    name: Text1to256
+    phone: Phone
+    zip: Text1to32
+    city: Text1to128
+    address: Text1to512
+    region: Text128
+    email: Email
+
+
+class Payment(_Strict):
+    transaction: Text1to64
+    request_id: Text64
+    currency: Currency
+    provider: Text1to64
+    amount: Money
+    payment_dt: Annotated[int, Field(ge=0, le=PG_BIGINT_MAX)]
+    bank: Text64
+    delivery_cost: Money
+    goods_total: Money
+    custom_fee: Money
+
+
+class Item(_Strict):
+    chrt_id: BigId
+    track_number: Text1to64
+    price: Money
+    rid: Text1to64
+    name: Text1to256
+    sale: Annotated[int, Field(ge=0, le=100)]
+    size: Text32
+    total_price: Money
+    nm_id: BigId
+    brand: Text128
+    status: SmallCount
+
+
+class Order(_Strict):
+    order_uid: OrderUid
+    track_number: Text1to64
+    entry: Text1to32
+    delivery: Delivery
+    payment: Payment
+    items: Annotated[list[Item], Field(min_length=1, max_length=MAX_ITEMS)]
+    locale: Locale
+    internal_signature: Text256
+    customer_id: Text1to64
+    delivery_service: Text1to64
+    shardkey: Text1to16
+    sm_id: SmallCount
+    date_created: Timestamp
+    oof_shard: Text1to16
+
+    def to_json(self) -> bytes:
+        """The canonical JSON of the order: what the API serves and the cache holds."""
+        return self.model_dump_json().encode()
+
+
+def parse_order(raw: bytes | str) -> Order:
+    """Validate raw JSON into an Order; raises ``ValidationError``."""
+    return Order.model_validate_json(raw)
+
+
+def describe_errors(error: ValidationError) -> list[dict[str, str]]:
+    """Validation errors as ``{"field", "message"}`` pairs a person can read (no echo of the input)."""
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "(order)", "message": e["msg"]}
+        for e in error.errors(include_url=False, include_input=False)
+    ]

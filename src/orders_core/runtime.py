@@ -1,0 +1,46 @@
+"""Clients made once per warm instance and reused by every invocation, created on first use so that
+importing a function touches no network. Tests call ``reset()`` after changing the environment."""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+
+from .cache import OrderCache
+from .config import get_settings
+from .dead_letters import DeadLetterQueue
+from .ingest import IngestService
+from .lookup import LookupService
+from .storage import OrderStore
+
+_lock = threading.Lock()
+
+
+@cache
+def order_store() -> OrderStore:
+    return OrderStore(get_settings())
+
+
+@cache
+def order_cache() -> OrderCache:
+    return OrderCache(get_settings())
+
+
+@cache
+def ingest_service() -> IngestService:
+    settings = get_settings()
+    cache_ = order_cache() if settings.memcached_server_list else None
+    return IngestService(order_store(), DeadLetterQueue(settings), cache_)
+
+
+@cache
+def lookup_service() -> LookupService:
+    return LookupService(get_settings(), order_store(), order_cache())
+
+
+def reset() -> None:
+    """Forget settings and clients (tests change the environment between cases)."""
+    with _lock:
+        for made in (order_store, order_cache, ingest_service, lookup_service):
+            made.cache_clear()
+        get_settings.cache_clear()

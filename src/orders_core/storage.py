@@ -1,0 +1,308 @@
+"""PostgreSQL adapter: every SQL statement of the service lives in this module.
+
+pg8000 connections are not thread-safe, so each thread keeps its own, made on first use and replaced once
+when the server dropped it. All queries are parameterised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+from typing import Any
+
+import pg8000.native
+from pg8000.exceptions import DatabaseError, InterfaceError
+
+from .config import Settings
+from .model import Order
+
+
+# SQLSTATE classes that mean the connection, not the statement, failed: connection exception, operator
+# intervention (shutdown), insufficient resources, system error.
+_CONNECTION_SQLSTATE_CLASSES = ("08", "57", "53", "58")
+
+
+class StoreUnavailable(Exception):
+    """PostgreSQL cannot be reached: the caller should retry later; nothing was lost."""
+
+
+class StoreOutcome(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # the same order was stored before: a harmless redelivery
+    CONFLICT = "conflict"  # an order with this uid but other content was stored before
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSummary:
+    order_uid: str
+    track_number: str
+    date_created: str
+    amount: int
+    currency: str
+    item_count: int
+
+
+def content_sha256(order_json: bytes) -> str:
+    return hashlib.sha256(order_json).hexdigest()
+
+
+# The batch travels as one JSON array of canonical orders and PostgreSQL takes it apart: one round trip,
+# and no per-value encoding in Python.
+_INSERT_ORDERS = """
+WITH input AS (
+    SELECT doc, doc->>'order_uid' AS order_uid, sha
+    FROM jsonb_array_elements(CAST(:orders AS jsonb)) WITH ORDINALITY AS e(doc, n)
+    JOIN unnest(string_to_array(:shas, ',')) WITH ORDINALITY AS s(sha, n) USING (n)
+), new_orders AS (
+    INSERT INTO orders (order_uid, track_number, entry, locale, internal_signature, customer_id,
+                        delivery_service, shardkey, sm_id, date_created, oof_shard, content_sha256)
+    SELECT order_uid, doc->>'track_number', doc->>'entry', doc->>'locale', doc->>'internal_signature',
+           doc->>'customer_id', doc->>'delivery_service', doc->>'shardkey', (doc->>'sm_id')::integer,
+           (doc->>'date_created')::timestamptz, doc->>'oof_shard', decode(sha, 'hex')
+    FROM input
+    ON CONFLICT (order_uid) DO NOTHING
+    RETURNING order_uid
+), new_deliveries AS (
+    INSERT INTO deliveries (order_uid, name, phone, zip, city, address, region, email)
+    SELECT order_uid, d.name, d.phone, d.zip, d.city, d.address, d.region, d.email
+    FROM input JOIN new_orders USING (order_uid),
+         jsonb_to_record(doc->'delivery')
+             AS d(name text, phone text, zip text, city text, address text, region text, email text)
+), new_payments AS (
+    INSERT INTO payments (order_uid, transaction, request_id, currency, provider, amount, payment_dt, bank,
+                          delivery_cost, goods_total, custom_fee)
+    SELECT order_uid, p.transaction, p.request_id, p.currency, p.provider, p.amount, p.payment_dt, p.bank,
+           p.delivery_cost, p.goods_total, p.custom_fee
+    FROM input JOIN new_orders USING (order_uid),
+         jsonb_to_record(doc->'payment')
+             AS p(transaction text, request_id text, currency text, provider text, amount bigint,
+                  payment_dt bigint, bank text, delivery_cost bigint, goods_total bigint, custom_fee bigint)
+), new_items AS (
+    INSERT INTO items (order_uid, position, chrt_id, track_number, price, rid, name, sale, size,
+                       total_price, nm_id, brand, status)
+    SELECT order_uid, i.position - 1, i.chrt_id, i.track_number, i.price, i.rid, i.name, i.sale, i.size,
+           i.total_price, i.nm_id, i.brand, i.status
+    FROM input JOIN new_orders USING (order_uid),
+         ROWS FROM (jsonb_to_recordset(doc->'items')
+             AS (chrt_id bigint, track_number text, price bigint, rid text, name text, sale integer,
+                 size text, total_price bigint, nm_id bigint, brand text, status integer)) WITH ORDINALITY
+             AS i(chrt_id, track_number, price, rid, name, sale, size, total_price, nm_id, brand, status,
+                  position)
+)
+SELECT order_uid FROM new_orders
+"""
+
+_EXISTING_HASHES = """
+SELECT order_uid, encode(content_sha256, 'hex') FROM orders WHERE order_uid = ANY(CAST(:uids AS text[]))
+"""
+
+_ORDER_JSON = """
+SELECT json_build_object(
+    'order_uid', o.order_uid, 'track_number', o.track_number, 'entry', o.entry,
+    'delivery', json_build_object('name', d.name, 'phone', d.phone, 'zip', d.zip, 'city', d.city,
+                                  'address', d.address, 'region', d.region, 'email', d.email),
+    'payment', json_build_object('transaction', p.transaction, 'request_id', p.request_id,
+                                 'currency', p.currency, 'provider', p.provider, 'amount', p.amount,
+                                 'payment_dt', p.payment_dt, 'bank', p.bank,
+                                 'delivery_cost', p.delivery_cost, 'goods_total', p.goods_total,
+                                 'custom_fee', p.custom_fee),
+    'items', (SELECT json_agg(json_build_object(
+                  'chrt_id', i.chrt_id, 'track_number', i.track_number, 'price', i.price, 'rid', i.rid,
+                  'name', i.name, 'sale', i.sale, 'size', i.size, 'total_price', i.total_price,
+                  'nm_id', i.nm_id, 'brand', i.brand, 'status', i.status) ORDER BY i.position)
+              FROM items i WHERE i.order_uid = o.order_uid),
+    'locale', o.locale, 'internal_signature', o.internal_signature, 'customer_id', o.customer_id,
+    'delivery_service', o.delivery_service, 'shardkey', o.shardkey, 'sm_id', o.sm_id,
+    'date_created', to_char(o.date_created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'oof_shard', o.oof_shard
+)::text
+FROM orders o JOIN deliveries d USING (order_uid) JOIN payments p USING (order_uid)
+WHERE o.order_uid = :uid
+"""
+
+_RECENT_ORDERS = """
+SELECT o.order_uid, o.track_number,
+       to_char(o.date_created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       p.amount, p.currency, (SELECT count(*) FROM items i WHERE i.order_uid = o.order_uid)
+FROM orders o JOIN payments p USING (order_uid)
+ORDER BY o.date_created DESC, o.order_uid
+LIMIT :limit
+"""
+
+
+def _is_connection_failure(error: Exception) -> bool:
+    if isinstance(error, InterfaceError | OSError):
+        return True
+    if isinstance(error, DatabaseError) and error.args and isinstance(error.args[0], dict):
+        return str(error.args[0].get("C", "")).startswith(_CONNECTION_SQLSTATE_CLASSES)
+    return False
+
+
+class OrderStore:
+    """Orders in PostgreSQL: batch insert, lookup by uid, the newest orders."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+
+    def connect(self) -> pg8000.native.Connection:
+        s = self._settings
+        try:
+            return pg8000.native.Connection(
+                user=s.pg_user,
+                password=s.pg_password,
+                host=s.pg_host,
+                port=s.pg_port,
+                database=s.pg_database,
+                timeout=s.pg_timeout_s,
+                application_name="orders",
+            )
+        except (InterfaceError, OSError, DatabaseError) as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {s.pg_host}:{s.pg_port}: {exc}") from exc
+
+    def _run(self, sql: str, **params: Any) -> list[list[Any]]:
+        """Run one statement on this thread's connection, prepared once per connection.
+
+        On a dropped connection it reconnects and tries once more: every statement given here is safe to
+        repeat (reads, or inserts that skip orders already stored).
+        """
+        for attempt in (1, 2):
+            try:
+                local = self._local
+                if getattr(local, "conn", None) is None:
+                    local.conn, local.prepared = self.connect(), {}
+                statement = local.prepared.get(sql)
+                if statement is None:
+                    statement = local.prepared[sql] = local.conn.prepare(sql)
+                rows: list[list[Any]] = statement.run(**params)
+                return rows
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                if not _is_connection_failure(exc):
+                    raise
+                self._drop_connection()
+                if attempt == 2:
+                    raise StoreUnavailable(f"PostgreSQL connection failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: S110 - the connection is already broken; closing is best effort
+                pass
+
+    def close(self) -> None:
+        self._drop_connection()
+
+    def ping(self) -> None:
+        self._run("SELECT 1")
+
+    def store_orders(self, orders: Sequence[Order]) -> list[StoreOutcome]:
+        """Store a batch in one statement; returns each order's outcome, in the order given.
+
+        Orders stored before are kept as they are. Two orders with one uid in a batch: the first one wins,
+        as if they had come one by one.
+        """
+        if not orders:
+            return []
+        documents = [order.to_json() for order in orders]
+        shas = [content_sha256(document) for document in documents]
+        first_sha: dict[str, str] = {}
+        unique_documents: list[bytes] = []
+        for order, document, sha in zip(orders, documents, shas, strict=True):
+            if order.order_uid not in first_sha:
+                first_sha[order.order_uid] = sha
+                unique_documents.append(document)
+        batch_json = (b"[" + b",".join(unique_documents) + b"]").decode()
+        batch_shas = ",".join(first_sha.values())
+
+        inserted = {row[0] for row in self._run(_INSERT_ORDERS, orders=batch_json, shas=batch_shas)}
+        stored_sha = {uid: first_sha[uid] for uid in inserted}
+        earlier = [uid for uid in first_sha if uid not in inserted]
+        if earlier:
+            rows = self._run(_EXISTING_HASHES, uids=earlier)
+            stored_sha.update((row[0], row[1]) for row in rows)
+            if len(stored_sha) < len(first_sha):  # deleted between the two statements: retry the batch
+                raise StoreUnavailable("orders changed while being stored; retry the batch")
+
+        outcomes: list[StoreOutcome] = []
+        seen: set[str] = set()
+        for order, sha in zip(orders, shas, strict=True):
+            uid = order.order_uid
+            if sha != stored_sha[uid]:
+                outcomes.append(StoreOutcome.CONFLICT)
+            elif uid in inserted and uid not in seen:
+                outcomes.append(StoreOutcome.STORED)
+            else:
+                outcomes.append(StoreOutcome.DUPLICATE)
+            seen.add(uid)
+        return outcomes
+
+    def get_order_json(self, order_uid: str) -> bytes | None:
+        """The stored order as canonical JSON, or None when there is no such order (one query)."""
+        rows = self._run(_ORDER_JSON, uid=order_uid)
+        if not rows:
+            return None
+        return Order.model_validate_json(rows[0][0]).to_json()
+
+    def recent_orders(self, limit: int) -> list[OrderSummary]:
+        rows = self._run(_RECENT_ORDERS, limit=limit)
+        return [OrderSummary(*row) for row in rows]
+
+
+def apply_migrations(conn: pg8000.native.Connection) -> list[str]:
+    """Apply the versioned SQL files not applied yet, each in its own transaction; returns their names.
+
+    An advisory lock makes concurrent runs (several processes starting at once) wait for each other.
+    """
+    conn.run("SELECT pg_advisory_lock(727274)")
+    try:
+        conn.run(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = {row[0] for row in conn.run("SELECT version FROM schema_migrations")}
+        done: list[str] = []
+        scripts = sorted(
+            (f for f in resources.files("orders_core.migrations").iterdir() if f.name.endswith(".sql")),
+            key=lambda f: f.name,
+        )
+        for script in scripts:
+            version = int(script.name.split("_", 1)[0])
+            if version in applied:
+                continue
+            conn.run("START TRANSACTION")
+            try:
+                conn.run(script.read_text(encoding="utf-8"))
+                conn.run(
+                    "INSERT INTO schema_migrations (version, name) VALUES (:version, :name)",
+                    version=version,
+                    name=script.name,
+                )
+                conn.run("COMMIT")
+            except Exception:
+                conn.run("ROLLBACK")
+                raise
+            done.append(script.name)
+        return done
+    finally:
+        conn.run("SELECT pg_advisory_unlock(727274)")
+
+
+@contextmanager
+def transaction_free_connection(settings: Settings) -> Iterator[pg8000.native.Connection]:
+    """A short-lived connection for one-off work (migrations, tests)."""
+    conn = OrderStore(settings).connect()
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -1,0 +1,153 @@
+"""Shared fixtures. Services start only when a test asks for them, once per session, on free ports."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orders_core import runtime
+from orders_core.config import Settings, get_settings
+from orders_core.model import Order
+from orders_core.setup import run as run_setup
+from orders_core.storage import OrderStore
+from tests.support import services
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def work_dir() -> Path:
+    # Under the project, not /tmp: the postgres user must be able to reach its data directory.
+    path = services.ROOT / ".local" / "test-services"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres(work_dir: Path) -> Iterator[services.Service]:
+    service = services.postgres(work_dir).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached(work_dir: Path) -> Iterator[services.Service]:
+    service = services.memcached(work_dir).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(work_dir: Path) -> Iterator[services.Service]:
+    service = services.kafka(work_dir).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka: services.Service) -> str:
+    return f"127.0.0.1:{kafka.port}"
+
+
+@pytest.fixture(scope="session")
+def aws(work_dir: Path) -> Iterator[services.Service]:
+    service = services.moto(work_dir).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_env(
+    postgres: services.Service, memcached: services.Service, aws: services.Service
+) -> Iterator[dict[str, str]]:
+    """Environment pointing every setting at the test services (Kafka is added by the tests needing it)."""
+    env = {
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(postgres.port),
+        "MEMCACHED_SERVERS": f"127.0.0.1:{memcached.port}",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{aws.port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+        "DLQ_QUEUE_NAME": "orders-dlq",
+        "LOG_LEVEL": "WARNING",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        runtime.reset()
+        run_setup(("migrate", "queue"), 30.0, get_settings())
+        yield env
+    runtime.reset()
+
+
+@pytest.fixture
+def settings(stack_env: dict[str, str]) -> Iterator[Settings]:
+    """Fresh settings and clients for one test, against the test services."""
+    runtime.reset()
+    yield get_settings()
+    runtime.reset()
+
+
+@pytest.fixture
+def store(settings: Settings) -> OrderStore:
+    return runtime.order_store()
+
+
+@pytest.fixture(scope="session")
+def sample_order() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / "order.json").read_text())
+    return data
+
+
+@pytest.fixture
+def make_order(sample_order: dict[str, Any]) -> Callable[..., dict[str, Any]]:
+    """A valid order with a fresh uid; keyword arguments override top-level fields."""
+
+    def make(**fields: Any) -> dict[str, Any]:
+        order = copy.deepcopy(sample_order)
+        order["order_uid"] = fields.pop("order_uid", None) or uuid.uuid4().hex
+        order["payment"]["transaction"] = order["order_uid"]
+        order.update(fields)
+        return order
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def seed_orders(stack_env: dict[str, str]) -> Callable[[list[dict[str, Any]]], None]:
+    """Store orders directly so the lookup API serves them."""
+    store = OrderStore(Settings())
+
+    def seed(orders: list[dict[str, Any]]) -> None:
+        store.store_orders([Order.model_validate_json(json.dumps(o)) for o in orders])
+
+    return seed
+
+
+@pytest.fixture(scope="session")
+def get_order_url(stack_env: dict[str, str], work_dir: Path) -> Iterator[str]:
+    """The get_order function over HTTP, started as the native runner starts it."""
+    service = services.function("get_order", stack_env, work_dir, {"CORS_ALLOW_ORIGINS": "*"}).start()
+    yield f"http://127.0.0.1:{service.port}"
+    service.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test carries the marker of the folder it lives in, so `-m unit` and friends select tiers."""
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier in {"unit", "functions", "integration", "browser", "infra"}:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+os.environ.setdefault("LOG_LEVEL", "WARNING")

@@ -1,0 +1,140 @@
+"""Real services for the tests, started with the same scripts as the native runner, on free ports and in
+temporary folders so that a running `make up` is never disturbed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+
+
+class Service:
+    """One long-running process: started, stopped (SIGTERM), killed (SIGKILL), restarted."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], port: int, log_dir: Path,
+                 ready: Callable[[], bool] | None = None, start_timeout: float = 60.0) -> None:  # fmt: skip
+        self.name = name
+        self.argv = argv
+        self.env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", **env}
+        self.port = port
+        self.log_path = log_dir / f"{name}.log"
+        self._ready = ready or (lambda: port_open(port))
+        self.start_timeout = start_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Service:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            wait_until(self._alive_and_ready, self.start_timeout, self.name)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start; log:\n{self.log_tail()}") from None
+        return self
+
+    def _alive_and_ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}; log:\n{self.log_tail()}")
+        return self._ready()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.process is None:
+            return None
+        self.signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            code = self.process.wait()
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def postgres(work: Path) -> Service:
+    port = free_port()
+    data = work / "pg-data"  # postgres.sh creates it, owned by the postgres user when run as root
+    env = {"PG_DATA_DIR": str(data), "PGPORT": str(port), "PG_SHARED_BUFFERS": "128MB"}
+    return Service("postgres", [str(ROOT / "infra/native/postgres.sh")], env, port, work)
+
+
+def memcached(work: Path) -> Service:
+    port = free_port()
+    argv = ["memcached", "-u", "nobody", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64"]
+    return Service("memcached", argv, {}, port, work)
+
+
+def kafka(work: Path) -> Service:
+    port, controller = free_port(), free_port()
+    env = {
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(controller),
+        "KAFKA_DATA_DIR": str(work / "kafka-data"),
+    }
+    return Service("kafka", [str(ROOT / "infra/native/kafka.sh"), "run"], env, port, work, start_timeout=180)
+
+
+def moto(work: Path) -> Service:
+    port = free_port()
+    return Service("aws", ["moto_server", "-H", "127.0.0.1", "-p", str(port)], {}, port, work)
+
+
+def function(name: str, env: Mapping[str, str], work: Path, extra: Mapping[str, str] | None = None) -> Service:
+    """A function under functions-framework, exactly as the native runner starts it (setup done already)."""
+    port = free_port()
+    argv = [
+        "functions-framework", "--source", str(ROOT / "functions" / name / "main.py"), "--target", "http_entry",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    return Service(name, argv, {**env, **(extra or {})}, port, work)

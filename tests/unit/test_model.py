@@ -1,0 +1,107 @@
+"""The order contract: what is accepted, what is refused and why."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from orders_core.model import Order, describe_errors, parse_order
+
+
+def errors_for(order: dict[str, Any]) -> list[dict[str, str]]:
+    with pytest.raises(ValidationError) as caught:
+        parse_order(json.dumps(order))
+    return describe_errors(caught.value)
+
+
+def test_sample_order_round_trips_equal(sample_order: dict[str, Any]) -> None:
+    order = parse_order(json.dumps(sample_order))
+    assert json.loads(order.to_json()) == sample_order
+    assert list(json.loads(order.to_json())) == list(sample_order)  # same keys, same order
+
+
+def test_item_order_is_kept(sample_order: dict[str, Any]) -> None:
+    sample = copy.deepcopy(sample_order)
+    sample["items"] = [dict(sample["items"][0], name=f"item {i}", chrt_id=i) for i in range(5)]
+    assert [i.name for i in parse_order(json.dumps(sample)).items] == [f"item {i}" for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("order_uid",), "", "order_uid"),
+        (("order_uid",), "has space", "order_uid"),
+        (("order_uid",), "x" * 65, "order_uid"),
+        (("payment", "amount"), "1817", "payment.amount"),  # no coercion from text
+        (("payment", "amount"), -1, "payment.amount"),
+        (("payment", "amount"), 2**63, "payment.amount"),
+        (("payment", "amount"), 18.5, "payment.amount"),
+        (("payment", "currency"), "usd", "payment.currency"),
+        (("delivery", "email"), "not-an-email", "delivery.email"),
+        (("delivery", "phone"), "call me", "delivery.phone"),
+        (("delivery", "name"), "a\x00b", "delivery.name"),
+        (("delivery", "address"), "x" * 513, "delivery.address"),
+        (("date_created",), "2021-11-26 06:22:19", "date_created"),
+        (("date_created",), "2021-11-26T06:22:19", "date_created"),  # no zone
+        (("date_created",), "2021-02-30T06:22:19Z", "date_created"),
+        (("items",), [], "items"),
+        (("sm_id",), True, "sm_id"),
+        (("items", 0, "sale"), 101, "items.0.sale"),
+    ],
+)
+def test_invalid_values_are_refused_with_the_field_named(
+    sample_order: dict[str, Any], path: tuple[Any, ...], value: Any, field: str
+) -> None:
+    order = copy.deepcopy(sample_order)
+    target = order
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    assert field in [e["field"] for e in errors_for(order)]
+
+
+@pytest.mark.parametrize("field", ["order_uid", "delivery", "payment", "items", "date_created", "locale"])
+def test_missing_required_field_is_refused(sample_order: dict[str, Any], field: str) -> None:
+    order = copy.deepcopy(sample_order)
+    del order[field]
+    assert {"field": field, "message": "Field required"} in errors_for(order)
+
+
+def test_unpaired_surrogates_cannot_reach_postgres(sample_order: dict[str, Any]) -> None:
+    raw = json.dumps(sample_order).replace("Kiryat Mozkin", "\\ud800")
+    with pytest.raises(ValidationError, match="Invalid JSON"):
+        parse_order(raw)
+
+
+def test_unknown_fields_are_refused_so_nothing_is_silently_dropped(sample_order: dict[str, Any]) -> None:
+    assert "note" in [e["field"] for e in errors_for({**sample_order, "note": "x"})]
+
+
+def test_every_error_is_reported_at_once(sample_order: dict[str, Any]) -> None:
+    order = copy.deepcopy(sample_order)
+    order["payment"]["currency"] = 1
+    order["delivery"]["email"] = "x"
+    del order["entry"]
+    assert {"payment.currency", "delivery.email", "entry"} <= {e["field"] for e in errors_for(order)}
+
+
+def test_error_messages_do_not_echo_the_input(sample_order: dict[str, Any]) -> None:
+    order = copy.deepcopy(sample_order)
+    order["delivery"]["email"] = "<script>secret</script>"
+    assert "secret" not in json.dumps(errors_for(order))
+
+
+def test_timestamps_with_an_offset_are_stored_in_utc(sample_order: dict[str, Any]) -> None:
+    order = parse_order(json.dumps({**sample_order, "date_created": "2021-11-26T09:22:19.5+03:00"}))
+    assert order.date_created == "2021-11-26T06:22:19.500000Z"
+    assert parse_order(order.to_json()) == order  # the stored form is a fixed point
+
+
+def test_orders_are_immutable(sample_order: dict[str, Any]) -> None:
+    order = Order.model_validate_json(json.dumps(sample_order))
+    with pytest.raises(ValidationError):
+        order.order_uid = "other"  # type: ignore[misc]
