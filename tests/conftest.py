@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,12 +25,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def work_dir() -> Path:
+def work_dir() -> Iterator[Path]:
     # Under the project, not /tmp: the postgres user must be able to reach its data directory.
-    path = services.ROOT / ".local" / "test-services"
+    # One folder per session, so that parallel sessions never share a service.
+    parent = services.ROOT / ".local" / "test-services"
+    parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="session-", dir=parent))
+    path.chmod(0o755)
+    yield path
     shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -109,7 +109,7 @@ class DeadLetterQueue:
 def ensure_queue(settings: Settings) -> str:
     """Create the dead-letter queue if it is missing (local stacks); returns its URL."""
     client = make_sqs_client(settings)
-    url: str = client.create_queue(
-        QueueName=settings.dlq_queue_name, Attributes={"MessageRetentionPeriod": "1209600"}
-    )["QueueUrl"]
+    url: str = client.create_queue(QueueName=settings.dlq_queue_name, Attributes={"MessageRetentionPeriod": "1209600"})[
+        "QueueUrl"
+    ]
     return url

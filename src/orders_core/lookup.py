@@ -51,9 +51,7 @@ class LookupService:
         self._store = store
         self._cache = cache
 
-    def handle(
-        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
-    ) -> HttpResponse:
+    def handle(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> HttpResponse:
         """Answer one request; ``headers`` keys are lower-case."""
         try:
             response = self._route(method.upper(), path, query, headers)
@@ -63,9 +61,7 @@ class LookupService:
         self._add_cors(response, headers.get("origin"))
         return response  # HEAD: the HTTP layer drops the body and keeps its length
 
-    def _route(
-        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
-    ) -> HttpResponse:
+    def _route(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> HttpResponse:
         path = "/" + path.strip("/")
         if path == "/health":
             kind = "health"

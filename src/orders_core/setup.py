@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from .config import Settings, get_settings
 from .dead_letters import ensure_queue

@@ -6,6 +6,7 @@ when the server dropped it. All queries are parameterised.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,6 @@ from pg8000.exceptions import DatabaseError, InterfaceError
 
 from .config import Settings
 from .model import Order
-
 
 # SQLSTATE classes that mean the connection, not the statement, failed: connection exception, operator
 # intervention (shutdown), insufficient resources, system error.
@@ -195,10 +195,8 @@ class OrderStore:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # the connection is already broken; closing is best effort
                 conn.close()
-            except Exception:  # noqa: S110 - the connection is already broken; closing is best effort
-                pass
 
     def close(self) -> None:
         self._drop_connection()

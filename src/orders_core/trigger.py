@@ -18,10 +18,10 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import urllib3
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from .config import Settings, get_settings
 from .kafka_event import KafkaRecord, build_event
@@ -36,6 +36,19 @@ def accepted_prefix(records: Sequence[KafkaRecord], failed_ids: set[str]) -> int
         if record.item_identifier in failed_ids:
             return index
     return len(records)
+
+
+def record_of(message: Message) -> KafkaRecord:
+    headers = cast(list[tuple[str, bytes | None]], message.headers() or [])
+    return KafkaRecord(
+        topic=cast(str, message.topic()),
+        partition=cast(int, message.partition()),
+        offset=cast(int, message.offset()),
+        timestamp=message.timestamp()[1],
+        key=message.key(),
+        value=message.value(),
+        headers=tuple((name, value or b"") for name, value in headers),
+    )
 
 
 class Trigger:
@@ -140,25 +153,15 @@ class Trigger:
             while not self.stopping.is_set():
                 partitions = max(1, len(self._consumer.assignment()))
                 messages = self._consumer.consume(
-                    num_messages=s.trigger_batch_size * partitions, timeout=max(s.trigger_batch_window_s, 0.05)
+                    num_messages=s.trigger_batch_size * partitions,
+                    timeout=max(s.trigger_batch_window_s, 0.05),
                 )
                 records = []
                 for message in messages:
                     if message.error():
                         log.warning("consumer error: %s", message.error())
                         continue
-                    _, timestamp = message.timestamp()
-                    records.append(
-                        KafkaRecord(
-                            topic=message.topic(),
-                            partition=message.partition(),
-                            offset=message.offset(),
-                            timestamp=timestamp,
-                            key=message.key(),
-                            value=message.value(),
-                            headers=tuple((k, v or b"") for k, v in (message.headers() or ())),
-                        )
-                    )
+                    records.append(record_of(message))
                 if records:
                     self.deliver(records)
         finally:

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import pg8000.native
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -106,7 +108,15 @@ def postgres(work: Path) -> Service:
     port = free_port()
     data = work / "pg-data"  # postgres.sh creates it, owned by the postgres user when run as root
     env = {"PG_DATA_DIR": str(data), "PGPORT": str(port), "PG_SHARED_BUFFERS": "128MB"}
-    return Service("postgres", [str(ROOT / "infra/native/postgres.sh")], env, port, work)
+
+    def accepts_connections() -> bool:
+        try:
+            pg8000.native.Connection("orders", password="orders", port=port, database="orders", timeout=2).close()
+        except Exception:
+            return False
+        return True
+
+    return Service("postgres", [str(ROOT / "infra/native/postgres.sh")], env, port, work, accepts_connections)
 
 
 def memcached(work: Path) -> Service:

@@ -1,0 +1,650 @@
+// Order lookup page. No build step, no dependencies.
+// Every value that comes from the API is put into the page with textContent / createElement only.
+"use strict";
+
+(() => {
+  const UID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+  const UID_RULE = "An order UID is 1–64 characters: letters, digits, “_” or “-”.";
+  const RECENT_LIMIT = 20;
+  const TIMEOUT_MS = 15000;
+
+  const $ = (id) => document.getElementById(id);
+  const form = $("lookup-form");
+  const input = $("order-uid");
+  const statusBox = $("status");
+  const orderView = $("order-view");
+  const emptyView = $("empty-view");
+  const recentList = $("recent-list");
+  const recentStatus = $("recent-status");
+  const recentRefresh = $("recent-refresh");
+
+  const API_BASE = resolveApiBase();
+
+  // ---------------------------------------------------------------- configuration
+
+  function httpUrl(candidate) {
+    if (typeof candidate !== "string" || candidate.trim() === "") return null;
+    try {
+      const url = new URL(candidate.trim(), location.href);
+      if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+      return url.href.replace(/\/+$/, "");
+    } catch {
+      return null;
+    }
+  }
+
+  function resolveApiBase() {
+    const config = window.ORDERS_CONFIG || {};
+    return (
+      httpUrl(new URLSearchParams(location.search).get("api")) ||
+      httpUrl(config.apiBase) ||
+      `${location.protocol}//${location.hostname}:8080`
+    );
+  }
+
+  // ---------------------------------------------------------------- formatting
+
+  const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  const numberFormat = new Intl.NumberFormat();
+  const percentFormat = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 2 });
+  const moneyFormats = new Map();
+
+  function isNumeric(value) {
+    return (typeof value === "number" && Number.isFinite(value)) || typeof value === "bigint";
+  }
+
+  function formatMoney(amount, currency) {
+    if (!isNumeric(amount)) return "—";
+    if (typeof currency === "string" && /^[A-Z]{3}$/.test(currency)) {
+      let format = moneyFormats.get(currency);
+      if (!format) {
+        try {
+          // Amounts are whole units of the currency.
+          format = new Intl.NumberFormat(undefined, {
+            style: "currency",
+            currency,
+            minimumFractionDigits: 0,
+            maximumFractionDigits: 0,
+          });
+        } catch {
+          format = null;
+        }
+        moneyFormats.set(currency, format);
+      }
+      if (format) return format.format(amount);
+    }
+    return `${numberFormat.format(amount)} ${typeof currency === "string" ? currency : ""}`.trim();
+  }
+
+  function toDate(value) {
+    const date = value instanceof Date ? value : new Date(value);
+    return Number.isNaN(date.getTime()) ? null : date;
+  }
+
+  // A <time> element in the reader's locale and time zone, with the exact instant as its tooltip.
+  function timeElement(date, fallbackText) {
+    if (!date) return textOrDash(fallbackText);
+    return el("time", { dateTime: date.toISOString(), title: date.toISOString() }, dateTimeFormat.format(date));
+  }
+
+  function unixSecondsToDate(seconds) {
+    return isNumeric(seconds) ? toDate(Number(seconds) * 1000) : null;
+  }
+
+  // ---------------------------------------------------------------- DOM helpers (text only)
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    if (props) {
+      for (const [key, value] of Object.entries(props)) {
+        if (value === undefined || value === null || value === false) continue;
+        if (key === "className") node.className = value;
+        else if (key === "dataset") Object.assign(node.dataset, value);
+        else if (key === "dateTime" || key === "title" || key === "href" || key === "id") node[key] = value;
+        else node.setAttribute(key, value === true ? "" : String(value));
+      }
+    }
+    append(node, children);
+    return node;
+  }
+
+  function append(node, children) {
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function isBlank(value) {
+    return value === undefined || value === null || value === "";
+  }
+
+  function textOrDash(value) {
+    return isBlank(value) ? el("span", { className: "muted" }, "—") : String(value);
+  }
+
+  // A definition list from [label, value, field] rows; value may be a string or a node.
+  function definitions(rows, className) {
+    const list = el("dl", { className: className || "facts" });
+    for (const [label, value, field] of rows) {
+      list.append(
+        el("div", { className: "facts__row" }, el("dt", null, label), el("dd", { dataset: { field } }, value)),
+      );
+    }
+    return list;
+  }
+
+  // ---------------------------------------------------------------- API
+
+  class ApiError extends Error {
+    constructor(kind, message, status) {
+      super(message);
+      this.kind = kind;
+      this.status = status;
+    }
+  }
+
+  // JSON.parse that keeps integers beyond 2^53 exact (as BigInt) where the browser exposes the source text.
+  function parseJson(text) {
+    return JSON.parse(text, (key, value, context) => {
+      if (
+        typeof value === "number" &&
+        !Number.isSafeInteger(value) &&
+        context &&
+        typeof context.source === "string" &&
+        /^-?\d+$/.test(context.source)
+      ) {
+        return BigInt(context.source);
+      }
+      return value;
+    });
+  }
+
+  function serverMessage(body) {
+    if (body && typeof body.message === "string" && body.message.trim() !== "") {
+      return body.message.trim().slice(0, 500);
+    }
+    return null;
+  }
+
+  async function apiGet(path, signal) {
+    const timeout = AbortSignal.timeout(TIMEOUT_MS);
+    const combined = signal && AbortSignal.any ? AbortSignal.any([signal, timeout]) : signal || timeout;
+    let response;
+    let text;
+    try {
+      response = await fetch(API_BASE + path, {
+        signal: combined,
+        headers: { Accept: "application/json" },
+        credentials: "omit",
+      });
+      text = await response.text();
+    } catch (error) {
+      if (signal && signal.aborted) throw error; // superseded by a newer request
+      if (timeout.aborted) {
+        throw new ApiError("network", "The order service did not answer in time. Try again in a moment.");
+      }
+      throw new ApiError(
+        "network",
+        "Could not reach the order service. Check your connection and try again.",
+      );
+    }
+    let body = null;
+    try {
+      body = text ? parseJson(text) : null;
+    } catch {
+      body = null;
+    }
+    if (response.ok) {
+      if (body === null || typeof body !== "object") {
+        throw new ApiError("error", "The order service sent a response this page cannot read.", response.status);
+      }
+      return body;
+    }
+    const message = serverMessage(body);
+    switch (response.status) {
+      case 400:
+        throw new ApiError("bad-input", message || UID_RULE, 400);
+      case 404:
+        throw new ApiError("not-found", message || "There is no order with this UID.", 404);
+      case 503:
+        throw new ApiError(
+          "unavailable",
+          message || "The order service is temporarily unavailable. Try again in a moment.",
+          503,
+        );
+      default:
+        throw new ApiError(
+          "error",
+          message || `The order service answered with an unexpected status (${response.status}).`,
+          response.status,
+        );
+    }
+  }
+
+  // ---------------------------------------------------------------- status line
+
+  const STATUS_TITLES = {
+    "loading": "Loading",
+    "not-found": "Order not found",
+    "bad-input": "Invalid order UID",
+    "unavailable": "Service unavailable",
+    "network": "Network error",
+    "error": "Something went wrong",
+  };
+
+  function setStatus(state, message) {
+    statusBox.replaceChildren();
+    statusBox.dataset.state = state;
+    statusBox.className = `status status--${state}`;
+    statusBox.hidden = false;
+    if (state === "ok") {
+      statusBox.classList.add("visually-hidden");
+      statusBox.append(message);
+      return;
+    }
+    if (state === "loading") {
+      statusBox.append(el("span", { className: "spinner", "aria-hidden": "true" }), el("span", null, message));
+      return;
+    }
+    statusBox.append(
+      el("span", { className: "status__icon", "aria-hidden": "true" }),
+      el(
+        "span",
+        { className: "status__body" },
+        el("strong", { className: "status__title" }, STATUS_TITLES[state] || STATUS_TITLES.error),
+        el("span", { className: "status__message" }, message),
+      ),
+    );
+  }
+
+  function clearStatus() {
+    statusBox.replaceChildren();
+    statusBox.hidden = true;
+    statusBox.dataset.state = "idle";
+  }
+
+  function setInputInvalid(invalid) {
+    if (invalid) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", "order-uid-hint status");
+    } else {
+      input.removeAttribute("aria-invalid");
+      input.setAttribute("aria-describedby", "order-uid-hint");
+    }
+  }
+
+  // ---------------------------------------------------------------- order rendering
+
+  function renderOrder(order) {
+    const payment = order.payment || {};
+    const delivery = order.delivery || {};
+    const items = Array.isArray(order.items) ? order.items : [];
+    const currency = payment.currency;
+
+    const header = el(
+      "header",
+      { className: "order__header" },
+      el(
+        "div",
+        { className: "order__heading" },
+        el("p", { className: "eyebrow" }, "Order"),
+        el("h1", { id: "order-title", className: "order__uid", dataset: { field: "order_uid" } }, order.order_uid),
+      ),
+      definitions(
+        [
+          ["Track number", textOrDash(order.track_number), "track_number"],
+          ["Created", timeElement(toDate(order.date_created), order.date_created), "date_created"],
+          ["Customer", textOrDash(order.customer_id), "customer_id"],
+          ["Delivery service", textOrDash(order.delivery_service), "delivery_service"],
+        ],
+        "facts facts--inline",
+      ),
+    );
+
+    const addressLines = el(
+      "address",
+      { className: "address" },
+      el("span", { dataset: { field: "delivery.address" } }, textOrDash(delivery.address)),
+      el(
+        "span",
+        null,
+        el("span", { dataset: { field: "delivery.zip" } }, textOrDash(delivery.zip)),
+        " ",
+        el("span", { dataset: { field: "delivery.city" } }, textOrDash(delivery.city)),
+      ),
+      isBlank(delivery.region) ? null : el("span", { dataset: { field: "delivery.region" } }, delivery.region),
+    );
+
+    const deliveryCard = el(
+      "section",
+      { className: "card", "aria-labelledby": "delivery-title" },
+      el("h2", { id: "delivery-title", className: "card__title" }, "Delivery"),
+      el("p", { className: "card__lead", dataset: { field: "delivery.name" } }, textOrDash(delivery.name)),
+      addressLines,
+      definitions([
+        ["Phone", isBlank(delivery.phone) ? textOrDash("") : el("a", { href: `tel:${delivery.phone}` }, delivery.phone), "delivery.phone"],
+        ["Email", isBlank(delivery.email) ? textOrDash("") : el("a", { href: `mailto:${delivery.email}` }, delivery.email), "delivery.email"],
+      ]),
+    );
+
+    const breakdown = definitions(
+      [
+        ["Goods", formatMoney(payment.goods_total, currency), "payment.goods_total"],
+        ["Delivery", formatMoney(payment.delivery_cost, currency), "payment.delivery_cost"],
+        ["Custom fee", formatMoney(payment.custom_fee, currency), "payment.custom_fee"],
+      ],
+      "facts facts--money",
+    );
+
+    const paymentCard = el(
+      "section",
+      { className: "card", "aria-labelledby": "payment-title" },
+      el("h2", { id: "payment-title", className: "card__title" }, "Payment"),
+      el(
+        "p",
+        { className: "total" },
+        el("span", { className: "total__label" }, "Total"),
+        el("span", { className: "total__value", dataset: { field: "payment.amount" } }, formatMoney(payment.amount, currency)),
+      ),
+      breakdown,
+      mismatchNote(payment),
+      definitions(
+        [
+        ["Provider", textOrDash(payment.provider), "payment.provider"],
+        ["Bank", textOrDash(payment.bank), "payment.bank"],
+        ["Paid at", timeElement(unixSecondsToDate(payment.payment_dt), payment.payment_dt), "payment.payment_dt"],
+        ["Currency", textOrDash(payment.currency), "payment.currency"],
+        ],
+        "facts facts--details",
+      ),
+    );
+
+    const itemsSection = el(
+      "section",
+      { className: "card card--wide", "aria-labelledby": "items-title" },
+      el(
+        "h2",
+        { id: "items-title", className: "card__title" },
+        "Items ",
+        el("span", { className: "count" }, numberFormat.format(items.length)),
+      ),
+      itemsTable(items, currency),
+    );
+
+    const technical = el(
+      "details",
+      { className: "card card--wide technical" },
+      el("summary", null, "Technical details"),
+      definitions([
+        ["Entry", textOrDash(order.entry), "entry"],
+        ["Locale", textOrDash(order.locale), "locale"],
+        ["Transaction", textOrDash(payment.transaction), "payment.transaction"],
+        ["Request ID", textOrDash(payment.request_id), "payment.request_id"],
+        ["Internal signature", textOrDash(order.internal_signature), "internal_signature"],
+        ["Shard key", textOrDash(order.shardkey), "shardkey"],
+        ["SM ID", textOrDash(order.sm_id), "sm_id"],
+        ["OOF shard", textOrDash(order.oof_shard), "oof_shard"],
+      ]),
+      el("h3", { className: "technical__title" }, "Raw JSON"),
+      el("pre", { className: "raw", tabindex: "0" }, JSON.stringify(order, (k, v) => (typeof v === "bigint" ? v.toString() : v), 2)),
+    );
+
+    orderView.replaceChildren(
+      header,
+      el("div", { className: "cards" }, deliveryCard, paymentCard),
+      itemsSection,
+      technical,
+    );
+  }
+
+  function mismatchNote(payment) {
+    const parts = [payment.goods_total, payment.delivery_cost, payment.custom_fee];
+    if (!isNumeric(payment.amount) || !parts.every(isNumeric)) return null;
+    const sum = parts.reduce((acc, v) => acc + BigInt(v), 0n);
+    if (sum === BigInt(payment.amount)) return null;
+    return el(
+      "p",
+      { className: "note" },
+      `Goods, delivery and custom fee add up to ${formatMoney(sum, payment.currency)}, not the total.`,
+    );
+  }
+
+  function itemsTable(items, currency) {
+    const columns = [
+      ["Item", ""],
+      ["Brand", ""],
+      ["Price", "num"],
+      ["Sale", "num"],
+      ["Total", "num"],
+      ["Status", "num"],
+    ];
+    const head = el("thead", null, el("tr", null, columns.map(([label, cls]) => el("th", { scope: "col", className: cls || null }, label))));
+    const body = el("tbody");
+    for (const item of items) {
+      const sub = [];
+      if (!isBlank(item.size) && item.size !== "0") sub.push(`Size ${item.size}`);
+      if (!isBlank(item.nm_id)) sub.push(`Art. ${item.nm_id}`);
+      body.append(
+        el(
+          "tr",
+          null,
+          el(
+            "th",
+            { scope: "row", className: "item", "data-label": "Item" },
+            el("span", { className: "item__name", dataset: { field: "item.name" } }, textOrDash(item.name)),
+            sub.length ? el("span", { className: "item__sub" }, sub.join(" · ")) : null,
+          ),
+          el("td", { "data-label": "Brand", dataset: { field: "item.brand" } }, textOrDash(item.brand)),
+          el("td", { className: "num", "data-label": "Price", dataset: { field: "item.price" } }, formatMoney(item.price, currency)),
+          el(
+            "td",
+            { className: "num", "data-label": "Sale", dataset: { field: "item.sale" } },
+            isNumeric(item.sale) && Number(item.sale) > 0
+              ? el("span", { className: "badge badge--sale" }, `−${percentFormat.format(Number(item.sale) / 100)}`)
+              : textOrDash(""),
+          ),
+          el("td", { className: "num strong", "data-label": "Total", dataset: { field: "item.total_price" } }, formatMoney(item.total_price, currency)),
+          el(
+            "td",
+            { className: "num", "data-label": "Status", dataset: { field: "item.status" } },
+            el("span", { className: "badge" }, textOrDash(item.status)),
+          ),
+        ),
+      );
+    }
+    return el(
+      "div",
+      { className: "table-wrap", role: "region", "aria-labelledby": "items-title", tabindex: "0" },
+      el("table", { className: "items" }, head, body),
+    );
+  }
+
+  // ---------------------------------------------------------------- lookup flow
+
+  let lookupController = null;
+  let shownUid = null;
+
+  function uidFromUrl() {
+    return new URLSearchParams(location.search).get("order_uid");
+  }
+
+  function urlForUid(uid) {
+    const url = new URL(location.href);
+    if (uid === null) url.searchParams.delete("order_uid");
+    else url.searchParams.set("order_uid", uid);
+    url.hash = "";
+    return url.pathname + url.search;
+  }
+
+  function showEmpty() {
+    if (lookupController) lookupController.abort();
+    clearStatus();
+    setInputInvalid(false);
+    orderView.hidden = true;
+    orderView.replaceChildren();
+    emptyView.hidden = false;
+    shownUid = null;
+    document.title = "Order lookup";
+    markCurrentRecent(null);
+  }
+
+  function showProblem(state, message) {
+    orderView.hidden = true;
+    orderView.replaceChildren();
+    orderView.removeAttribute("aria-busy");
+    emptyView.hidden = true;
+    shownUid = null;
+    setStatus(state, message);
+    document.title = `${STATUS_TITLES[state] || STATUS_TITLES.error} · Order lookup`;
+  }
+
+  // Show an order. push: add a history entry; focusOrder: move focus to the order once shown.
+  function navigate(rawUid, { push = false, focusOrder = false } = {}) {
+    const uid = rawUid.trim();
+    if (!UID_RE.test(uid)) {
+      if (lookupController) lookupController.abort();
+      setInputInvalid(true);
+      markCurrentRecent(null);
+      showProblem(
+        "bad-input",
+        uid === "" ? `Enter an order UID. ${UID_RULE}` : `“${uid}” is not a valid order UID. ${UID_RULE}`,
+      );
+      return;
+    }
+    setInputInvalid(false);
+    if (push && uidFromUrl() !== uid) history.pushState({ order_uid: uid }, "", urlForUid(uid));
+    markCurrentRecent(uid);
+    lookup(uid, focusOrder);
+  }
+
+  async function lookup(uid, focusOrder) {
+    if (lookupController) lookupController.abort();
+    const controller = new AbortController();
+    lookupController = controller;
+
+    setStatus("loading", `Looking up order ${uid}…`);
+    if (!orderView.hidden) orderView.setAttribute("aria-busy", "true");
+    try {
+      const order = await apiGet(`/orders/${encodeURIComponent(uid)}`, controller.signal);
+      if (controller.signal.aborted) return;
+      renderOrder(order);
+      orderView.removeAttribute("aria-busy");
+      orderView.hidden = false;
+      emptyView.hidden = true;
+      shownUid = uid;
+      setStatus("ok", `Showing order ${uid}.`);
+      document.title = `Order ${uid} · Order lookup`;
+      if (focusOrder) orderView.focus();
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      if (error instanceof ApiError) {
+        if (error.kind === "bad-input") setInputInvalid(true);
+        showProblem(error.kind, error.kind === "not-found" ? `There is no order with UID “${uid}”.` : error.message);
+      } else {
+        showProblem("error", "Something went wrong while showing this order.");
+        console.error(error);
+      }
+    } finally {
+      if (lookupController === controller) lookupController = null;
+    }
+  }
+
+  // ---------------------------------------------------------------- recent orders
+
+  let recentController = null;
+
+  function markCurrentRecent(uid) {
+    for (const link of recentList.querySelectorAll("a[data-uid]")) {
+      if (uid !== null && link.dataset.uid === uid) link.setAttribute("aria-current", "true");
+      else link.removeAttribute("aria-current");
+    }
+  }
+
+  function recentEntry(summary) {
+    const uid = summary.order_uid;
+    const meta = [];
+    const created = toDate(summary.date_created);
+    if (created) meta.push(timeElement(created));
+    if (isNumeric(summary.item_count)) {
+      meta.push(`${numberFormat.format(summary.item_count)} ${Number(summary.item_count) === 1 ? "item" : "items"}`);
+    }
+    const link = el(
+      "a",
+      { className: "recent__item", href: urlForUid(uid), dataset: { uid } },
+      el(
+        "span",
+        { className: "recent__line" },
+        el("span", { className: "recent__uid" }, uid),
+        el("span", { className: "recent__amount" }, formatMoney(summary.amount, summary.currency)),
+      ),
+      el("span", { className: "recent__track" }, textOrDash(summary.track_number)),
+      el("span", { className: "recent__meta" }, meta.flatMap((part, i) => (i ? [" · ", part] : [part]))),
+    );
+    link.addEventListener("click", (event) => {
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      input.value = uid;
+      navigate(uid, { push: true, focusOrder: true });
+    });
+    return el("li", null, link);
+  }
+
+  async function loadRecent() {
+    if (recentController) recentController.abort();
+    const controller = new AbortController();
+    recentController = controller;
+    recentList.setAttribute("aria-busy", "true");
+    recentStatus.dataset.state = "loading";
+    recentStatus.textContent = "Loading recent orders…";
+    try {
+      const body = await apiGet(`/orders?limit=${RECENT_LIMIT}`, controller.signal);
+      if (controller.signal.aborted) return;
+      const orders = Array.isArray(body.orders) ? body.orders : [];
+      const valid = orders.filter((o) => o && typeof o.order_uid === "string" && UID_RE.test(o.order_uid));
+      recentList.replaceChildren(...valid.map(recentEntry));
+      markCurrentRecent(shownUid || uidFromUrl());
+      recentStatus.dataset.state = valid.length ? "ok" : "empty";
+      recentStatus.textContent = valid.length ? "" : "No orders yet.";
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      recentList.replaceChildren();
+      recentStatus.dataset.state = "error";
+      recentStatus.textContent =
+        error instanceof ApiError ? `Recent orders are unavailable. ${error.message}` : "Recent orders are unavailable.";
+    } finally {
+      recentList.removeAttribute("aria-busy");
+      if (recentController === controller) recentController = null;
+    }
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    navigate(input.value, { push: true });
+  });
+
+  input.addEventListener("input", () => {
+    if (input.getAttribute("aria-invalid") === "true" && UID_RE.test(input.value.trim())) setInputInvalid(false);
+  });
+
+  recentRefresh.addEventListener("click", loadRecent);
+
+  function fromLocation() {
+    const uid = uidFromUrl();
+    if (uid === null) {
+      input.value = "";
+      showEmpty();
+    } else {
+      input.value = uid;
+      navigate(uid);
+    }
+  }
+
+  window.addEventListener("popstate", fromLocation);
+
+  fromLocation();
+  loadRecent();
+})();

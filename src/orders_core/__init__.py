@@ -1,0 +1,1 @@
+"""Shared core of the order service: models, storage, cache, messaging and the services on top."""

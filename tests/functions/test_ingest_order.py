@@ -1,0 +1,141 @@
+"""ingest_order in-process, both adapters, against real PostgreSQL, memcached and the moto SQS server."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import flask.testing
+import functions_framework
+import pytest
+
+from orders_core import runtime
+from orders_core.config import Settings
+from orders_core.dead_letters import make_sqs_client
+from orders_core.storage import OrderStore
+from tests.support.events import kafka_event, order_bytes
+
+SOURCE = "functions/ingest_order/main.py"
+
+
+@pytest.fixture
+def client(settings: Settings) -> flask.testing.FlaskClient:
+    return functions_framework.create_app(target="http_entry", source=SOURCE).test_client()
+
+
+def drain(settings: Settings) -> list[dict[str, Any]]:
+    sqs = make_sqs_client(settings)
+    url = sqs.get_queue_url(QueueName=settings.dlq_queue_name)["QueueUrl"]
+    bodies: list[dict[str, Any]] = []
+    while True:
+        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = answer.get("Messages", [])
+        if not messages:
+            return bodies
+        for message in messages:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_valid_orders_are_stored_equal_and_written_through_to_the_cache(
+    client: flask.testing.FlaskClient, store: OrderStore, make_order: Any, settings: Settings
+) -> None:
+    orders = [make_order() for _ in range(3)]
+    response = client.post("/", json=kafka_event([order_bytes(o) for o in orders]))
+    assert response.status_code == 200
+    assert response.json == {"stored": 3, "duplicates": 0, "dead_lettered": 0, "batchItemFailures": []}
+    for order in orders:
+        assert json.loads(store.get_order_json(order["order_uid"]) or b"") == order
+        runtime.order_cache().local.clear()
+        cached, tier = runtime.order_cache().get(order["order_uid"])
+        assert tier == "memcached" and json.loads(cached or b"") == order
+
+
+def test_redelivered_batch_is_harmless(client: flask.testing.FlaskClient, make_order: Any) -> None:
+    event = kafka_event([order_bytes(make_order())])
+    assert client.post("/", json=event).json["stored"] == 1
+    assert client.post("/", json=event).json == {
+        "stored": 0, "duplicates": 1, "dead_lettered": 0, "batchItemFailures": []
+    }  # fmt: skip
+
+
+def test_poison_records_reach_the_dead_letter_queue_with_reasons(
+    client: flask.testing.FlaskClient, store: OrderStore, make_order: Any, settings: Settings
+) -> None:
+    drain(settings)
+    good, conflicting_base = make_order(), make_order()
+    assert client.post("/", json=kafka_event([order_bytes(conflicting_base)])).status_code == 200
+    missing = make_order()
+    del missing["payment"]
+    values = [
+        b"\x00\x01garbage",
+        order_bytes(make_order(sm_id="ninety-nine")),
+        order_bytes(missing),
+        order_bytes(make_order(customer_id="a\u0000b")),
+        order_bytes(make_order(entry="E" * 10_000)),
+        order_bytes({**conflicting_base, "entry": "CHANGED"}),
+        order_bytes(good),
+    ]
+    response = client.post("/", json=kafka_event(values, first_offset=100))
+    assert response.json["stored"] == 1 and response.json["dead_lettered"] == 6
+    letters = sorted(drain(settings), key=lambda letter: letter["offset"])
+    assert [(letter["offset"], letter["reason"]) for letter in letters] == [
+        (100, "not_json"), (101, "invalid"), (102, "invalid"), (103, "invalid"), (104, "invalid"), (105, "conflict"),
+    ]  # fmt: skip
+    assert letters[1]["errors"] == [{"field": "sm_id", "message": "Input should be a valid integer"}]
+    assert {"field": "payment", "message": "Field required"} in letters[2]["errors"]
+    assert letters[3]["errors"][0]["field"] == "customer_id"
+    assert "at most 32 characters" in letters[4]["errors"][0]["message"]
+    assert base64.b64decode(letters[0]["value"]) == b"\x00\x01garbage"
+    assert letters[0]["topic"] == "orders" and letters[0]["partition"] == 0
+    assert json.loads(store.get_order_json(conflicting_base["order_uid"]) or b"")["entry"] == conflicting_base["entry"]
+    assert store.get_order_json(good["order_uid"]) is not None
+
+
+def test_postgres_unreachable_answers_503_with_every_record_to_redeliver(
+    client: flask.testing.FlaskClient, make_order: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPORT", "1")  # nothing listens there
+    runtime.reset()
+    response = client.post("/", json=kafka_event([order_bytes(make_order()), b"junk"], first_offset=7))
+    assert response.status_code == 503
+    assert response.json["batchItemFailures"] == [
+        {"itemIdentifier": "orders-0@7"},
+        {"itemIdentifier": "orders-0@8"},
+    ]
+
+
+def test_dead_letter_queue_unreachable_fails_only_the_refused_records(
+    client: flask.testing.FlaskClient, make_order: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    runtime.reset()
+    response = client.post("/", json=kafka_event([order_bytes(make_order()), b"junk"], first_offset=3))
+    assert response.status_code == 200
+    assert response.json["stored"] == 1
+    assert response.json["batchItemFailures"] == [{"itemIdentifier": "orders-0@4"}]
+
+
+def test_not_a_kafka_event_is_a_400_and_get_is_a_405(client: flask.testing.FlaskClient) -> None:
+    assert client.post("/", data=b"[]").status_code == 400
+    assert client.post("/", json={"records": {"orders-0": [{"topic": "x"}]}}).json["error"] == "bad_request"
+    assert client.get("/").status_code == 405
+
+
+def test_lambda_handler_stores_the_same_event(store: OrderStore, make_order: Any, settings: Settings) -> None:
+    from functions.ingest_order import main
+
+    order = make_order()
+    assert main.handler(kafka_event([order_bytes(order)]), None)["stored"] == 1
+    assert json.loads(store.get_order_json(order["order_uid"]) or b"") == order
+
+
+def test_lambda_handler_raises_so_the_platform_retries(make_order: Any, monkeypatch: pytest.MonkeyPatch,
+                                                       settings: Settings) -> None:  # fmt: skip
+    from functions.ingest_order import main
+
+    monkeypatch.setenv("PGPORT", "1")
+    runtime.reset()
+    with pytest.raises(main.BatchNotStored):
+        main.handler(kafka_event([order_bytes(make_order())]), None)

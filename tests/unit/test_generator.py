@@ -1,0 +1,205 @@
+"""The test-order generator: valid orders pass the contract and add up; invalid ones are refused."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from orders_core.config import get_settings
+from orders_core.generator import INVALID_CLASSES, GenerateRequest, iter_orders, make_orders
+from orders_core.model import ORDER_UID_RE, parse_order
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def orders() -> list[tuple[str, bytes]]:
+    return make_orders(2_000, seed=42)
+
+
+def test_every_order_passes_the_model_and_round_trips(orders: list[tuple[str, bytes]]) -> None:
+    for key, raw in orders:
+        order = parse_order(raw)
+        assert order.order_uid == key
+        assert parse_order(order.to_json()) == order
+        assert json.loads(order.to_json()) == json.loads(raw)
+
+
+def test_orders_are_internally_consistent(orders: list[tuple[str, bytes]]) -> None:
+    for _key, raw in orders:
+        order = parse_order(raw)
+        assert ORDER_UID_RE.match(order.order_uid) and len(order.order_uid) == 20
+        assert 1 <= len(order.items) <= 5
+        assert order.payment.transaction == order.order_uid
+        for item in order.items:
+            assert item.track_number == order.track_number
+            assert 0 <= item.sale <= 90
+            assert item.total_price == item.price * (100 - item.sale) // 100
+        assert order.payment.goods_total == sum(i.total_price for i in order.items)
+        assert order.payment.amount == (
+            order.payment.goods_total + order.payment.delivery_cost + order.payment.custom_fee
+        )
+        assert order.payment.currency in {"USD", "EUR", "RUB", "GBP"}
+        assert order.date_created.endswith("Z") and len(order.date_created) == 20
+        created = datetime.fromisoformat(order.date_created.replace("Z", "+00:00"))
+        assert 0 <= order.payment.payment_dt - int(created.timestamp()) < 900
+
+
+def test_uids_are_unique_and_the_data_varies(orders: list[tuple[str, bytes]]) -> None:
+    uids = [key for key, _ in orders]
+    assert len(set(uids)) == len(uids)
+    parsed = [parse_order(raw) for _, raw in orders]
+    assert len({o.delivery.name for o in parsed}) > 200
+    assert len({o.delivery.city for o in parsed}) > 200
+    assert len({i.brand for o in parsed for i in o.items}) > 30
+    assert len({o.payment.currency for o in parsed}) == 4
+    assert {len(o.items) for o in parsed} == {1, 2, 3, 4, 5}
+
+
+def test_max_items_is_configurable() -> None:
+    sizes = {len(parse_order(raw).items) for _, raw in make_orders(300, seed=1, max_items=12)}
+    assert max(sizes) == 12 and min(sizes) == 1
+    assert {len(parse_order(raw).items) for _, raw in make_orders(50, seed=1, max_items=1)} == {1}
+
+
+def test_same_seed_same_orders_different_seed_different() -> None:
+    assert make_orders(300, seed=7) == make_orders(300, seed=7)
+    assert list(iter_orders(300, seed=7)) == make_orders(300, seed=7)
+    other = make_orders(300, seed=8)
+    assert {k for k, _ in other}.isdisjoint(k for k, _ in make_orders(300, seed=7))
+    assert make_orders(50, seed=None) != make_orders(50, seed=None)
+
+
+def test_unseeded_orders_are_valid_and_recent() -> None:
+    now = time.time()
+    for _, raw in make_orders(200):
+        created = datetime.fromisoformat(parse_order(raw).date_created.replace("Z", "+00:00")).timestamp()
+        assert now - 181 * 86_400 < created <= now + 1
+
+
+def _refused(raw: bytes) -> bool:
+    try:
+        parse_order(raw)
+    except ValidationError:
+        return True
+    return False
+
+
+def test_invalid_ratio_one_gives_only_refused_orders_of_every_class() -> None:
+    generated = make_orders(3 * len(INVALID_CLASSES), seed=3, invalid_ratio=1.0)
+    for key, raw in generated:
+        assert ORDER_UID_RE.match(key)
+        assert _refused(raw), raw[:200]
+    # the classes rotate, so each appears: e.g. a NUL, a non-JSON body and an empty item list
+    assert any(b"\\u0000" in raw for _, raw in generated)
+    assert any(_not_json(raw) for _, raw in generated)
+    assert any(json.loads(raw).get("items") == [] for _, raw in generated if not _not_json(raw))
+
+
+def _not_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return True
+    return False
+
+
+def test_invalid_ratio_gives_about_that_share_and_keeps_the_valid_ones() -> None:
+    mixed = make_orders(2_000, seed=11, invalid_ratio=0.3)
+    clean = make_orders(2_000, seed=11)
+    refused = sum(_refused(raw) for _, raw in mixed)
+    assert 0.25 < refused / 2_000 < 0.35
+    assert [k for k, _ in mixed] == [k for k, _ in clean]
+    for (_, got), (_, want) in zip(mixed, clean, strict=True):
+        assert got == want or _refused(got)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"count": -1}, "count"),
+        ({"count": 1, "invalid_ratio": 1.5}, "invalid_ratio"),
+        ({"count": 1, "max_items": 0}, "max_items"),
+    ],
+)
+def test_make_orders_rejects_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_orders(**kwargs)
+
+
+@pytest.fixture
+def max_count(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    monkeypatch.setenv("GENERATE_MAX_COUNT", "500")
+    get_settings.cache_clear()
+    yield 500
+    monkeypatch.delenv("GENERATE_MAX_COUNT")
+    get_settings.cache_clear()
+
+
+def test_generate_request_defaults_and_bounds(max_count: int) -> None:
+    assert GenerateRequest() == GenerateRequest(count=10, seed=None, invalid_ratio=0.0)
+    assert GenerateRequest.model_validate({"count": max_count, "seed": 1, "invalid_ratio": 1}).count == max_count
+    for bad in (
+        {"count": 0},
+        {"count": max_count + 1},
+        {"count": "10"},
+        {"count": True},
+        {"count": 1.5},
+        {"invalid_ratio": -0.1},
+        {"invalid_ratio": 1.01},
+        {"seed": "x"},
+        {"cuont": 5},
+    ):
+        with pytest.raises(ValidationError):
+            GenerateRequest.model_validate(bad)
+
+
+# --------------------------------------------------------------------------------------------- HTTP
+
+
+@pytest.fixture
+def client(max_count: int) -> Any:
+    import functions_framework
+
+    app = functions_framework.create_app(
+        target="http_entry", source=str(ROOT / "functions" / "generate_orders" / "main.py")
+    )
+    return app.test_client()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"count": 0},
+        {"count": 501},
+        {"count": "5"},
+        {"invalid_ratio": 2},
+        {"seed": 1.5},
+        {"unknown": 1},
+        [1, 2],
+        "not json",
+    ],
+)
+def test_http_bad_request_is_400(client: Any, body: Any) -> None:
+    data = body if isinstance(body, str) else json.dumps(body)
+    response = client.post("/", data=data, content_type="application/json")
+    assert response.status_code == 400
+    answer = response.get_json()
+    assert answer["error"] == "bad_request"
+    assert answer["message"]
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_http_other_methods_are_405(client: Any, method: str) -> None:
+    response = client.open("/", method=method)
+    assert response.status_code == 405
+    assert response.get_json()["error"] == "method_not_allowed"
