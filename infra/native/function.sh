@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Runs one function under functions-framework once the shared services are set up.
 # Usage: function.sh NAME PORT   (NAME is a folder under functions/)
+# SETUP_ONLY (e.g. "migrate") limits the set-up to those steps, for a function run without Kafka or the queue.
 set -euo pipefail
 name="$1"; port="$2"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-orders-setup --wait
+only=()
+for step in ${SETUP_ONLY:-}; do only+=(--only "$step"); done
+orders-setup --wait "${only[@]}"
+# gunicorn as functions-framework runs it: WORKERS processes of THREADS threads each.
+export WORKERS="${WORKERS:-2}" THREADS="${THREADS:-8}"
 exec functions-framework --source "$root/functions/$name/main.py" --target http_entry \
     --host "${FUNCTION_HOST:-127.0.0.1}" --port "$port"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +32,9 @@ def migrate(settings: Settings) -> str:
 
 
 def ensure_topic(settings: Settings) -> str:
+    # A plain connect first: while the broker starts, the Kafka client would log every refused attempt.
+    host, _, port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
+    socket.create_connection((host, int(port)), timeout=2).close()
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "socket.timeout.ms": 5000})
     topic = NewTopic(settings.kafka_topic, num_partitions=settings.kafka_topic_partitions, replication_factor=1)
     future = admin.create_topics([topic], operation_timeout=10, request_timeout=10)[settings.kafka_topic]

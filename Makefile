@@ -1,0 +1,54 @@
+# The two commands of the README: `make up` (the whole stack, natively) and `make test`.
+# Both install what they need first: Debian packages, a virtualenv, the Kafka jars.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+APT_PACKAGES := memcached chromium wrk
+N ?= 1000
+
+.PHONY: up down test lint bench generate install deps-system deps-python deps-kafka clean
+
+up: install
+	@infra/native/up.sh
+
+down:
+	@if [ -f .local/stack.pid ]; then kill -TERM "$$(cat .local/stack.pid)" 2>/dev/null && echo "stopping the stack"; \
+	else echo "the stack is not running"; fi
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src functions tests bench
+	$(BIN)/ruff format --check src functions tests bench
+	$(BIN)/mypy src
+
+bench: install
+	$(BIN)/python -m bench.run
+
+generate: install
+	$(BIN)/orders-generate $(N)
+
+install: deps-system deps-python deps-kafka
+
+deps-system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq $$missing >/dev/null; fi
+	@ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || { echo "PostgreSQL server binaries are missing: apt-get install postgresql"; exit 1; }
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+deps-python: $(VENV)/.installed
+
+deps-kafka:
+	@infra/native/kafka.sh fetch
+
+clean:
+	rm -rf .local $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/artifacts bench/results.json
