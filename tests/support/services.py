@@ -141,10 +141,7 @@ def moto(work: Path) -> Service:
 
 
 def function(name: str, env: Mapping[str, str], work: Path, extra: Mapping[str, str] | None = None) -> Service:
-    """A function under functions-framework, exactly as the native runner starts it (setup done already)."""
+    """A function exactly as the native runner starts it (the test set-up made the queue and topics)."""
     port = free_port()
-    argv = [
-        "functions-framework", "--source", str(ROOT / "functions" / name / "main.py"), "--target", "http_entry",
-        "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
-    return Service(name, argv, {**env, **(extra or {})}, port, work)
+    argv = [str(ROOT / "infra/native/function.sh"), name, str(port)]
+    return Service(name, argv, {**env, "SETUP_ONLY": "migrate", **(extra or {})}, port, work)
