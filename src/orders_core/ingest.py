@@ -57,6 +57,11 @@ def check_record(record: KafkaRecord) -> Order | DeadLetter:
     """The order a record holds, or the dead letter saying why it holds none."""
     raw = record.value or b""
     try:
+        return parse_order(raw)  # the common case: one parse, in pydantic's compiled core
+    except ValidationError as exc:
+        validation_error = exc
+    # Refused: find the most basic reason, for a dead letter a person can act on.
+    try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return _dead_letter(record, "not_utf8", f"value is not UTF-8 text: {exc.reason} at byte {exc.start}")
@@ -66,18 +71,15 @@ def check_record(record: KafkaRecord) -> Order | DeadLetter:
         return _dead_letter(record, "not_json", f"value is not JSON: {exc.msg} at line {exc.lineno} col {exc.colno}")
     if not isinstance(document, dict):
         return _dead_letter(record, "not_object", f"value is JSON {type(document).__name__}, not an order object")
-    try:
-        return parse_order(text)
-    except ValidationError as exc:
-        errors = describe_errors(exc)
-        uid = document.get("order_uid")
-        return _dead_letter(
-            record,
-            "invalid",
-            f"order failed validation ({len(errors)} errors)",
-            errors=errors,
-            order_uid=uid if isinstance(uid, str) else None,
-        )
+    errors = describe_errors(validation_error)
+    uid = document.get("order_uid")
+    return _dead_letter(
+        record,
+        "invalid",
+        f"order failed validation ({len(errors)} errors)",
+        errors=errors,
+        order_uid=uid if isinstance(uid, str) else None,
+    )
 
 
 class IngestService:

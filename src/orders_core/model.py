@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -18,16 +19,9 @@ PG_BIGINT_MAX = 2**63 - 1
 PG_INT_MAX = 2**31 - 1
 MAX_ITEMS = 1000
 
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
-
-
-def _storable(value: str) -> str:
-    if _UNSTORABLE.search(value):
-        raise ValueError("text must not contain NUL characters or unpaired surrogates")
-    return value
-
-
-Storable = AfterValidator(_storable)
+# PostgreSQL text cannot hold NUL. Checked as a pattern (in pydantic's compiled core: this runs for every
+# string of every order); unpaired surrogates never get this far, the JSON parser refuses them.
+NO_NUL = r"^[^\x00]*$"
 
 
 def _rfc3339_utc(value: str) -> str:
@@ -48,23 +42,27 @@ def format_timestamp(moment: datetime) -> str:
     return moment.strftime(pattern)
 
 
-Text128 = Annotated[str, StringConstraints(min_length=0, max_length=128), Storable]
-Text1to128 = Annotated[str, StringConstraints(min_length=1, max_length=128), Storable]
-Text1to16 = Annotated[str, StringConstraints(min_length=1, max_length=16), Storable]
-Text1to256 = Annotated[str, StringConstraints(min_length=1, max_length=256), Storable]
-Text1to32 = Annotated[str, StringConstraints(min_length=1, max_length=32), Storable]
-Text1to512 = Annotated[str, StringConstraints(min_length=1, max_length=512), Storable]
-Text1to64 = Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
-Text256 = Annotated[str, StringConstraints(min_length=0, max_length=256), Storable]
-Text32 = Annotated[str, StringConstraints(min_length=0, max_length=32), Storable]
-Text64 = Annotated[str, StringConstraints(min_length=0, max_length=64), Storable]
-Locale = Annotated[str, StringConstraints(max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]
+Text128 = Annotated[str, StringConstraints(min_length=0, max_length=128, pattern=NO_NUL)]
+Text1to128 = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
+Text1to16 = Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=NO_NUL)]
+Text1to256 = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
+Text1to32 = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=NO_NUL)]
+Text1to512 = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_NUL)]
+Text1to64 = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+Text256 = Annotated[str, StringConstraints(min_length=0, max_length=256, pattern=NO_NUL)]
+Text32 = Annotated[str, StringConstraints(min_length=0, max_length=32, pattern=NO_NUL)]
+Text64 = Annotated[str, StringConstraints(min_length=0, max_length=64, pattern=NO_NUL)]
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+Locale = Annotated[str, StringConstraints(max_length=16, pattern=LOCALE_PATTERN)]
 Money = Annotated[int, Field(ge=0, le=PG_BIGINT_MAX)]
 BigId = Annotated[int, Field(ge=0, le=PG_BIGINT_MAX)]
 SmallCount = Annotated[int, Field(ge=0, le=PG_INT_MAX)]
-Phone = Annotated[str, StringConstraints(max_length=16, pattern=r"^\+?[0-9]{5,15}$")]
-Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), Storable]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+PHONE_PATTERN = r"^\+?[0-9]{5,15}$"
+Phone = Annotated[str, StringConstraints(max_length=16, pattern=PHONE_PATTERN)]
+EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)]
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+Currency = Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN)]
 OrderUid = Annotated[str, StringConstraints(pattern=ORDER_UID_PATTERN)]
 Timestamp = Annotated[str, AfterValidator(_rfc3339_utc)]
 
@@ -126,9 +124,13 @@ class Order(_Strict):
     date_created: Timestamp
     oof_shard: Text1to16
 
-    def to_json(self) -> bytes:
-        """The canonical JSON of the order: what the API serves and the cache holds."""
+    @cached_property
+    def canonical_json(self) -> bytes:
+        """The canonical JSON of the order: what is hashed, stored, served and cached."""
         return self.model_dump_json().encode()
+
+    def to_json(self) -> bytes:
+        return self.canonical_json
 
 
 def parse_order(raw: bytes | str) -> Order:
@@ -136,9 +138,22 @@ def parse_order(raw: bytes | str) -> Order:
     return Order.model_validate_json(raw)
 
 
+PATTERN_MESSAGES = {
+    NO_NUL: "must not contain NUL characters (\\u0000): they cannot be stored",
+    ORDER_UID_PATTERN: "must be 1 to 64 characters: letters, digits, '-' or '_'",
+    PHONE_PATTERN: "must be a phone number: 5 to 15 digits, optionally after a '+'",
+    EMAIL_PATTERN: "must be an e-mail address like name@example.com",
+    CURRENCY_PATTERN: "must be an ISO 4217 currency code of three capital letters, like USD",
+    LOCALE_PATTERN: "must be a language tag like en or en-US",
+}
+
+
 def describe_errors(error: ValidationError) -> list[dict[str, str]]:
     """Validation errors as ``{"field", "message"}`` pairs a person can read (no echo of the input)."""
     return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "(order)", "message": e["msg"]}
+        {
+            "field": ".".join(str(p) for p in e["loc"]) or "(order)",
+            "message": PATTERN_MESSAGES.get(e.get("ctx", {}).get("pattern", ""), e["msg"]),
+        }
         for e in error.errors(include_url=False, include_input=False)
     ]
