@@ -12,22 +12,18 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _env(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
-
-
 class Settings(BaseSettings):
     """Settings shared by every function, the trigger and the generator."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
 
     # PostgreSQL (libpq's variable names, so psql and the service agree).
-    pg_host: str = Field("127.0.0.1", validation_alias=_env("PGHOST", "pg_host"))
-    pg_port: int = Field(5432, validation_alias=_env("PGPORT", "pg_port"))
-    pg_user: str = Field("orders", validation_alias=_env("PGUSER", "pg_user"))
-    pg_password: str = Field("orders", validation_alias=_env("PGPASSWORD", "pg_password"))
-    pg_database: str = Field("orders", validation_alias=_env("PGDATABASE", "pg_database"))
-    pg_timeout_s: float = Field(5.0, validation_alias=_env("PG_TIMEOUT_S", "pg_timeout_s"))
+    pg_host: str = Field("127.0.0.1", validation_alias="PGHOST")
+    pg_port: int = Field(5432, validation_alias="PGPORT")
+    pg_user: str = Field("orders", validation_alias="PGUSER")
+    pg_password: str = Field("orders", validation_alias="PGPASSWORD")
+    pg_database: str = Field("orders", validation_alias="PGDATABASE")
+    pg_timeout_s: float = 5.0
 
     # memcached; empty disables the shared tier (the in-process tier still works).
     memcached_servers: str = "127.0.0.1:11211"
@@ -46,7 +42,7 @@ class Settings(BaseSettings):
 
     # AWS (dead-letter queue). AWS_ENDPOINT_URL set: LocalStack or a moto server; unset: real AWS.
     aws_endpoint_url: str | None = "http://127.0.0.1:4566"
-    aws_region: str = Field("us-east-1", validation_alias=_env("AWS_REGION", "AWS_DEFAULT_REGION"))
+    aws_region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     dlq_queue_name: str = "orders-dlq"
     dlq_queue_url: str | None = None
 
@@ -64,6 +60,20 @@ class Settings(BaseSettings):
 
     # Generator
     generate_max_count: int = 1_000_000
+
+    @classmethod
+    def environment_names(cls) -> set[str]:
+        """Every environment variable the settings read: a field's aliases, else its name in capitals."""
+        names: set[str] = set()
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            if isinstance(alias, AliasChoices):
+                names |= {choice for choice in alias.choices if isinstance(choice, str)}
+            elif isinstance(alias, str):
+                names.add(alias)
+            else:
+                names.add(name.upper())
+        return names
 
     @property
     def cors_origins(self) -> frozenset[str]:

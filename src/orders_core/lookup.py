@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 ORDER_CACHE_CONTROL = "public, max-age=31536000, immutable"  # an order never changes once stored
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 DEFAULT_RECENT = 20
+# What a request may use: caches and PostgreSQL (``handle``), the caches only, or PostgreSQL only.
+_ANY, _CACHED, _UNCACHED = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -52,16 +54,45 @@ class LookupService:
         self._cache = cache
 
     def handle(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> HttpResponse:
-        """Answer one request; ``headers`` keys are lower-case."""
+        """Answer one request; ``headers`` keys are lower-case. May wait on PostgreSQL."""
+        response = self._handle(method, path, query, headers, _ANY)
+        assert response is not None  # _ANY always answers
+        return response
+
+    def handle_cached(
+        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+    ) -> HttpResponse | None:
+        """:meth:`handle`'s answer when it needs no PostgreSQL (a cache hit, a known miss, a bad request), else None.
+
+        For an event loop: this never waits longer than the memcached timeout. After None,
+        :meth:`handle_uncached` (in a thread) gives the answer without asking the caches again.
+        """
+        return self._handle(method, path, query, headers, _CACHED)
+
+    def handle_uncached(
+        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+    ) -> HttpResponse:
+        """:meth:`handle` for a request :meth:`handle_cached` could not answer: an order is read from PostgreSQL
+        (and cached) without asking the caches first."""
+        response = self._handle(method, path, query, headers, _UNCACHED)
+        assert response is not None  # _UNCACHED always answers
+        return response
+
+    def _handle(
+        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], phase: int
+    ) -> HttpResponse | None:
         try:
-            response = self._route(method.upper(), path, query, headers)
+            response = self._route(method.upper(), path, query, headers, phase)
         except Exception:
             log.exception("lookup failed: %s %s", method, path)
             response = error(500, "internal", "The server failed to answer; please try again.")
-        self._add_cors(response, headers.get("origin"))
+        if response is not None:
+            self._add_cors(response, headers.get("origin"))
         return response  # HEAD: the HTTP layer drops the body and keeps its length
 
-    def _route(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> HttpResponse:
+    def _route(
+        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], phase: int
+    ) -> HttpResponse | None:
         path = "/" + path.strip("/")
         if path == "/health":
             kind = "health"
@@ -75,23 +106,32 @@ class LookupService:
             return HttpResponse(204, headers={"Allow": ALLOWED_METHODS})
         if method not in ("GET", "HEAD"):
             return error(405, "method_not_allowed", f"{method} is not allowed here.", Allow=ALLOWED_METHODS)
+        if kind == "order":
+            return self._order(path.removeprefix("/orders/"), headers.get("if-none-match"), phase)
+        if phase == _CACHED:
+            return None  # health and recent ask PostgreSQL
         if kind == "health":
             return self.health()
-        if kind == "recent":
-            return self.recent(query.get("limit"))
-        return self.order(path.removeprefix("/orders/"), headers.get("if-none-match"))
+        return self.recent(query.get("limit"))
 
     def order(self, order_uid: str, if_none_match: str | None = None) -> HttpResponse:
+        response = self._order(order_uid, if_none_match, _ANY)
+        assert response is not None  # _ANY always answers
+        return response
+
+    def _order(self, order_uid: str, if_none_match: str | None, phase: int) -> HttpResponse | None:
         if not ORDER_UID_RE.match(order_uid):
             return error(
                 400,
                 "bad_request",
                 "order_uid must be 1 to 64 characters: letters, digits, '-' or '_'.",
             )
-        body, tier = self._cache.get(order_uid)
+        body, tier = self._cache.get(order_uid) if phase != _UNCACHED else (None, None)
         if body is None and tier is Tier.MEMCACHED:
             return self._not_found(order_uid)
         if body is None:
+            if phase == _CACHED:
+                return None
             try:
                 body = self._store.get_order_json(order_uid)
             except StoreUnavailable:

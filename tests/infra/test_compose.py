@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from pydantic import AliasChoices, ValidationError
+from pydantic import ValidationError
 
 from orders_core.config import Settings
 
@@ -134,18 +134,7 @@ def expected_ports(procfile: Mapping[str, str]) -> dict[str, int]:
 
 
 def settings_env_names() -> set[str]:
-    """Every environment variable Settings reads: a field's validation aliases, else its name."""
-    assert Settings.model_config.get("env_prefix", "") == ""
-    names: set[str] = set()
-    for name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names |= {choice.upper() for choice in alias.choices if isinstance(choice, str)}
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-        else:
-            names.add(name.upper())
-    return names
+    return Settings.environment_names()
 
 
 def read_dockerfile(text: str) -> list[tuple[str, str]]:

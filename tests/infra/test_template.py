@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint, lint_file
 from cfnlint.decode import cfn_yaml
-from pydantic import AliasChoices, ValidationError
+from pydantic import ValidationError
 
 from orders_core.config import Settings
 from orders_core.generator import GenerateRequest
@@ -65,17 +65,7 @@ def load_template() -> Template:
 
 
 def settings_env_names() -> set[str]:
-    """Every environment variable Settings reads: a field's validation aliases, else its name."""
-    names: set[str] = set()
-    for name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names |= {choice.upper() for choice in alias.choices if isinstance(choice, str)}
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-        else:
-            names.add(name.upper())
-    return names
+    return Settings.environment_names()
 
 
 def functions(template: Template) -> dict[str, dict[str, Any]]:
