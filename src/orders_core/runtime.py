@@ -3,7 +3,6 @@ importing a function touches no network. Tests call ``reset()`` after changing t
 
 from __future__ import annotations
 
-import threading
 from functools import cache
 
 from .cache import OrderCache
@@ -12,8 +11,6 @@ from .dead_letters import DeadLetterQueue
 from .ingest import IngestService
 from .lookup import LookupService
 from .storage import OrderStore
-
-_lock = threading.Lock()
 
 
 @cache
@@ -40,7 +37,6 @@ def lookup_service() -> LookupService:
 
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    with _lock:
-        for made in (order_store, order_cache, ingest_service, lookup_service):
-            made.cache_clear()
-        get_settings.cache_clear()
+    for made in (order_store, order_cache, ingest_service, lookup_service):
+        made.cache_clear()
+    get_settings.cache_clear()

@@ -9,8 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -294,13 +293,3 @@ def apply_migrations(conn: pg8000.native.Connection) -> list[str]:
         return done
     finally:
         conn.run("SELECT pg_advisory_unlock(727274)")
-
-
-@contextmanager
-def transaction_free_connection(settings: Settings) -> Iterator[pg8000.native.Connection]:
-    """A short-lived connection for one-off work (migrations, tests)."""
-    conn = OrderStore(settings).connect()
-    try:
-        yield conn
-    finally:
-        conn.close()
