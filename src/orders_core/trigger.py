@@ -17,7 +17,7 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, cast
 
 import urllib3
@@ -28,6 +28,7 @@ from .kafka_event import KafkaRecord, build_event
 from .logs import configure_logging
 
 log = logging.getLogger("orders_core.trigger")
+SLOW_DELIVERY_S = 30.0
 
 
 def accepted_prefix(records: Sequence[KafkaRecord], failed_ids: set[str]) -> int:
@@ -68,8 +69,7 @@ class Trigger:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
-                # Retrying a failing function can take long; stay in the group meanwhile.
-                "max.poll.interval.ms": 3_600_000,
+                "max.poll.interval.ms": 300_000,
                 "fetch.min.bytes": 1,
                 "fetch.wait.max.ms": 100,
             }
@@ -125,13 +125,15 @@ class Trigger:
         by_partition: dict[tuple[str, int], list[KafkaRecord]] = defaultdict(list)
         for record in records:
             by_partition[(record.topic, record.partition)].append(record)
-        assignment = self._consumer.assignment()
-        if assignment:  # keep the group session alive while retries take their time
-            self._consumer.pause(assignment)
         futures = {tp: self._workers.submit(self.deliver_partition, recs) for tp, recs in by_partition.items()}
-        while not all(f.done() for f in futures.values()):
-            self._consumer.poll(0.05)
-        if assignment:
+        _, pending = wait(futures.values(), timeout=SLOW_DELIVERY_S)
+        if pending:
+            # Retries are taking their time: poll (paused, so no record is taken) to stay in the group.
+            # Only then: pausing drops the records the client has already fetched.
+            assignment = self._consumer.assignment()
+            self._consumer.pause(assignment)
+            while not all(f.done() for f in pending):
+                self._consumer.poll(0.5)
             self._consumer.resume(assignment)
         offsets = []
         for (topic, partition), future in futures.items():
