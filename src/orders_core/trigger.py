@@ -10,14 +10,15 @@ batch in flight, commits, and exits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import queue
 import signal
 import sys
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, cast
 
 import urllib3
@@ -28,7 +29,8 @@ from .kafka_event import KafkaRecord, build_event
 from .logs import configure_logging
 
 log = logging.getLogger("orders_core.trigger")
-SLOW_DELIVERY_S = 30.0
+SLOW_DELIVERY_S = 30.0  # a partition's queue full this long: its deliveries are retrying
+QUEUED_BATCHES = 2  # per partition, waiting behind the one in flight
 
 
 def accepted_prefix(records: Sequence[KafkaRecord], failed_ids: set[str]) -> int:
@@ -52,13 +54,45 @@ def record_of(message: Message) -> KafkaRecord:
     )
 
 
+class PartitionWorker:
+    """Delivers one partition's batches in order, one invocation at a time, and commits after each.
+
+    Batches queue up (a few at most) while one is in flight, so consuming overlaps delivering.
+    """
+
+    def __init__(self, trigger: Trigger, topic: str, partition: int) -> None:
+        self.trigger = trigger
+        self.topic_partition = (topic, partition)
+        self.batches: queue.Queue[list[KafkaRecord] | None] = queue.Queue(maxsize=QUEUED_BATCHES)
+        self.cancelled = threading.Event()  # no more retries: the trigger stops or lost the partition
+        self.thread = threading.Thread(target=self._run, name=f"deliver-{topic}-{partition}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (batch := self.batches.get()) is not None:
+            taken = self.trigger.deliver_batch(batch, self.cancelled)
+            if taken:
+                self.trigger.accepted(batch[taken - 1])
+            if taken < len(batch):  # stopping: leave the rest (and what is queued) to be redelivered
+                break
+
+    def stop(self) -> None:
+        """Drop the batches not yet started, let the invocation in flight finish, and wait for it."""
+        self.cancelled.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.batches.get_nowait()
+        self.batches.put(None)
+        self.thread.join()
+
+
 class Trigger:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = threading.Event()
         self._http = urllib3.PoolManager(
             num_pools=2,
-            maxsize=8,
+            maxsize=16,
             retries=False,
             timeout=urllib3.Timeout(connect=2.0, read=settings.trigger_request_timeout_s),
         )
@@ -70,11 +104,12 @@ class Trigger:
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
                 "max.poll.interval.ms": 300_000,
-                "fetch.min.bytes": 1,
                 "fetch.wait.max.ms": 100,
             }
         )
-        self._workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="invoke")
+        self.workers: dict[tuple[str, int], PartitionWorker] = {}
+        self._to_commit: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
 
     def invoke(self, records: Sequence[KafkaRecord]) -> set[str]:
         """POST one batch to the ingest function; returns the identifiers of the records it did not take."""
@@ -99,64 +134,88 @@ class Trigger:
             log.warning("ingest answered 200 with an unreadable body; retrying the batch")
             return {r.item_identifier for r in records}
 
-    def deliver_partition(self, records: list[KafkaRecord]) -> int:
-        """Deliver one partition's records in order, in invocations of at most the batch size, retrying
-        failures with backoff until accepted or stopping. Returns how many leading records were accepted."""
-        size = self.settings.trigger_batch_size
+    def deliver_batch(self, batch: list[KafkaRecord], cancelled: threading.Event) -> int:
+        """Invoke the function with one partition's batch, retrying what it failed with backoff until it is
+        accepted or the trigger stops. Returns how many leading records were accepted."""
         accepted = 0
         delay = self.settings.trigger_retry_initial_s
-        while accepted < len(records):
-            chunk = records[accepted : accepted + size]
-            taken = accepted_prefix(chunk, self.invoke(chunk))
+        while accepted < len(batch):
+            rest = batch[accepted:]
+            taken = accepted_prefix(rest, self.invoke(rest))
             accepted += taken
-            if taken == len(chunk):
-                delay = self.settings.trigger_retry_initial_s
+            if taken == len(rest):
                 continue
-            if self.stopping.is_set():
+            if cancelled.is_set():
                 break
-            log.info("retrying %s from offset %d in %.1fs", chunk[taken].topic, chunk[taken].offset, delay)
-            if self.stopping.wait(delay):
+            log.info("retrying %s-%d from offset %d in %.1fs", rest[taken].topic, rest[taken].partition,
+                     rest[taken].offset, delay)  # fmt: skip
+            if cancelled.wait(delay):
                 break
             delay = min(delay * 2, self.settings.trigger_retry_max_s)
         return accepted
 
-    def deliver(self, records: list[KafkaRecord]) -> None:
-        """Deliver a polled batch, partitions in parallel, then commit what was accepted."""
+    def accepted(self, last_accepted: KafkaRecord) -> None:
+        """Note a partition's offset as committable (the consumer's own thread commits it)."""
+        with self._lock:
+            self._to_commit[(last_accepted.topic, last_accepted.partition)] = last_accepted.offset + 1
+
+    def commit(self, wait: bool = False) -> None:
+        with self._lock:
+            offsets = [
+                TopicPartition(topic, partition, offset) for (topic, partition), offset in self._to_commit.items()
+            ]
+            self._to_commit.clear()
+        if not offsets:
+            return
+        try:
+            if wait:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:  # e.g. a rebalance: the records come again, storing them is harmless
+            log.warning("commit failed, records will be redelivered: %s", exc)
+
+    def dispatch(self, records: list[KafkaRecord]) -> None:
+        """Hand each partition's records to its worker; waits (paused, still in the group) while it is busy."""
         by_partition: dict[tuple[str, int], list[KafkaRecord]] = defaultdict(list)
         for record in records:
             by_partition[(record.topic, record.partition)].append(record)
-        futures = {tp: self._workers.submit(self.deliver_partition, recs) for tp, recs in by_partition.items()}
-        _, pending = wait(futures.values(), timeout=SLOW_DELIVERY_S)
-        if pending:
-            # Retries are taking their time: poll (paused, so no record is taken) to stay in the group.
-            # Only then: pausing drops the records the client has already fetched.
-            assignment = self._consumer.assignment()
-            self._consumer.pause(assignment)
-            while not all(f.done() for f in pending):
-                self._consumer.poll(0.5)
-            self._consumer.resume(assignment)
-        offsets = []
-        for (topic, partition), future in futures.items():
-            taken = future.result()
-            if taken:
-                offsets.append(TopicPartition(topic, partition, by_partition[(topic, partition)][taken - 1].offset + 1))
-        if offsets:
-            try:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:  # e.g. a rebalance: the records come again, storing them is harmless
-                log.warning("commit failed, records will be redelivered: %s", exc)
+        paused = False
+        for topic_partition, batch in by_partition.items():
+            worker = self.workers.get(topic_partition)
+            if worker is None:
+                worker = self.workers[topic_partition] = PartitionWorker(self, *topic_partition)
+            while not self.stopping.is_set():
+                try:
+                    worker.batches.put(batch, timeout=SLOW_DELIVERY_S if not paused else 0.5)
+                    break
+                except queue.Full:
+                    # Deliveries are retrying: stop fetching, but poll to stay in the group. (Pausing drops
+                    # what the client fetched ahead; it is fetched again after resume, nothing is skipped.)
+                    if not paused:
+                        self._consumer.pause(self._consumer.assignment())
+                        paused = True
+                    self._consumer.poll(0)
+                    self.commit()
+        if paused:
+            self._consumer.resume(self._consumer.assignment())
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            worker = self.workers.pop((tp.topic, tp.partition), None)
+            if worker is not None:
+                worker.stop()
+        self.commit(wait=True)  # what they finished, while the partitions are still ours
 
     def run(self) -> None:
         s = self.settings
-        self._consumer.subscribe([s.kafka_topic])
+        self._consumer.subscribe([s.kafka_topic], on_revoke=self._on_revoke)
         log.info("consuming %s as %s -> %s (batch %d, window %.2fs)", s.kafka_topic, s.kafka_group_id,
                  s.ingest_url, s.trigger_batch_size, s.trigger_batch_window_s)  # fmt: skip
         try:
             while not self.stopping.is_set():
-                partitions = max(1, len(self._consumer.assignment()))
                 messages = self._consumer.consume(
-                    num_messages=s.trigger_batch_size * partitions,
-                    timeout=max(s.trigger_batch_window_s, 0.05),
+                    num_messages=s.trigger_batch_size, timeout=max(s.trigger_batch_window_s, 0.01)
                 )
                 records = []
                 for message in messages:
@@ -165,10 +224,13 @@ class Trigger:
                         continue
                     records.append(record_of(message))
                 if records:
-                    self.deliver(records)
+                    self.dispatch(records)
+                self.commit()
         finally:
+            for worker in self.workers.values():
+                worker.stop()
+            self.commit(wait=True)
             self._consumer.close()
-            self._workers.shutdown()
             log.info("stopped")
 
 
@@ -177,8 +239,10 @@ def main(argv: list[str] | None = None) -> None:
     trigger = Trigger(get_settings())
 
     def stop(signum: int, _frame: object) -> None:
-        log.info("signal %d: finishing the batch in flight", signum)
+        log.info("signal %d: finishing the batches in flight", signum)
         trigger.stopping.set()
+        for worker in list(trigger.workers.values()):
+            worker.cancelled.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
