@@ -26,6 +26,7 @@ def record(figures: dict[str, float], path: Path = RESULTS) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(current, out, indent=2, sort_keys=True)
             out.write("\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

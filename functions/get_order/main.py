@@ -1,16 +1,30 @@
 """get_order: orders by ``order_uid`` over HTTP, from the two-tier cache, falling back to PostgreSQL.
 
-Two adapters over one core: ``http_entry`` (functions-framework) and ``handler`` (an AWS Lambda function
-URL, payload format 2.0).
+Three adapters over one core:
+
+* ``http_entry`` for functions-framework. By default Flask under gunicorn's threaded workers; with
+  ``FUNCTION_USE_ASGI=true`` (functions-framework's ``--asgi``, as infra/native/function.sh runs get_order)
+  it is ``asgi``: Starlette under uvicorn workers, one event loop per worker.
+* ``asgi`` answers cache hits, known misses and bad requests on the event loop (memcached calls have short
+  timeouts) and runs whatever needs PostgreSQL in a pool of ``THREADS`` threads, so a slow query never
+  stalls the loop.
+* ``handler`` for an AWS Lambda function URL (payload format 2.0).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote
 
+import click
 import flask
 import functions_framework
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from orders_core import runtime
 from orders_core.logs import configure_logging
@@ -29,6 +43,30 @@ def http_entry(request: flask.Request) -> flask.Response:
     return flask.Response(answer.body, status=answer.status, headers=answer.headers)
 
 
+_store_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _store_pool
+    if _store_pool is None:  # one per worker process, made on its loop's first miss
+        threads = int(os.environ.get("THREADS") or 8)
+        _store_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="get-order-store")
+    return _store_pool
+
+
+@functions_framework.aio.http
+async def asgi(request: Request) -> Response:
+    scope = request.scope
+    method, path = scope["method"], scope["path"]
+    query, headers = request.query_params, request.headers  # headers: case-insensitive
+    service = runtime.lookup_service()
+    answer = service.handle_cached(method, path, query, headers)
+    if answer is None:  # PostgreSQL: in a thread, off the event loop
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(_pool(), service.handle_uncached, method, path, query, headers)
+    return Response(answer.body, answer.status, answer.headers)
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     http = event.get("requestContext", {}).get("http", {})
     answer = runtime.lookup_service().handle(
@@ -43,3 +81,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "body": answer.body.decode(),
         "isBase64Encoded": False,
     }
+
+
+# functions-framework serves the callable named by --target (http_entry, as function.sh and the image name
+# it); with --asgi / FUNCTION_USE_ASGI, read as its command line reads it, that is the ASGI adapter.
+if click.BOOL.convert(os.environ.get("FUNCTION_USE_ASGI") or "false", None, None):
+    http_entry = asgi  # type: ignore[assignment]

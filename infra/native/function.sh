@@ -10,5 +10,9 @@ for step in ${SETUP_ONLY:-}; do only+=(--only "$step"); done
 orders-setup --wait "${only[@]}"
 # gunicorn as functions-framework runs it: WORKERS processes of THREADS threads each.
 export WORKERS="${WORKERS:-2}" THREADS="${THREADS:-8}"
+# get_order runs in functions-framework's ASGI mode (FUNCTION_USE_ASGI, its --asgi): uvicorn workers, one
+# event loop each, THREADS threads each for PostgreSQL reads; FUNCTION_USE_ASGI=false serves it with Flask.
+# The other functions have no ASGI adapter.
+if [ "$name" = get_order ]; then export FUNCTION_USE_ASGI="${FUNCTION_USE_ASGI:-true}"; else unset FUNCTION_USE_ASGI; fi
 exec functions-framework --source "$root/functions/$name/main.py" --target http_entry \
     --host "${FUNCTION_HOST:-127.0.0.1}" --port "$port"

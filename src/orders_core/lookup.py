@@ -52,6 +52,7 @@ class LookupService:
         self._settings = settings
         self._store = store
         self._cache = cache
+        self._cors_origins = settings.cors_origins  # a property that parses the setting: once, not per request
 
     def handle(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> HttpResponse:
         """Answer one request; ``headers`` keys are lower-case. May wait on PostgreSQL."""
@@ -180,7 +181,7 @@ class LookupService:
                      **{"Cache-Control": "no-store"})  # fmt: skip
 
     def _add_cors(self, response: HttpResponse, origin: str | None) -> None:
-        allowed = self._settings.cors_origins
+        allowed = self._cors_origins
         if origin and (origin in allowed or "*" in allowed):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS

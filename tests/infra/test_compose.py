@@ -57,6 +57,7 @@ EXTRA_ENV = {
     "AWS_SECRET_ACCESS_KEY",
     "FUNCTION",
     "FUNCTION_TARGET",
+    "FUNCTION_USE_ASGI",
     "PORT",
     "WORKERS",
     "THREADS",
@@ -846,3 +847,13 @@ def test_dockerfile_check_catches_a_broken_image(name: str) -> None:
     assert old in text, f"mutation {name!r} no longer applies"
     problems = check_dockerfile(text.replace(old, new), native_function_command())
     assert any(expected in problem for problem in problems), problems
+
+
+def test_get_order_runs_in_the_same_server_mode_as_the_native_runner() -> None:
+    """function.sh serves get_order in functions-framework's ASGI mode (uvicorn); the container must too."""
+    function_sh = (ROOT / "infra/native/function.sh").read_text()
+    assert 'if [ "$name" = get_order ]; then export FUNCTION_USE_ASGI="${FUNCTION_USE_ASGI:-true}"' in function_sh
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert compose["services"]["get_order"]["environment"]["FUNCTION_USE_ASGI"] == "true"
+    for name in ("ingest_order", "generate_orders"):
+        assert "FUNCTION_USE_ASGI" not in compose["services"][name].get("environment", {})

@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from email.message import Message
 from typing import Any
 
 import pytest
 
 
-def call(url: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, str], bytes]:
+def call(url: str, method: str = "GET", **headers: str) -> tuple[int, Message, bytes]:
+    """Status, headers (case-insensitive: servers may send them in lower case) and body."""
     request = urllib.request.Request(url, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, error.headers, error.read()
 
 
 @pytest.fixture
