@@ -36,7 +36,7 @@ def _b64(value: Any, what: str) -> bytes | None:
     if not isinstance(value, str):
         raise BadEvent(f"{what} must be a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
+        return binascii.a2b_base64(value, strict_mode=True)  # strict, and in C: values are large
     except (binascii.Error, ValueError) as exc:
         raise BadEvent(f"{what} is not valid base64") from exc
 

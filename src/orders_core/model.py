@@ -24,14 +24,20 @@ MAX_ITEMS = 1000
 NO_NUL = r"^[^\x00]*$"
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+_WHOLE_SECONDS_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
 def _rfc3339_utc(value: str) -> str:
     """Parse an RFC 3339 timestamp with a zone and give it back in UTC ``...Z`` form, as it is stored."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})", value):
+    if not _RFC3339.fullmatch(value):
         raise ValueError("must be an RFC 3339 timestamp with a time zone, e.g. 2021-11-26T06:22:19Z")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise ValueError(f"not a valid date/time: {exc}") from None
+    if _WHOLE_SECONDS_UTC.fullmatch(value):  # the usual case is already in stored form
+        return value
     return format_timestamp(parsed)
 
 
