@@ -486,6 +486,12 @@ def get_producer(settings: Settings, overrides: Mapping[str, Any] | None = None)
         return producer
 
 
+def close_producers() -> None:
+    """Forget every cached producer (each closes when collected), e.g. before its broker goes away."""
+    with _producers_lock:
+        _producers.clear()
+
+
 def _forget_producer(producer: Any) -> None:
     with _producers_lock:
         for key, cached in list(_producers.items()):
