@@ -36,18 +36,20 @@ def work_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres(work_dir: Path) -> Iterator[services.Service]:
-    service = services.postgres(work_dir).start()
+def running(service: services.Service) -> Iterator[services.Service]:
+    service.start()
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(work_dir: Path) -> Iterator[services.Service]:
+    yield from running(services.postgres(work_dir))
 
 
 @pytest.fixture(scope="session")
 def memcached(work_dir: Path) -> Iterator[services.Service]:
-    service = services.memcached(work_dir).start()
-    yield service
-    service.stop()
+    yield from running(services.memcached(work_dir))
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +67,7 @@ def kafka_bootstrap(kafka: services.Service) -> str:
 
 @pytest.fixture(scope="session")
 def aws(work_dir: Path) -> Iterator[services.Service]:
-    service = services.moto(work_dir).start()
-    yield service
-    service.stop()
+    yield from running(services.moto(work_dir))
 
 
 @pytest.fixture(scope="session")
