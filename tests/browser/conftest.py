@@ -7,10 +7,7 @@ Nothing here skips: without Chromium at ``CHROMIUM_PATH`` (default /usr/bin/chro
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +15,9 @@ from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from tests.support import services
+from tests.support.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -33,58 +33,20 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"front.sh exited with {proc.returncode} before serving {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"front.sh did not serve {url} within {timeout_s}s")
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="session")
-def front_url() -> Iterator[str]:
-    """Base URL of front/ served by infra/native/front.sh on a free port (or FRONT_TEST_PORT)."""
-    port = int(os.environ.get("FRONT_TEST_PORT") or free_port())
-    env = {**os.environ, "PYTHON": sys.executable, "FRONT_HOST": "127.0.0.1"}
-    proc = subprocess.Popen(
-        [str(REPO / "infra" / "native" / "front.sh"), str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{url}/index.html", proc)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def front_url(work_dir: Path) -> Iterator[str]:
+    """Base URL of front/ served by infra/native/front.sh, as the native runner serves it."""
+    port = free_port()
+    argv = [str(REPO / "infra" / "native" / "front.sh"), str(port)]
+    service = services.Service("front", argv, {"PYTHON": sys.executable}, port, work_dir).start()
+    yield f"http://127.0.0.1:{port}"
+    service.stop()
 
 
 @pytest.fixture(scope="session")
 def api_cors_checked(get_order_url: str, front_url: str) -> str:
     """The API base URL, after checking it lets the page's origin read its answers (else: a clear failure)."""
-    request = urllib.request.Request(
-        f"{get_order_url}/orders?limit=1", headers={"Origin": front_url}
-    )
+    request = urllib.request.Request(f"{get_order_url}/orders?limit=1", headers={"Origin": front_url})
     with urllib.request.urlopen(request, timeout=10) as response:
         allowed = response.headers.get("Access-Control-Allow-Origin")
     if allowed not in ("*", front_url):
