@@ -17,7 +17,7 @@ from .cache import OrderCache
 from .dead_letters import DeadLetter, DeadLetterQueue, DeadLetterUnavailable
 from .kafka_event import KafkaRecord
 from .model import Order, describe_errors, parse_order
-from .storage import OrderStore, StoreOutcome, StoreUnavailable
+from .storage import OrderStore, StoreOutcome, StoreRejected, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ def check_record(record: KafkaRecord) -> Order | DeadLetter:
         return parse_order(raw)  # the common case: one parse, in pydantic's compiled core
     except ValidationError as exc:
         validation_error = exc
+    except Exception as exc:  # a rule that failed unexpectedly must not stop the partition behind this record
+        log.exception("validation failed unexpectedly at %s", record.item_identifier)
+        return _dead_letter(record, "invalid", f"order could not be validated: {exc.__class__.__name__}")
     # Refused: find the most basic reason, for a dead letter a person can act on.
     try:
         text = raw.decode("utf-8")
@@ -100,7 +103,7 @@ class IngestService:
                 letters.append((record, checked))
 
         try:
-            outcomes = self._store.store_orders([order for _, order in valid])
+            stored = self._store_batch(valid, letters)
         except StoreUnavailable as exc:
             log.warning("store unavailable, %d records to be redelivered: %s", len(records), exc)
             report.failed = list(records)
@@ -108,7 +111,7 @@ class IngestService:
             return report
 
         fresh: dict[str, bytes] = {}
-        for (record, order), outcome in zip(valid, outcomes, strict=True):
+        for record, order, outcome in stored:
             if outcome is StoreOutcome.STORED:
                 report.stored += 1
                 fresh[order.order_uid] = order.to_json()
@@ -136,6 +139,26 @@ class IngestService:
             report.failed = [record for record, _ in letters]
             report.failure = str(exc)
         return report
+
+    def _store_batch(
+        self, valid: list[tuple[KafkaRecord, Order]], letters: list[tuple[KafkaRecord, DeadLetter]]
+    ) -> list[tuple[KafkaRecord, Order, StoreOutcome]]:
+        """Store the batch. If PostgreSQL refuses it for its content, store the orders one by one: the one it
+        refuses is dead-lettered, the rest are stored, and the partition never stalls behind it."""
+        try:
+            outcomes = self._store.store_orders([order for _, order in valid])
+            return [(record, order, outcome) for (record, order), outcome in zip(valid, outcomes, strict=True)]
+        except StoreRejected:
+            log.warning("PostgreSQL refused a batch of %d; storing its orders one by one", len(valid))
+        stored = []
+        for record, order in valid:
+            try:
+                [outcome] = self._store.store_orders([order])
+            except StoreRejected as exc:
+                letters.append((record, _dead_letter(record, "store_rejected", str(exc), order_uid=order.order_uid)))
+                continue
+            stored.append((record, order, outcome))
+        return stored
 
     def _write_through(self, fresh: dict[str, bytes]) -> None:
         if self._cache is None or not fresh:

@@ -34,11 +34,12 @@ def _rfc3339_utc(value: str) -> str:
         raise ValueError("must be an RFC 3339 timestamp with a time zone, e.g. 2021-11-26T06:22:19Z")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        stored = value if _WHOLE_SECONDS_UTC.fullmatch(value) else format_timestamp(parsed)
     except ValueError as exc:
         raise ValueError(f"not a valid date/time: {exc}") from None
-    if _WHOLE_SECONDS_UTC.fullmatch(value):  # the usual case is already in stored form
-        return value
-    return format_timestamp(parsed)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise ValueError("out of range: the time in UTC must fall within years 1 to 9999") from None
+    return stored
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -21,13 +21,18 @@ from pg8000.exceptions import DatabaseError, InterfaceError
 from .config import Settings
 from .model import Order
 
-# SQLSTATE classes that mean the connection, not the statement, failed: connection exception, operator
-# intervention (shutdown), insufficient resources, system error.
-_CONNECTION_SQLSTATE_CLASSES = ("08", "57", "53", "58")
+# SQLSTATE classes that mean the connection or the moment, not the statement, failed: connection exception,
+# operator intervention (shutdown), insufficient resources, system error, transaction rollback (deadlock,
+# serialization). Worth a new connection and another try; anything else is about the data.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "57", "53", "58", "40")
 
 
 class StoreUnavailable(Exception):
     """PostgreSQL cannot be reached: the caller should retry later; nothing was lost."""
+
+
+class StoreRejected(Exception):
+    """PostgreSQL refused the statement for its content: trying again will not help."""
 
 
 class StoreOutcome(StrEnum):
@@ -138,7 +143,7 @@ def _is_connection_failure(error: Exception) -> bool:
     if isinstance(error, InterfaceError | OSError):
         return True
     if isinstance(error, DatabaseError) and error.args and isinstance(error.args[0], dict):
-        return str(error.args[0].get("C", "")).startswith(_CONNECTION_SQLSTATE_CLASSES)
+        return str(error.args[0].get("C", "")).startswith(_TRANSIENT_SQLSTATE_CLASSES)
     return False
 
 
@@ -222,7 +227,13 @@ class OrderStore:
         batch_json = (b"[" + b",".join(unique_documents) + b"]").decode()
         batch_shas = ",".join(first_sha.values())
 
-        inserted = {row[0] for row in self._run(_INSERT_ORDERS, orders=batch_json, shas=batch_shas)}
+        try:
+            inserted = {row[0] for row in self._run(_INSERT_ORDERS, orders=batch_json, shas=batch_shas)}
+        except DatabaseError as exc:  # not a connection failure: _run turned those into StoreUnavailable
+            details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            raise StoreRejected(
+                f"PostgreSQL refused the orders: {details.get('M', exc)} ({details.get('C', '?')})"
+            ) from exc
         stored_sha = {uid: first_sha[uid] for uid in inserted}
         earlier = [uid for uid in first_sha if uid not in inserted]
         if earlier:

@@ -93,6 +93,35 @@ def test_poison_records_reach_the_dead_letter_queue_with_reasons(
     assert store.get_order_json(good["order_uid"]) is not None
 
 
+def test_an_order_postgres_refuses_is_dead_lettered_and_the_batch_stored(
+    client: flask.testing.FlaskClient, store: OrderStore, make_order: Any, settings: Settings
+) -> None:
+    drain(settings)
+    conn = store.connect()
+    conn.run(
+        "CREATE FUNCTION refuse_order() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN RAISE EXCEPTION 'customer % is refused', NEW.customer_id; END$$"
+    )
+    conn.run(
+        "CREATE TRIGGER refuse_order BEFORE INSERT ON orders FOR EACH ROW "
+        "WHEN (NEW.customer_id = 'refused-customer') EXECUTE FUNCTION refuse_order()"
+    )
+    try:
+        orders = [make_order(), make_order(customer_id="refused-customer"), make_order()]
+        response = client.post("/", json=kafka_event([order_bytes(o) for o in orders], first_offset=40))
+    finally:
+        conn.run("DROP TRIGGER refuse_order ON orders")
+        conn.run("DROP FUNCTION refuse_order()")
+        conn.close()
+    assert response.status_code == 200
+    assert response.json["stored"] == 2 and response.json["dead_lettered"] == 1
+    [letter] = drain(settings)
+    assert (letter["reason"], letter["offset"]) == ("store_rejected", 41)
+    assert "customer refused-customer is refused" in letter["message"]
+    assert store.get_order_json(orders[1]["order_uid"]) is None
+    assert store.get_order_json(orders[2]["order_uid"]) is not None
+
+
 def test_postgres_unreachable_answers_503_with_every_record_to_redeliver(
     client: flask.testing.FlaskClient, make_order: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -146,6 +146,7 @@ def test_poison_records_are_dead_lettered_and_the_consumer_keeps_moving(
         json.dumps(missing_fields).encode(),
         json.dumps(make_order(track_number="TRACK\u0000NUL")).encode(),
         json.dumps(make_order(internal_signature="s" * 100_000)).encode(),
+        json.dumps(make_order(date_created="0001-01-01T00:00:00+14:00")).encode(),
         json.dumps({**stored_before, "customer_id": "someone-else"}).encode(),
     ]
     valid = many_orders(50)
@@ -160,12 +161,14 @@ def test_poison_records_are_dead_lettered_and_the_consumer_keeps_moving(
     letters: list[dict[str, Any]] = []
     services.wait_until(lambda: len(letters.__iadd__(pipeline.dead_letters(settings))) >= len(poison), 20, "letters")
     reasons = sorted(letter["reason"] for letter in letters)
-    assert reasons == ["conflict", "invalid", "invalid", "invalid", "invalid", "not_json", "not_utf8"]
+    assert reasons == ["conflict", "invalid", "invalid", "invalid", "invalid", "invalid", "not_json", "not_utf8"]
     by_reason = {letter["reason"]: letter for letter in letters}
     assert by_reason["conflict"]["order_uid"] == stored_before["order_uid"]
     assert pipeline.stored(stored_before["order_uid"]) == stored_before
     invalid_fields = sorted(e["field"] for letter in letters if letter["reason"] == "invalid" for e in letter["errors"])
-    assert {"sm_id", "payment", "items", "delivery", "track_number", "internal_signature"} <= set(invalid_fields)
+    assert {"sm_id", "payment", "items", "delivery", "track_number", "internal_signature", "date_created"} <= set(
+        invalid_fields
+    )
     # The consumer moved past every poison record: all offsets are committed.
     services.wait_until(lambda: pipeline.committed() == 1 + len(poison) + len(valid), 20, "offsets committed")
 

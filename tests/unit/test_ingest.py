@@ -12,17 +12,20 @@ from orders_core.dead_letters import DeadLetter, DeadLetterUnavailable
 from orders_core.ingest import IngestService
 from orders_core.kafka_event import KafkaRecord
 from orders_core.model import Order
-from orders_core.storage import StoreOutcome, StoreUnavailable
+from orders_core.storage import StoreOutcome, StoreRejected, StoreUnavailable
 
 
 class FakeStore:
     def __init__(self) -> None:
         self.orders: dict[str, bytes] = {}
         self.down = False
+        self.refused_customer: str | None = None
 
     def store_orders(self, orders: Sequence[Order]) -> list[StoreOutcome]:
         if self.down:
             raise StoreUnavailable("down")
+        if any(order.customer_id == self.refused_customer for order in orders):
+            raise StoreRejected("refused")
         outcomes = []
         for order in orders:
             document = order.to_json()
@@ -127,3 +130,15 @@ def test_cache_failure_never_fails_the_ingest(make_order: Any) -> None:
     ingest = IngestService(store, queue, FakeCache(fail=True))  # type: ignore[arg-type]
     report = ingest.ingest([record(json.dumps(make_order()).encode())])
     assert report.stored == 1 and report.failed == []
+
+
+def test_an_order_the_store_refuses_is_dead_lettered_and_the_rest_stored(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
+) -> None:
+    store, queue, _ = parts
+    store.refused_customer = "refused"
+    orders = [make_order(), make_order(customer_id="refused"), make_order()]
+    report = service(parts).ingest([record(json.dumps(o).encode(), i) for i, o in enumerate(orders)])
+    assert (report.stored, report.dead_lettered, report.failed) == (2, 1, [])
+    assert [(letter.reason, letter.offset) for letter in queue.letters] == [("store_rejected", 1)]
+    assert set(store.orders) == {orders[0]["order_uid"], orders[2]["order_uid"]}

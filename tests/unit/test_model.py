@@ -101,6 +101,17 @@ def test_timestamps_with_an_offset_are_stored_in_utc(sample_order: dict[str, Any
     assert parse_order(order.to_json()) == order  # the stored form is a fixed point
 
 
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_timestamps_outside_the_years_1_to_9999_in_utc_are_refused(sample_order: dict[str, Any], moment: str) -> None:
+    errors = errors_for({**sample_order, "date_created": moment})
+    assert errors == [
+        {
+            "field": "date_created",
+            "message": "Value error, out of range: the time in UTC must fall within years 1 to 9999",
+        }
+    ]
+
+
 def test_orders_are_immutable(sample_order: dict[str, Any]) -> None:
     order = Order.model_validate_json(json.dumps(sample_order))
     with pytest.raises(ValidationError):
