@@ -22,9 +22,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import Settings
 
-# SQS takes up to 256 KiB a message on every implementation; the raw value is cut to fit and the record
+# SQS takes up to 256 KiB a message on every implementation. A letter must always fit, or the records
+# behind it would wait forever: the raw value, the key and the error list are cut to fit, and the record
 # stays in Kafka (topic, partition, offset) for anyone who needs the rest.
 MAX_VALUE_BYTES = 160 * 1024
+MAX_KEY_BYTES = 1024
+MAX_ERRORS = 50
 SQS_BATCH = 10
 
 
@@ -34,7 +37,7 @@ class DeadLetterUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    reason: str  # not_utf8 | not_json | not_object | invalid | conflict
+    reason: str  # not_utf8 | not_json | not_object | invalid | conflict | store_rejected
     message: str
     topic: str
     partition: int
@@ -48,7 +51,11 @@ class DeadLetter:
         """The SQS body: JSON with the raw key and value in base64 (they need not be text)."""
         value = self.value or b""
         body: dict[str, Any] = asdict(self)
-        body["key"] = None if self.key is None else base64.b64encode(self.key).decode()
+        body["message"] = self.message[:2000]
+        body["errors"] = self.errors[:MAX_ERRORS]
+        body["error_count"] = len(self.errors)
+        body["key"] = None if self.key is None else base64.b64encode(self.key[:MAX_KEY_BYTES]).decode()
+        body["key_truncated"] = self.key is not None and len(self.key) > MAX_KEY_BYTES
         body["value"] = None if self.value is None else base64.b64encode(value[:MAX_VALUE_BYTES]).decode()
         body["value_bytes"] = len(value)
         body["value_sha256"] = hashlib.sha256(value).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from orders_core.dead_letters import DeadLetter, DeadLetterUnavailable
-from orders_core.ingest import IngestService
+from orders_core.ingest import IngestService, check_record
 from orders_core.kafka_event import KafkaRecord
 from orders_core.model import Order
 from orders_core.storage import StoreOutcome, StoreRejected, StoreUnavailable
@@ -142,3 +143,17 @@ def test_an_order_the_store_refuses_is_dead_lettered_and_the_rest_stored(
     assert (report.stored, report.dead_lettered, report.failed) == (2, 1, [])
     assert [(letter.reason, letter.offset) for letter in queue.letters] == [("store_rejected", 1)]
     assert set(store.orders) == {orders[0]["order_uid"], orders[2]["order_uid"]}
+
+
+def test_a_dead_letter_always_fits_in_one_sqs_message(make_order: Any) -> None:
+    """Else the queue refuses it and the records behind it wait forever."""
+    order = make_order()
+    order["items"] = [dict(order["items"][0], sale=500, status=-1, price=-1, name="") for _ in range(1000)]
+    huge = json.dumps({**order, "padding": "x" * 2_000_000}).encode()
+    letter = check_record(KafkaRecord("orders", 0, 0, 0, b"k" * 100_000, huge))
+    assert isinstance(letter, DeadLetter) and len(letter.errors) > 1000
+    body = json.loads(letter.to_message())
+    assert len(letter.to_message().encode()) < 256 * 1024
+    assert body["error_count"] == len(letter.errors) and len(body["errors"]) == 50
+    assert body["value_truncated"] and body["key_truncated"]
+    assert body["value_sha256"] == hashlib.sha256(huge).hexdigest()
