@@ -72,6 +72,8 @@ def check_record(record: KafkaRecord) -> Order | DeadLetter:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         return _dead_letter(record, "not_json", f"value is not JSON: {exc.msg} at line {exc.lineno} col {exc.colno}")
+    except RecursionError:
+        return _dead_letter(record, "not_json", "value is JSON nested too deeply to read")
     if not isinstance(document, dict):
         return _dead_letter(record, "not_object", f"value is JSON {type(document).__name__}, not an order object")
     errors = describe_errors(validation_error)
