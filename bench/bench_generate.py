@@ -1,6 +1,6 @@
 """Benchmark of the test-order generator: build rate (no Kafka) and produce rate onto a real broker.
 
-Usage: ``KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 python bench/bench_generate.py [COUNT]`` (default 200,000).
+Usage: ``KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 python -m bench.bench_generate [COUNT]`` (default 200,000).
 Writes ``generate_orders_per_s`` and ``generate_build_orders_per_s`` into ``bench/results.json``.
 """
 
@@ -10,12 +10,8 @@ import os
 import sys
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from results import record
-
+from bench.results import record
 from orders_core.config import get_settings
 from orders_core.generator import iter_orders, produce_orders
 

@@ -13,7 +13,6 @@ Usage: ``python -m bench.bench_ingest [ORDERS]`` (default 60,000); ``make bench`
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 import uuid
@@ -22,7 +21,7 @@ from pathlib import Path
 import pg8000.native
 from confluent_kafka import Producer
 
-from bench.results import record
+from bench.results import percentile, record
 from bench.stack import bench_stack
 from orders_core.config import Settings
 from orders_core.generator import iter_orders
@@ -69,7 +68,7 @@ def produce(
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 60_000
-    with bench_stack() as (env, work, _):
+    with bench_stack("postgres", "memcached", "aws", "kafka") as (env, work, _):
         ingest = services.function("ingest_order", env, work).start()
         ingest_url = f"http://127.0.0.1:{ingest.port}/"
         producer = Producer({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"], "linger.ms": 5,
@@ -107,9 +106,8 @@ def main() -> None:
         rows = db.run(
             "SELECT order_uid, extract(epoch FROM ingested_at)::float8 FROM orders WHERE entry = :tag", tag=tag
         )
-        latencies = sorted((visible - sent_at[uid]) * 1000 for uid, visible in rows)
-        p50 = statistics.median(latencies)
-        p99 = latencies[int(len(latencies) * 0.99) - 1]
+        latencies = [(visible - sent_at[uid]) * 1000 for uid, visible in rows]
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
         print(f"ingest latency at {steady_rate:,}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms (produce → committed)")
         ingest.stop()
         db.close()

@@ -24,7 +24,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -34,7 +33,8 @@ from typing import Any
 
 from pymemcache.client.base import Client
 
-from bench.results import record
+from bench.results import percentile, record
+from bench.stack import bench_stack
 from orders_core.cache import OrderCache
 from orders_core.config import Settings
 from orders_core.generator import make_orders
@@ -85,11 +85,6 @@ function done(summary, latency, requests)
         latency:percentile(99), latency.max, e.status, e.connect + e.read + e.write + e.timeout))
 end
 """
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 # ------------------------------------------------------------------------------------------ set-up
@@ -237,35 +232,13 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     duration = os.environ.get("WRK_DURATION", "10s")
     connections = int(os.environ.get("WRK_CONNECTIONS", "50"))
-    # Under the project, not /tmp: the postgres user must be able to reach its data directory.
-    parent = services.ROOT / ".local" / "bench"
-    parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="lookup-", dir=parent))
-    work.chmod(0o755)
-    started: list[services.Service] = []
-    try:
-        postgres = services.postgres(work)
-        started.append(postgres.start())
-        memcached = services.memcached(work)
-        started.append(memcached.start())
-        env = {
-            "PGHOST": "127.0.0.1",
-            "PGPORT": str(postgres.port),
-            "MEMCACHED_SERVERS": f"127.0.0.1:{memcached.port}",
-            "LOG_LEVEL": "WARNING",
-        }
-        setup = [str(services.VENV_BIN / "orders-setup"), "--only", "migrate"]
-        subprocess.run(setup, check=True, env={**os.environ, **env})
-        settings = Settings(pg_host="127.0.0.1", pg_port=postgres.port, memcached_servers=env["MEMCACHED_SERVERS"])
+    with bench_stack("postgres", "memcached") as (env, work, started):
+        settings = Settings(pg_host="127.0.0.1", pg_port=started["postgres"].port,
+                            memcached_servers=env["MEMCACHED_SERVERS"])  # fmt: skip
         uids = seed_orders(settings, count)
         print(f"{len(uids):,} orders seeded; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
-
         tiers = handler_tiers(settings, uids)
         http = http_loads(env, work, uids, duration, connections)
-    finally:
-        for service in reversed(started):
-            service.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
     p50 = {tier: statistics.median(samples) for tier, samples in tiers.items()}
     speedup = p50["db_miss"] / p50["memcached_hit"]

@@ -31,3 +31,9 @@ def record(figures: dict[str, float], path: Path = RESULTS) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    """The ``pct``-th percentile of ``samples`` (nearest rank)."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 from bench import bench_generate, bench_ingest, bench_lookup
 from bench.results import RESULTS
-from tests.support import services
+from bench.stack import bench_stack
 
 
 def generate() -> None:
     """The generator needs only Kafka."""
-    parent = services.ROOT / ".local" / "bench"
-    parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="generate-", dir=parent))
-    kafka = services.kafka(work).start()
-    try:
-        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{kafka.port}"
+    with bench_stack("kafka"):
         sys.argv = ["bench_generate"]
         bench_generate.main()
-    finally:
-        kafka.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:

@@ -128,6 +128,16 @@ def make_order(sample_order: dict[str, Any]) -> Callable[..., dict[str, Any]]:
     return make
 
 
+@pytest.fixture
+def stored_order(
+    seed_orders: Callable[[list[dict[str, Any]]], None], make_order: Callable[..., dict[str, Any]]
+) -> dict[str, Any]:
+    """A fresh order, already stored."""
+    order = make_order()
+    seed_orders([order])
+    return order
+
+
 @pytest.fixture(scope="session")
 def seed_orders(stack_env: dict[str, str]) -> Callable[[list[dict[str, Any]]], None]:
     """Store orders directly so the lookup API serves them."""

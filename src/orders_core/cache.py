@@ -101,10 +101,6 @@ class OrderCache:
         self._client: HashClient | None = None
         self._lock = threading.Lock()
 
-    @property
-    def shared_enabled(self) -> bool:
-        return bool(self._servers)
-
     def _memcached(self) -> HashClient | None:
         if not self._servers:
             return None

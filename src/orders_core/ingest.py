@@ -88,7 +88,7 @@ def check_record(record: KafkaRecord) -> Order | DeadLetter:
 
 
 class IngestService:
-    def __init__(self, store: OrderStore, dead_letters: DeadLetterQueue, cache: OrderCache | None) -> None:
+    def __init__(self, store: OrderStore, dead_letters: DeadLetterQueue, cache: OrderCache) -> None:
         self._store = store
         self._dead_letters = dead_letters
         self._cache = cache
@@ -163,8 +163,6 @@ class IngestService:
         return stored
 
     def _write_through(self, fresh: dict[str, bytes]) -> None:
-        if self._cache is None or not fresh:
-            return
         try:
             self._cache.put_many(fresh)
         except Exception:  # the store is the truth; a lookup falls back to it

@@ -25,9 +25,7 @@ def order_cache() -> OrderCache:
 
 @cache
 def ingest_service() -> IngestService:
-    settings = get_settings()
-    cache_ = order_cache() if settings.memcached_server_list else None
-    return IngestService(order_store(), DeadLetterQueue(settings), cache_)
+    return IngestService(order_store(), DeadLetterQueue(get_settings()), order_cache())
 
 
 @cache

@@ -55,7 +55,8 @@ def record_of(message: Message) -> KafkaRecord:
 
 
 class PartitionWorker:
-    """Delivers one partition's batches in order, one invocation at a time, and commits after each.
+    """Delivers one partition's batches in order, one invocation at a time, and marks what the function
+    accepted for the consumer's thread to commit (librdkafka's synchronous commit hangs on another thread).
 
     Batches queue up (a few at most) while one is in flight, so consuming overlaps delivering.
     """

@@ -28,10 +28,9 @@ def ingest(settings: Settings) -> flask.testing.FlaskClient:
 
 
 def test_order_comes_back_exactly_as_ingested_then_from_each_cache_tier(
-    client: flask.testing.FlaskClient, seed_orders: Any, make_order: Any
+    client: flask.testing.FlaskClient, stored_order: dict[str, Any]
 ) -> None:
-    order = make_order()
-    seed_orders([order])
+    order = stored_order
     path = f"/orders/{order['order_uid']}"
     first = client.get(path)
     assert first.status_code == 200 and first.json == order and list(first.json) == list(order)
@@ -82,10 +81,9 @@ def test_other_methods_are_405_with_allow(client: flask.testing.FlaskClient) -> 
 
 
 def test_etag_and_if_none_match_give_304_and_head_works(
-    client: flask.testing.FlaskClient, seed_orders: Any, make_order: Any
+    client: flask.testing.FlaskClient, stored_order: dict[str, Any]
 ) -> None:
-    order = make_order()
-    seed_orders([order])
+    order = stored_order
     path = f"/orders/{order['order_uid']}"
     first = client.get(path)
     not_modified = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
@@ -132,15 +130,14 @@ def test_health_reports_each_dependency(client: flask.testing.FlaskClient) -> No
 
 
 def test_memcached_down_answers_from_postgres_quickly_and_recovers(
-    client: flask.testing.FlaskClient, seed_orders: Any, make_order: Any, work_dir: Any,
+    client: flask.testing.FlaskClient, stored_order: dict[str, Any], work_dir: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     own_memcached = services.memcached(work_dir).start()
     monkeypatch.setenv("MEMCACHED_SERVERS", f"127.0.0.1:{own_memcached.port}")
     monkeypatch.setenv("CACHE_LRU_SIZE", "0")
     runtime.reset()
-    order = make_order()
-    seed_orders([order])
+    order = stored_order
     path = f"/orders/{order['order_uid']}"
     assert client.get(path).headers["X-Cache"] == "database"
     assert client.get(path).headers["X-Cache"] == "memcached"
@@ -172,12 +169,10 @@ def test_postgres_down_serves_cached_orders_and_503_for_others_then_recovers(
     assert client.get(f"/orders/{uncached['order_uid']}").json == uncached
 
 
-def test_lambda_function_url_handler_serves_the_same_answers(seed_orders: Any, make_order: Any,
-                                                             settings: Settings) -> None:  # fmt: skip
+def test_lambda_function_url_handler_serves_the_same_answers(stored_order: dict[str, Any], settings: Settings) -> None:
     from functions.get_order import main
 
-    order = make_order()
-    seed_orders([order])
+    order = stored_order
     event = json.loads((services.ROOT / "tests/fixtures/function_url_event.json").read_text())
     event["rawPath"] = f"/orders/{order['order_uid']}"
     answer = main.handler(event, None)

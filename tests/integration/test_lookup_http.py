@@ -8,8 +8,6 @@ import urllib.request
 from email.message import Message
 from typing import Any
 
-import pytest
-
 
 def call(url: str, method: str = "GET", **headers: str) -> tuple[int, Message, bytes]:
     """Status, headers (case-insensitive: servers may send them in lower case) and body."""
@@ -19,13 +17,6 @@ def call(url: str, method: str = "GET", **headers: str) -> tuple[int, Message, b
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
-
-
-@pytest.fixture
-def stored_order(seed_orders: Any, make_order: Any) -> dict[str, Any]:
-    order: dict[str, Any] = make_order()
-    seed_orders([order])
-    return order
 
 
 def test_order_then_cache_hits_then_304(get_order_url: str, stored_order: dict[str, Any]) -> None:
