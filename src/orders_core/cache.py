@@ -33,12 +33,18 @@ class Tier(StrEnum):
 
 
 class LocalLRU:
-    """A bounded, thread-safe LRU map whose entries expire after ``ttl_s``."""
+    """A thread-safe LRU map bounded in entries and in bytes, whose entries expire after ``ttl_s``.
 
-    def __init__(self, max_entries: int, ttl_s: float) -> None:
+    Bytes matter as much as entries: an order of 1,000 items is over half a megabyte, so 2,048 such orders
+    would hold more than a gigabyte per worker.
+    """
+
+    def __init__(self, max_entries: int, ttl_s: float, max_bytes: int) -> None:
         self._max_entries = max_entries
+        self._max_bytes = max_bytes
         self._ttl_s = ttl_s
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: str) -> bytes | None:
@@ -48,26 +54,39 @@ class LocalLRU:
                 return None
             expires_at, value = entry
             if expires_at < time.monotonic():
-                del self._entries[key]
+                self._remove(key)
                 return None
             self._entries.move_to_end(key)
             return value
 
     def put(self, key: str, value: bytes) -> None:
-        if self._max_entries <= 0:
-            return
+        if self._max_entries <= 0 or len(value) > self._max_bytes:
+            return  # an entry bigger than the whole budget would only evict everything else
         with self._lock:
+            self._remove(key)
             self._entries[key] = (time.monotonic() + self._ttl_s, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            self._bytes += len(value)
+            while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._bytes -= len(evicted)
+
+    def _remove(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry[1])
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of order JSON held."""
+        return self._bytes
 
 
 class _SingleServer:
@@ -96,7 +115,7 @@ class OrderCache:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self.local = LocalLRU(settings.cache_lru_size, settings.cache_lru_ttl_s)
+        self.local = LocalLRU(settings.cache_lru_size, settings.cache_lru_ttl_s, settings.cache_lru_max_bytes)
         self._servers = [_server(s) for s in settings.memcached_server_list]
         self._client: HashClient | None = None
         self._lock = threading.Lock()
@@ -159,9 +178,12 @@ class OrderCache:
         )
 
     def put_missing(self, order_uid: str) -> None:
+        """Remember that no such order exists, unless an order was written through meanwhile."""
         client = self._memcached()
         if client is not None:
-            client.set(KEY_PREFIX + order_uid, NEGATIVE, expire=self._settings.cache_negative_ttl_s, noreply=True)
+            # ``add``, not ``set``: the ingest may have written the order through between our database read and
+            # now; overwriting it with "missing" would hide a stored order for the negative TTL.
+            client.add(KEY_PREFIX + order_uid, NEGATIVE, expire=self._settings.cache_negative_ttl_s, noreply=True)
 
     def health(self) -> str:
         """``ok``, ``disabled`` or the error, asking every server directly (not through the dead-server list)."""

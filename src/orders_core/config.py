@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     cache_negative_ttl_s: int = 5
     cache_lru_size: int = 2048
     cache_lru_ttl_s: float = 60.0
+    cache_lru_max_bytes: int = 64 * 1024 * 1024
 
     # Kafka
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
