@@ -19,6 +19,7 @@
   const recentRefresh = $("recent-refresh");
 
   const API_BASE = resolveApiBase();
+  connectOnlyTo(API_BASE);
 
   // ---------------------------------------------------------------- configuration
 
@@ -35,11 +36,19 @@
 
   function resolveApiBase() {
     const config = window.ORDERS_CONFIG || {};
-    return (
-      httpUrl(new URLSearchParams(location.search).get("api")) ||
-      httpUrl(config.apiBase) ||
-      `${location.protocol}//${location.hostname}:8080`
-    );
+    // A `?api=` link could make the real page show an attacker's "order" under the real address: it is
+    // honoured only where config.js allows it (the local stack and the tests), never in a deployment.
+    const override = config.allowApiOverride === true ? httpUrl(new URLSearchParams(location.search).get("api")) : null;
+    return override || httpUrl(config.apiBase) || `${location.protocol}//${location.hostname}:8080`;
+  }
+
+  function connectOnlyTo(apiBase) {
+    // index.html's policy cannot know the configured API; a second policy narrows connect-src to it, and
+    // the browser enforces both, so nothing on this page can reach any other origin.
+    const policy = document.createElement("meta");
+    policy.httpEquiv = "Content-Security-Policy";
+    policy.content = `connect-src ${new URL(apiBase).origin}`;
+    document.head.append(policy);
   }
 
   // ---------------------------------------------------------------- formatting
