@@ -203,6 +203,31 @@ def check_schedule(template: Template) -> list[str]:
     return problems
 
 
+def failure_contract_problems(template: Template, mapping: dict[str, Any]) -> list[str]:
+    """What Lambda needs to honour ingest_order's partial batch responses and keep a batch it gives up on.
+
+    Partial batch responses, retry limits and an S3 destination exist only in provisioned mode. The
+    destination must keep the records: for Kafka, an SQS (or SNS) destination receives only metadata.
+    Unlimited retries with a destination become 10 retries, minutes of a database outage.
+    """
+    problems = []
+    if "ProvisionedPollerConfig" not in mapping:
+        problems.append("not in provisioned mode (ProvisionedPollerConfig)")
+    if mapping.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+        problems.append("the function's batchItemFailures are ignored (FunctionResponseTypes)")
+    destination = mapping.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    target = destination.get("Fn::GetAtt", [None])[0] if isinstance(destination, dict) else None
+    if template["Resources"].get(target, {}).get("Type") != "AWS::S3::Bucket":
+        problems.append("failed batches do not go to an S3 bucket of the stack (the records would be lost)")
+    for prop in ("MaximumRetryAttempts", "MaximumRecordAgeInSeconds"):
+        value = mapping.get(prop)
+        if isinstance(value, dict) and "Ref" in value:
+            value = parameter_default(template, value["Ref"])
+        if value is None or int(value) < 0:
+            problems.append(f"{prop} is not set to a limit (unlimited becomes 10 retries with a destination)")
+    return problems
+
+
 def check_kafka(template: Template) -> list[str]:
     """One event source mapping per KafkaMode, into ingest_order, with the local trigger's defaults."""
     problems = []
@@ -223,9 +248,7 @@ def check_kafka(template: Template) -> list[str]:
             problems.append(f"{name}: does not read the KafkaTopic parameter")
         if props.get("StartingPosition") != "TRIM_HORIZON":
             problems.append(f"{name}: does not start at TRIM_HORIZON")
-        failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
-        if failure != {"Fn::GetAtt": ["OrdersDeadLetterQueue", "Arn"]}:
-            problems.append(f"{name}: failed batches do not go to the dead-letter queue")
+        problems += [f"{name}: {problem}" for problem in failure_contract_problems(template, props)]
     if covered != modes:
         problems.append(f"KafkaMode values {sorted(modes)}, mappings conditioned on {sorted(covered)}")
     if parameter_default(template, "KafkaTopic") != defaults.kafka_topic:
@@ -388,7 +411,16 @@ MUTATIONS: dict[str, tuple[Callable[[Template], None], str]] = {
         "does not invoke ingest_order",
     ),
     "mapping from latest": (_mapping("IngestOrderMskMapping", StartingPosition="LATEST"), "TRIM_HORIZON"),
-    "mapping without dlq": (_mapping("IngestOrderMskMapping", DestinationConfig={}), "dead-letter queue"),
+    "mapping without destination": (_mapping("IngestOrderMskMapping", DestinationConfig={}), "an S3 bucket"),
+    "failures to the queue": (
+        _mapping(
+            "IngestOrderSelfManagedKafkaMapping",
+            DestinationConfig={"OnFailure": {"Destination": {"Fn::GetAtt": ["OrdersDeadLetterQueue", "Arn"]}}},
+        ),
+        "an S3 bucket",
+    ),
+    "partial failures ignored": (_mapping("IngestOrderMskMapping", FunctionResponseTypes=[]), "batchItemFailures"),
+    "unlimited retries": (_mapping("IngestOrderMskMapping", MaximumRetryAttempts=-1), "MaximumRetryAttempts"),
     "private url": (_function("GetOrder", FunctionUrlConfig={"AuthType": "AWS_IAM"}), "not public"),
     "layer elsewhere": (
         lambda t: t["Resources"]["SharedLayer"]["Properties"].update(ContentUri="nowhere/"),
