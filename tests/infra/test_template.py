@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from orders_core.config import Settings
 from orders_core.generator import GenerateRequest
+from orders_core.scheduler import ScheduleError, parse_schedule
 
 pytestmark = pytest.mark.infra
 
@@ -175,8 +176,13 @@ def check_environment(template: Template) -> list[str]:
 
 
 def check_schedule(template: Template) -> list[str]:
-    """The schedule sends what a manual invocation sends: a GenerateRequest."""
+    """The schedule sends what a manual invocation sends: a GenerateRequest; its expression is one the local
+    scheduler runs too."""
     problems = []
+    try:
+        parse_schedule(parameter_default(template, "ScheduleExpression"))
+    except ScheduleError as exc:
+        problems.append(f"ScheduleExpression: {exc}")
     accepted = set(GenerateRequest.model_fields)
     schedules = 0
     for name, props in functions(template).items():
@@ -405,6 +411,10 @@ MUTATIONS: dict[str, tuple[Callable[[Template], None], str]] = {
     "unknown input key": (_schedule_input('{"number": 5}'), "Input keys ['number']"),
     "refused input": (_schedule_input('{"count": 0}'), "the generator refuses the Input"),
     "input not json": (_schedule_input("count=5"), "Input is not JSON"),
+    "expression the scheduler refuses": (
+        lambda t: t["Parameters"]["ScheduleExpression"].update(Default="rate(5 minute)"),
+        "ScheduleExpression",
+    ),
     "no msk mapping": (_drop_resource("IngestOrderMskMapping"), "mappings conditioned on ['SelfManaged']"),
     "mapping into another function": (
         _mapping("IngestOrderSelfManagedKafkaMapping", FunctionName={"Ref": "GetOrder"}),
