@@ -225,6 +225,11 @@ def failure_contract_problems(template: Template, mapping: dict[str, Any]) -> li
     target = destination.get("Fn::GetAtt", [None])[0] if isinstance(destination, dict) else None
     if template["Resources"].get(target, {}).get("Type") != "AWS::S3::Bucket":
         problems.append("failed batches do not go to an S3 bucket of the stack (the records would be lost)")
+    else:  # Lambda writes there with the function's role
+        function = functions(template).get(mapping.get("FunctionName", {}).get("Ref"), {})
+        policies = json.dumps(function.get("Policies", []))
+        if not all(needed in policies for needed in ("s3:PutObject", "s3:ListBucket", target)):
+            problems.append(f"the function's role may not write to {target} (s3:PutObject, s3:ListBucket)")
     for prop in ("MaximumRetryAttempts", "MaximumRecordAgeInSeconds"):
         value = mapping.get(prop)
         if isinstance(value, dict) and "Ref" in value:
@@ -428,6 +433,10 @@ MUTATIONS: dict[str, tuple[Callable[[Template], None], str]] = {
             DestinationConfig={"OnFailure": {"Destination": {"Fn::GetAtt": ["OrdersDeadLetterQueue", "Arn"]}}},
         ),
         "an S3 bucket",
+    ),
+    "role cannot write the bucket": (
+        _function("IngestOrder", Policies=[{"SQSSendMessagePolicy": {"QueueName": "q"}}]),
+        "may not write to IngestFailedBatchesBucket",
     ),
     "partial failures ignored": (_mapping("IngestOrderMskMapping", FunctionResponseTypes=[]), "batchItemFailures"),
     "unlimited retries": (_mapping("IngestOrderMskMapping", MaximumRetryAttempts=-1), "MaximumRetryAttempts"),
