@@ -301,7 +301,7 @@ def main() -> int:
         stopping.set()
 
     def wait(seconds: float) -> bool:
-        return stopping.wait(None if seconds == float("inf") else seconds)
+        return stopping.wait(None if seconds == float("inf") else min(seconds, threading.TIMEOUT_MAX))
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
