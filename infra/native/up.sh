@@ -17,6 +17,11 @@ export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_POR
 export MEMCACHED_SERVERS="${MEMCACHED_SERVERS-127.0.0.1:${MEMCACHED_PORT:-11211}}"
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:${AWS_PORT:-4566}}"
 export INGEST_URL="${INGEST_URL:-http://127.0.0.1:${INGEST_PORT:-8081}}"
+export GENERATE_URL="${GENERATE_URL:-http://127.0.0.1:${GENERATE_PORT:-8082}}"
+# The scheduler's settings as it will read them (an empty GENERATE_SCHEDULE disables it).
+schedule="$(python -c 'from orders_core.config import get_settings; s = get_settings()
+on = "%s: POST {\"count\": %d} to generate_orders" % (s.generate_schedule, s.generate_schedule_count)
+print(on if s.generate_schedule.strip() else "disabled")')"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 cat <<TABLE
 orders: starting the stack (Ctrl-C or 'make down' stops it)
@@ -24,6 +29,7 @@ orders: starting the stack (Ctrl-C or 'make down' stops it)
   lookup API       http://127.0.0.1:${GET_ORDER_PORT:-8080}/orders/{order_uid}   (get_order)
   ingest           http://127.0.0.1:${INGEST_PORT:-8081}/   (ingest_order, fed by the Kafka trigger)
   generator        http://127.0.0.1:${GENERATE_PORT:-8082}/   (POST {"count": N}; or 'make generate N=1000')
+  scheduler        ${schedule}   (GENERATE_SCHEDULE, GENERATE_SCHEDULE_COUNT)
   Kafka            ${KAFKA_BOOTSTRAP_SERVERS}   topic ${KAFKA_TOPIC:-orders}
   PostgreSQL       127.0.0.1:${PGPORT:-5432}   database ${PGDATABASE:-orders}
   memcached        ${MEMCACHED_SERVERS:-(disabled)}

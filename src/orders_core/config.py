@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     pg_password: str = Field("orders", validation_alias="PGPASSWORD")
     pg_database: str = Field("orders", validation_alias="PGDATABASE")
     pg_timeout_s: float = 5.0
+    # Secrets Manager secret (ARN or name) whose JSON "password" replaces PGPASSWORD: read at run time, so
+    # a rotation reaches running functions (the cloud's way; locally it is unset).
+    pg_password_secret_id: str | None = None
 
     # memcached; empty disables the shared tier (the in-process tier still works).
     memcached_servers: str = "127.0.0.1:11211"
@@ -61,6 +64,15 @@ class Settings(BaseSettings):
 
     # Generator
     generate_max_count: int = 1_000_000
+
+    # orders-scheduler (local stand-in for EventBridge Scheduler): calls generate_orders at GENERATE_URL
+    # with {"count": GENERATE_SCHEDULE_COUNT} on the schedule expression; empty disables it.
+    generate_url: str = "http://127.0.0.1:8082"
+    generate_schedule: str = "rate(1 minute)"
+    generate_schedule_count: int = Field(10, ge=1)
+    generate_schedule_retry_initial_s: float = Field(0.5, gt=0)
+    generate_schedule_retry_max_s: float = Field(30.0, gt=0)
+    generate_schedule_timeout_s: float = Field(300.0, gt=0)
 
     @classmethod
     def environment_names(cls) -> set[str]:

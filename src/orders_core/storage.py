@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,10 @@ from enum import StrEnum
 from importlib import resources
 from typing import Any
 
+import boto3
 import pg8000.native
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from pg8000.exceptions import DatabaseError, InterfaceError
 
 from .config import Settings
@@ -25,6 +29,7 @@ from .model import Order
 # operator intervention (shutdown), insufficient resources, system error, transaction rollback (deadlock,
 # serialization). Worth a new connection and another try; anything else is about the data.
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "57", "53", "58", "40")
+_AUTH_REJECTED = "28P01"  # invalid_password: wrong password (e.g. rotated since it was read)
 
 
 class StoreUnavailable(Exception):
@@ -139,6 +144,32 @@ LIMIT :limit
 """
 
 
+def read_secret_password(settings: Settings) -> str:
+    """The ``password`` of the JSON secret ``PG_PASSWORD_SECRET_ID`` in Secrets Manager (an RDS secret's shape)."""
+    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+    client = boto3.client(
+        "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None, config=config
+    )
+    try:
+        secret = client.get_secret_value(SecretId=settings.pg_password_secret_id)["SecretString"]
+    except (BotoCoreError, ClientError) as exc:
+        raise StoreUnavailable(f"cannot read the database password from Secrets Manager: {exc}") from exc
+    try:
+        password = json.loads(secret)["password"]
+    except (ValueError, TypeError, KeyError):
+        password = None
+    if not isinstance(password, str):
+        # Retried like an outage: fixing the secret is enough, no record is refused for it.
+        raise StoreUnavailable('the database secret is not JSON with a string "password"')
+    return password
+
+
+def _sqlstate(error: Exception) -> str:
+    if isinstance(error, DatabaseError) and error.args and isinstance(error.args[0], dict):
+        return str(error.args[0].get("C", ""))
+    return ""
+
+
 def _is_connection_failure(error: Exception) -> bool:
     if isinstance(error, InterfaceError | OSError):
         return True
@@ -153,19 +184,42 @@ class OrderStore:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._local = threading.local()
+        self._password_lock = threading.Lock()
+        self._secret_password: str | None = None
+
+    def _password(self, rejected: str | None = None) -> str:
+        """PGPASSWORD, or the secret's password: read once per instance, and again once PostgreSQL
+        ``rejected`` the one read (a rotation); threads that fail together read the secret once."""
+        if not self._settings.pg_password_secret_id:
+            return self._settings.pg_password
+        with self._password_lock:
+            if self._secret_password is None or self._secret_password == rejected:
+                self._secret_password = read_secret_password(self._settings)
+            return self._secret_password
 
     def connect(self) -> pg8000.native.Connection:
         s = self._settings
-        try:
+
+        def open_with(password: str) -> pg8000.native.Connection:
             return pg8000.native.Connection(
                 user=s.pg_user,
-                password=s.pg_password,
+                password=password,
                 host=s.pg_host,
                 port=s.pg_port,
                 database=s.pg_database,
                 timeout=s.pg_timeout_s,
                 application_name="orders",
             )
+
+        try:
+            password = self._password()
+            try:
+                return open_with(password)
+            except DatabaseError as exc:
+                if _sqlstate(exc) != _AUTH_REJECTED or not s.pg_password_secret_id:
+                    raise
+                # Rotated since we read it: the secret holds the new password (or soon will: retried then).
+                return open_with(self._password(rejected=password))
         except (InterfaceError, OSError, DatabaseError) as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL at {s.pg_host}:{s.pg_port}: {exc}") from exc
 

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from orders_core.config import Settings
 from orders_core.generator import GenerateRequest
+from orders_core.scheduler import ScheduleError, parse_schedule
 
 pytestmark = pytest.mark.infra
 
@@ -175,8 +176,13 @@ def check_environment(template: Template) -> list[str]:
 
 
 def check_schedule(template: Template) -> list[str]:
-    """The schedule sends what a manual invocation sends: a GenerateRequest."""
+    """The schedule sends what a manual invocation sends: a GenerateRequest; its expression is one the local
+    scheduler runs too."""
     problems = []
+    try:
+        parse_schedule(parameter_default(template, "ScheduleExpression"))
+    except ScheduleError as exc:
+        problems.append(f"ScheduleExpression: {exc}")
     accepted = set(GenerateRequest.model_fields)
     schedules = 0
     for name, props in functions(template).items():
@@ -203,6 +209,36 @@ def check_schedule(template: Template) -> list[str]:
     return problems
 
 
+def failure_contract_problems(template: Template, mapping: dict[str, Any]) -> list[str]:
+    """What Lambda needs to honour ingest_order's partial batch responses and keep a batch it gives up on.
+
+    Partial batch responses, retry limits and an S3 destination exist only in provisioned mode. The
+    destination must keep the records: for Kafka, an SQS (or SNS) destination receives only metadata.
+    Unlimited retries with a destination become 10 retries, minutes of a database outage.
+    """
+    problems = []
+    if "ProvisionedPollerConfig" not in mapping:
+        problems.append("not in provisioned mode (ProvisionedPollerConfig)")
+    if mapping.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+        problems.append("the function's batchItemFailures are ignored (FunctionResponseTypes)")
+    destination = mapping.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    target = destination.get("Fn::GetAtt", [None])[0] if isinstance(destination, dict) else None
+    if template["Resources"].get(target, {}).get("Type") != "AWS::S3::Bucket":
+        problems.append("failed batches do not go to an S3 bucket of the stack (the records would be lost)")
+    else:  # Lambda writes there with the function's role
+        function = functions(template).get(mapping.get("FunctionName", {}).get("Ref"), {})
+        policies = json.dumps(function.get("Policies", []))
+        if not all(needed in policies for needed in ("s3:PutObject", "s3:ListBucket", target)):
+            problems.append(f"the function's role may not write to {target} (s3:PutObject, s3:ListBucket)")
+    for prop in ("MaximumRetryAttempts", "MaximumRecordAgeInSeconds"):
+        value = mapping.get(prop)
+        if isinstance(value, dict) and "Ref" in value:
+            value = parameter_default(template, value["Ref"])
+        if value is None or int(value) < 0:
+            problems.append(f"{prop} is not set to a limit (unlimited becomes 10 retries with a destination)")
+    return problems
+
+
 def check_kafka(template: Template) -> list[str]:
     """One event source mapping per KafkaMode, into ingest_order, with the local trigger's defaults."""
     problems = []
@@ -223,9 +259,7 @@ def check_kafka(template: Template) -> list[str]:
             problems.append(f"{name}: does not read the KafkaTopic parameter")
         if props.get("StartingPosition") != "TRIM_HORIZON":
             problems.append(f"{name}: does not start at TRIM_HORIZON")
-        failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
-        if failure != {"Fn::GetAtt": ["OrdersDeadLetterQueue", "Arn"]}:
-            problems.append(f"{name}: failed batches do not go to the dead-letter queue")
+        problems += [f"{name}: {problem}" for problem in failure_contract_problems(template, props)]
     if covered != modes:
         problems.append(f"KafkaMode values {sorted(modes)}, mappings conditioned on {sorted(covered)}")
     if parameter_default(template, "KafkaTopic") != defaults.kafka_topic:
@@ -382,13 +416,30 @@ MUTATIONS: dict[str, tuple[Callable[[Template], None], str]] = {
     "unknown input key": (_schedule_input('{"number": 5}'), "Input keys ['number']"),
     "refused input": (_schedule_input('{"count": 0}'), "the generator refuses the Input"),
     "input not json": (_schedule_input("count=5"), "Input is not JSON"),
+    "expression the scheduler refuses": (
+        lambda t: t["Parameters"]["ScheduleExpression"].update(Default="rate(5 minute)"),
+        "ScheduleExpression",
+    ),
     "no msk mapping": (_drop_resource("IngestOrderMskMapping"), "mappings conditioned on ['SelfManaged']"),
     "mapping into another function": (
         _mapping("IngestOrderSelfManagedKafkaMapping", FunctionName={"Ref": "GetOrder"}),
         "does not invoke ingest_order",
     ),
     "mapping from latest": (_mapping("IngestOrderMskMapping", StartingPosition="LATEST"), "TRIM_HORIZON"),
-    "mapping without dlq": (_mapping("IngestOrderMskMapping", DestinationConfig={}), "dead-letter queue"),
+    "mapping without destination": (_mapping("IngestOrderMskMapping", DestinationConfig={}), "an S3 bucket"),
+    "failures to the queue": (
+        _mapping(
+            "IngestOrderSelfManagedKafkaMapping",
+            DestinationConfig={"OnFailure": {"Destination": {"Fn::GetAtt": ["OrdersDeadLetterQueue", "Arn"]}}},
+        ),
+        "an S3 bucket",
+    ),
+    "role cannot write the bucket": (
+        _function("IngestOrder", Policies=[{"SQSSendMessagePolicy": {"QueueName": "q"}}]),
+        "may not write to IngestFailedBatchesBucket",
+    ),
+    "partial failures ignored": (_mapping("IngestOrderMskMapping", FunctionResponseTypes=[]), "batchItemFailures"),
+    "unlimited retries": (_mapping("IngestOrderMskMapping", MaximumRetryAttempts=-1), "MaximumRetryAttempts"),
     "private url": (_function("GetOrder", FunctionUrlConfig={"AuthType": "AWS_IAM"}), "not public"),
     "layer elsewhere": (
         lambda t: t["Resources"]["SharedLayer"]["Properties"].update(ContentUri="nowhere/"),

@@ -1,0 +1,85 @@
+"""orders-scheduler as `make up` runs it, invoking the real generate_orders (the native runner's script) onto Kafka."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from orders_core.model import parse_order
+from tests.support import services
+
+pytestmark = pytest.mark.integration
+
+COUNT = 4
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str) -> Iterator[str]:
+    name = f"test-schedule-{uuid.uuid4().hex[:12]}"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(30)
+    yield name
+    admin.delete_topics([name])[name].result(30)
+
+
+def wait_for_records(bootstrap: str, topic: str, at_least: int, timeout_s: float) -> list[bytes]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}"})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(values) < at_least and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=100, timeout=0.5):
+                assert message.error() is None, message.error()
+                values.append(message.value())
+        return values
+    finally:
+        consumer.close()
+
+
+def test_a_scheduled_invocation_waits_for_the_function_and_produces_the_scheduled_count(
+    stack_env: dict[str, str], kafka_bootstrap: str, topic: str, work_dir: Path
+) -> None:
+    kafka_env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "KAFKA_TOPIC": topic}
+    generate = services.function("generate_orders", {**stack_env, **kafka_env}, work_dir)
+    schedule_env = {
+        "GENERATE_URL": f"http://127.0.0.1:{generate.port}",
+        "GENERATE_SCHEDULE": "rate(1 minute)",
+        "GENERATE_SCHEDULE_COUNT": str(COUNT),
+        "GENERATE_SCHEDULE_RETRY_MAX_S": "1",
+        "LOG_LEVEL": "INFO",
+    }
+    scheduler = services.Service(
+        "scheduler", ["orders-scheduler"], {**stack_env, **kafka_env, **schedule_env}, 0, work_dir, lambda: True
+    )
+    try:
+        # GIVEN the scheduler's first occurrence (a rate runs at once) finding generate_orders down
+        scheduler.start()
+        services.wait_until(lambda: "unreachable" in scheduler.log_tail(), 60, "a first, failed invocation")
+        # WHEN the function comes up
+        generate.start()
+        # THEN the scheduler's retries reach it, and the topic gets the schedule's count of valid orders
+        values = wait_for_records(kafka_bootstrap, topic, COUNT, timeout_s=120)
+        assert len(values) >= COUNT, scheduler.log_tail()
+        assert all(parse_order(value) for value in values)
+        # and SIGTERM stops the scheduler cleanly
+        assert scheduler.stop() == 0
+    finally:
+        scheduler.stop()
+        generate.stop()
+
+
+def test_an_expression_eventbridge_would_refuse_stops_the_scheduler_with_a_reason() -> None:
+    env = {**os.environ, "GENERATE_SCHEDULE": "cron(0 10 * * * *)"}
+    argv = [str(services.VENV_BIN / "orders-scheduler")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "day-of-week must be '?'" in done.stderr
