@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from orders_core import generator, runtime
+from orders_core import producer, runtime
 from orders_core.config import Settings, get_settings
 from orders_core.model import Order
 from orders_core.setup import run as run_setup
@@ -56,7 +56,7 @@ def memcached(work_dir: Path) -> Iterator[services.Service]:
 def kafka(work_dir: Path) -> Iterator[services.Service]:
     service = services.kafka(work_dir).start()
     yield service
-    generator.close_producers()  # or they keep reconnecting to the stopped broker until the process ends
+    producer.close_producers()  # or they keep reconnecting to the stopped broker until the process ends
     service.stop()
 
 

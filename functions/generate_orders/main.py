@@ -7,13 +7,13 @@ from typing import Any
 import functions_framework
 from pydantic import ValidationError
 
-from orders_core.generator import GenerateRequest, ProduceError, describe_request_error, produce_orders
+from orders_core.producer import GenerateRequest, ProduceError, describe_request_error, produce_orders
 
 
 def _generate(payload: Any) -> dict[str, Any]:
     """Validate the request and produce; raises ``ValidationError`` or ``ProduceError``."""
     request = GenerateRequest.model_validate({} if payload is None else payload)
-    return produce_orders(request.count, request.seed, request.invalid_ratio).as_response()
+    return produce_orders(request).as_response()
 
 
 def _error(status: int, error: str, message: str) -> tuple[dict[str, str], int]:
@@ -22,7 +22,7 @@ def _error(status: int, error: str, message: str) -> tuple[dict[str, str], int]:
 
 @functions_framework.http
 def http_entry(request: Any) -> tuple[Any, int] | tuple[Any, int, dict[str, str]]:
-    """POST optional JSON ``{"count", "seed", "invalid_ratio"}`` -> 200 with what was produced."""
+    """POST optional JSON ``{"count", "seed", "invalid_ratio", "max_items"}`` -> 200 with what was produced."""
     if request.method != "POST":
         return {"error": "method_not_allowed", "message": "use POST"}, 405, {"Allow": "POST"}
     payload: Any = None

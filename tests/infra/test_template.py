@@ -21,7 +21,7 @@ from cfnlint.decode import cfn_yaml
 from pydantic import ValidationError
 
 from orders_core.config import Settings
-from orders_core.generator import GenerateRequest
+from orders_core.producer import GenerateRequest
 
 pytestmark = pytest.mark.infra
 

@@ -16,10 +16,10 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import ValidationError
 
-from orders_core import generator
 from orders_core.config import Settings, get_settings
-from orders_core.generator import ProduceError, make_orders, produce_orders
+from orders_core.generator import make_orders
 from orders_core.model import parse_order
+from orders_core.producer import GenerateRequest, ProduceError, produce_orders
 
 pytestmark = pytest.mark.integration
 
@@ -133,10 +133,12 @@ def closed_port() -> int:
 
 
 def test_unreachable_broker_fails_loudly() -> None:
-    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}", kafka_topic="nowhere")
+    settings = Settings(
+        kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}", kafka_topic="nowhere", generate_message_timeout_s=1.5
+    )
     started = time.monotonic()
     with pytest.raises(ProduceError) as info:
-        produce_orders(20, seed=1, settings=settings, producer_overrides={"message.timeout.ms": 1500})
+        produce_orders(GenerateRequest(count=20, seed=1), settings)
     assert info.value.produced == 0
     assert info.value.failed + info.value.undelivered == 20
     assert info.value.unavailable
@@ -147,7 +149,7 @@ def test_unreachable_broker_is_503_over_http(monkeypatch: pytest.MonkeyPatch) ->
     import functions_framework
 
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{closed_port()}")
-    monkeypatch.setattr(generator, "MESSAGE_TIMEOUT_MS", 1500)
+    monkeypatch.setenv("GENERATE_MESSAGE_TIMEOUT_S", "1.5")
     get_settings.cache_clear()
     try:
         client = functions_framework.create_app(target="http_entry", source=str(MAIN)).test_client()

@@ -13,8 +13,10 @@ import pytest
 from pydantic import ValidationError
 
 from orders_core.config import get_settings
-from orders_core.generator import INVALID_CLASSES, GenerateRequest, iter_orders, make_orders
+from orders_core.generate_cli import main as generate_cli
+from orders_core.generator import INVALID_CLASSES, iter_orders, make_orders
 from orders_core.model import ORDER_UID_RE, parse_order
+from orders_core.producer import GenerateRequest
 
 pytestmark = pytest.mark.unit
 
@@ -123,19 +125,6 @@ def test_invalid_ratio_gives_about_that_share_and_keeps_the_valid_ones() -> None
         assert got == want or _refused(got)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"count": -1}, "count"),
-        ({"count": 1, "invalid_ratio": 1.5}, "invalid_ratio"),
-        ({"count": 1, "max_items": 0}, "max_items"),
-    ],
-)
-def test_make_orders_rejects_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        make_orders(**kwargs)
-
-
 @pytest.fixture
 def max_count(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     monkeypatch.setenv("GENERATE_MAX_COUNT", "500")
@@ -146,8 +135,9 @@ def max_count(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
 
 
 def test_generate_request_defaults_and_bounds(max_count: int) -> None:
-    assert GenerateRequest() == GenerateRequest(count=10, seed=None, invalid_ratio=0.0)
+    assert GenerateRequest() == GenerateRequest(count=10, seed=None, invalid_ratio=0.0, max_items=5)
     assert GenerateRequest.model_validate({"count": max_count, "seed": 1, "invalid_ratio": 1}).count == max_count
+    assert GenerateRequest(max_items=1000).max_items == 1000
     for bad in (
         {"count": 0},
         {"count": max_count + 1},
@@ -157,10 +147,28 @@ def test_generate_request_defaults_and_bounds(max_count: int) -> None:
         {"invalid_ratio": -0.1},
         {"invalid_ratio": 1.01},
         {"seed": "x"},
+        {"max_items": 0},
+        {"max_items": 1001},
         {"cuont": 5},
     ):
         with pytest.raises(ValidationError):
             GenerateRequest.model_validate(bad)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["0"], "count"),
+        (["501"], "at most 500"),
+        (["5", "--invalid-ratio", "1.5"], "invalid_ratio"),
+        (["5", "--max-items", "0"], "max_items"),
+    ],
+)
+def test_cli_refuses_what_the_request_refuses_before_touching_kafka(
+    max_count: int, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert generate_cli(argv) == 2
+    assert message in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------------- HTTP
