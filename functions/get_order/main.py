@@ -26,6 +26,7 @@ from starlette.responses import Response
 from orders_core import runtime
 from orders_core.config import get_settings
 from orders_core.logs import configure_logging
+from orders_core.responses import HttpResponse
 
 configure_logging()
 
@@ -54,13 +55,15 @@ def _pool() -> ThreadPoolExecutor:
 @functions_framework.aio.http
 async def asgi(request: Request) -> Response:
     scope = request.scope
-    method, path = scope["method"], scope["path"]
-    query, headers = request.query_params, request.headers  # headers: case-insensitive
     service = runtime.lookup_service()
-    answer = service.handle_cached(method, path, query, headers)
-    if answer is None:  # PostgreSQL: in a thread, off the event loop
-        loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(_pool(), service.handle_uncached, method, path, query, headers)
+    routed = service.route(scope["method"], scope["path"], request.query_params, request.headers)
+    if isinstance(routed, HttpResponse):
+        answer = routed
+    else:
+        answer = service.answer_from_cache(routed)
+        if answer is None:  # PostgreSQL: in a thread, off the event loop
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(_pool(), service.answer_from_store, routed)
     return Response(answer.body, answer.status, answer.headers)
 
 
