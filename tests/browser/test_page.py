@@ -15,10 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import pytest
 from playwright.sync_api import Browser, Page, Route, expect
-
-pytestmark = pytest.mark.browser
 
 FIXTURE = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "order.json").read_text())
 IMG = '<img src=x onerror="window.__pwned=1">'

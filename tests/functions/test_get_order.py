@@ -9,9 +9,9 @@ import flask.testing
 import functions_framework
 import pytest
 
+from devstack import ROOT, services
 from orders_core import runtime
 from orders_core.config import Settings
-from tests.support import services
 from tests.support.events import kafka_event, order_bytes
 
 ORIGIN = "http://localhost:3000"
@@ -173,7 +173,7 @@ def test_lambda_function_url_handler_serves_the_same_answers(stored_order: dict[
     from functions.get_order import main
 
     order = stored_order
-    event = json.loads((services.ROOT / "tests/fixtures/function_url_event.json").read_text())
+    event = json.loads((ROOT / "tests/fixtures/function_url_event.json").read_text())
     event["rawPath"] = f"/orders/{order['order_uid']}"
     answer = main.handler(event, None)
     assert answer["statusCode"] == 200 and json.loads(answer["body"]) == order

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
-import socket
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -16,14 +14,13 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import ValidationError
 
+from devstack import ROOT
+from devstack.services import free_port
 from orders_core.config import Settings, get_settings
 from orders_core.generator import make_orders
 from orders_core.model import parse_order
 from orders_core.producer import GenerateRequest, ProduceError, produce_orders
 
-pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "functions" / "generate_orders" / "main.py"
 PARTITIONS = 3
 
@@ -126,15 +123,9 @@ def test_scheduler_handler_refuses_bad_input(topic: str) -> None:
         load_main().handler({"count": "many"}, None)
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_unreachable_broker_fails_loudly() -> None:
     settings = Settings(
-        kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}", kafka_topic="nowhere", generate_message_timeout_s=1.5
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", kafka_topic="nowhere", generate_message_timeout_s=1.5
     )
     started = time.monotonic()
     with pytest.raises(ProduceError) as info:
@@ -148,7 +139,7 @@ def test_unreachable_broker_fails_loudly() -> None:
 def test_unreachable_broker_is_503_over_http(monkeypatch: pytest.MonkeyPatch) -> None:
     import functions_framework
 
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
     monkeypatch.setenv("GENERATE_MESSAGE_TIMEOUT_S", "1.5")
     get_settings.cache_clear()
     try:

@@ -6,21 +6,17 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from devstack import ROOT
 from orders_core.config import get_settings
 from orders_core.generate_cli import main as generate_cli
 from orders_core.generator import INVALID_CLASSES, iter_orders, make_orders
 from orders_core.model import ORDER_UID_RE, parse_order
 from orders_core.producer import GenerateRequest
-
-pytestmark = pytest.mark.unit
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
