@@ -37,7 +37,7 @@ from devstack import services
 from devstack.stack import running
 from orders_core.cache import OrderCache
 from orders_core.config import Settings
-from orders_core.generator import make_orders
+from orders_core.generator import iter_orders
 from orders_core.lookup import LookupService
 from orders_core.model import Order
 from orders_core.responses import HttpResponse
@@ -93,7 +93,7 @@ end
 def seed_orders(settings: Settings, count: int) -> list[str]:
     store = OrderStore(settings)
     uids: list[str] = []
-    generated = make_orders(count, seed=SEED)
+    generated = list(iter_orders(count, seed=SEED))
     for start in range(0, len(generated), 500):
         batch = [Order.model_validate_json(value) for _uid, value in generated[start : start + 500]]
         store.store_orders(batch)

@@ -294,17 +294,6 @@ def iter_flagged_orders(
             yield uid, value, False
 
 
-def make_orders(
-    count: int,
-    seed: int | None = None,
-    invalid_ratio: float = 0.0,
-    *,
-    max_items: int = DEFAULT_MAX_ITEMS,
-) -> list[tuple[str, bytes]]:
-    """``count`` orders as ``(order_uid, JSON bytes)``; see :func:`iter_orders`."""
-    return list(iter_orders(count, seed, invalid_ratio, max_items=max_items))
-
-
 def _make_invalid(kind: str, valid: bytes) -> bytes:
     """Turn a valid order into one of the invalid classes (slow path: only for the invalid share)."""
     if kind == "not_json":

@@ -30,10 +30,9 @@ def ingest(settings: Settings) -> flask.testing.FlaskClient:
 def test_order_comes_back_exactly_as_ingested_then_from_each_cache_tier(
     client: flask.testing.FlaskClient, stored_order: dict[str, Any]
 ) -> None:
-    order = stored_order
-    path = f"/orders/{order['order_uid']}"
+    path = f"/orders/{stored_order['order_uid']}"
     first = client.get(path)
-    assert first.status_code == 200 and first.json == order and list(first.json) == list(order)
+    assert first.status_code == 200 and first.json == stored_order and list(first.json) == list(stored_order)
     assert first.headers["X-Cache"] == "database"
     assert client.get(path).headers["X-Cache"] == "local"
     runtime.order_cache().local.clear()
@@ -83,8 +82,7 @@ def test_other_methods_are_405_with_allow(client: flask.testing.FlaskClient) -> 
 def test_etag_and_if_none_match_give_304_and_head_works(
     client: flask.testing.FlaskClient, stored_order: dict[str, Any]
 ) -> None:
-    order = stored_order
-    path = f"/orders/{order['order_uid']}"
+    path = f"/orders/{stored_order['order_uid']}"
     first = client.get(path)
     not_modified = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
     assert not_modified.status_code == 304 and not_modified.data == b""

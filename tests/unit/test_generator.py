@@ -14,14 +14,14 @@ from pydantic import ValidationError
 from devstack import ROOT
 from orders_core.config import get_settings
 from orders_core.generate_cli import main as generate_cli
-from orders_core.generator import INVALID_CLASSES, iter_orders, make_orders
+from orders_core.generator import INVALID_CLASSES, iter_orders
 from orders_core.model import ORDER_UID_RE, parse_order
 from orders_core.producer import GenerateRequest
 
 
 @pytest.fixture(scope="module")
 def orders() -> list[tuple[str, bytes]]:
-    return make_orders(2_000, seed=42)
+    return list(iter_orders(2_000, seed=42))
 
 
 def test_every_order_passes_the_model_and_round_trips(orders: list[tuple[str, bytes]]) -> None:
@@ -64,22 +64,21 @@ def test_uids_are_unique_and_the_data_varies(orders: list[tuple[str, bytes]]) ->
 
 
 def test_max_items_is_configurable() -> None:
-    sizes = {len(parse_order(raw).items) for _, raw in make_orders(300, seed=1, max_items=12)}
+    sizes = {len(parse_order(raw).items) for _, raw in list(iter_orders(300, seed=1, max_items=12))}
     assert max(sizes) == 12 and min(sizes) == 1
-    assert {len(parse_order(raw).items) for _, raw in make_orders(50, seed=1, max_items=1)} == {1}
+    assert {len(parse_order(raw).items) for _, raw in list(iter_orders(50, seed=1, max_items=1))} == {1}
 
 
 def test_same_seed_same_orders_different_seed_different() -> None:
-    assert make_orders(300, seed=7) == make_orders(300, seed=7)
-    assert list(iter_orders(300, seed=7)) == make_orders(300, seed=7)
-    other = make_orders(300, seed=8)
-    assert {k for k, _ in other}.isdisjoint(k for k, _ in make_orders(300, seed=7))
-    assert make_orders(50, seed=None) != make_orders(50, seed=None)
+    assert list(iter_orders(300, seed=7)) == list(iter_orders(300, seed=7))
+    other = list(iter_orders(300, seed=8))
+    assert {k for k, _ in other}.isdisjoint(k for k, _ in iter_orders(300, seed=7))
+    assert list(iter_orders(50, seed=None)) != list(iter_orders(50, seed=None))
 
 
 def test_unseeded_orders_are_valid_and_recent() -> None:
     now = time.time()
-    for _, raw in make_orders(200):
+    for _, raw in list(iter_orders(200)):
         created = datetime.fromisoformat(parse_order(raw).date_created.replace("Z", "+00:00")).timestamp()
         assert now - 181 * 86_400 < created <= now + 1
 
@@ -93,7 +92,7 @@ def _refused(raw: bytes) -> bool:
 
 
 def test_invalid_ratio_one_gives_only_refused_orders_of_every_class() -> None:
-    generated = make_orders(3 * len(INVALID_CLASSES), seed=3, invalid_ratio=1.0)
+    generated = list(iter_orders(3 * len(INVALID_CLASSES), seed=3, invalid_ratio=1.0))
     for key, raw in generated:
         assert ORDER_UID_RE.match(key)
         assert _refused(raw), raw[:200]
@@ -112,8 +111,8 @@ def _not_json(raw: bytes) -> bool:
 
 
 def test_invalid_ratio_gives_about_that_share_and_keeps_the_valid_ones() -> None:
-    mixed = make_orders(2_000, seed=11, invalid_ratio=0.3)
-    clean = make_orders(2_000, seed=11)
+    mixed = list(iter_orders(2_000, seed=11, invalid_ratio=0.3))
+    clean = list(iter_orders(2_000, seed=11))
     refused = sum(_refused(raw) for _, raw in mixed)
     assert 0.25 < refused / 2_000 < 0.35
     assert [k for k, _ in mixed] == [k for k, _ in clean]
