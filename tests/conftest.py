@@ -18,8 +18,7 @@ from orders_core import producer, runtime
 from orders_core.config import Settings, get_settings
 from orders_core.model import Order
 from orders_core.storage import OrderStore
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from tests.support.events import FIXTURES
 
 
 @pytest.fixture(scope="session")

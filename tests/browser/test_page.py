@@ -17,7 +17,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from playwright.sync_api import Browser, Page, Route, expect
 
-FIXTURE = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "order.json").read_text())
+from tests.support.events import FIXTURES
+
+FIXTURE = json.loads((FIXTURES / "order.json").read_text())
 IMG = '<img src=x onerror="window.__pwned=1">'
 SCRIPT = "<script>window.__pwned=1</script>"
 

@@ -9,10 +9,10 @@ import flask.testing
 import functions_framework
 import pytest
 
-from devstack import ROOT, services
+from devstack import services
 from orders_core import runtime
 from orders_core.config import Settings
-from tests.support.events import kafka_event, order_bytes
+from tests.support.events import FIXTURES, kafka_event, order_bytes
 
 ORIGIN = "http://localhost:3000"
 
@@ -171,7 +171,7 @@ def test_lambda_function_url_handler_serves_the_same_answers(stored_order: dict[
     from functions.get_order import main
 
     order = stored_order
-    event = json.loads((ROOT / "tests/fixtures/function_url_event.json").read_text())
+    event = json.loads((FIXTURES / "function_url_event.json").read_text())
     event["rawPath"] = f"/orders/{order['order_uid']}"
     answer = main.handler(event, None)
     assert answer["statusCode"] == 200 and json.loads(answer["body"]) == order
