@@ -21,8 +21,8 @@ test: install
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check src functions tests bench
-	$(BIN)/ruff format --check src functions tests bench
+	$(BIN)/ruff check src functions tests bench devstack
+	$(BIN)/ruff format --check src functions tests bench devstack
 	$(BIN)/mypy src
 
 bench: install

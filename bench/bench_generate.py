@@ -13,7 +13,8 @@ import uuid
 
 from bench.results import record
 from orders_core.config import get_settings
-from orders_core.generator import iter_orders, produce_orders
+from orders_core.generator import iter_orders
+from orders_core.producer import GenerateRequest, produce_orders
 
 
 def build_rate(count: int, seed: int) -> float:
@@ -29,10 +30,10 @@ def build_rate(count: int, seed: int) -> float:
 
 def produce_rate(count: int, seed: int) -> float:
     settings = get_settings()
-    produce_orders(1_000, seed=seed, settings=settings)  # connect, fetch metadata, fill the pools
+    produce_orders(GenerateRequest(count=1_000, seed=seed), settings)  # connect, fetch metadata, fill the pools
     best = 0.0
     for run in range(2):
-        result = produce_orders(count, seed=seed + run + 1, settings=settings)
+        result = produce_orders(GenerateRequest(count=count, seed=seed + run + 1), settings)
         print(
             f"produce: {result.produced:,} orders to {settings.kafka_topic!r} in {result.elapsed_s:.2f} s "
             f"= {result.rate:,.0f}/s (all acknowledged, acks=all)"

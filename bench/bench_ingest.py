@@ -16,17 +16,16 @@ import json
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pg8000.native
 from confluent_kafka import Producer
 
 from bench.results import percentile, record
-from bench.stack import bench_stack
+from devstack import services
+from devstack.stack import running
 from orders_core.config import Settings
 from orders_core.generator import iter_orders
 from orders_core.setup import ensure_topic
-from tests.support import services
 
 BATCH_SIZE = "500"  # records per invocation (the platform allows up to 10,000; its default is 100)
 
@@ -68,20 +67,19 @@ def produce(
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 60_000
-    with bench_stack("postgres", "memcached", "aws", "kafka") as (env, work, _):
+    with running("postgres", "memcached", "aws", "kafka") as (env, work, _):
         ingest = services.function("ingest_order", env, work).start()
         ingest_url = f"http://127.0.0.1:{ingest.port}/"
         producer = Producer({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"], "linger.ms": 5,
                              "enable.idempotence": True, "compression.type": "lz4"})  # fmt: skip
-        db = pg8000.native.Connection("orders", password="orders", port=int(env["PGPORT"]), database="orders")
+        db = services.connect_db(int(env["PGPORT"]))
 
         # Throughput: drain a backlog.
         topic, tag = make_topic(env), uuid.uuid4().hex[:12]
         produce(producer, topic, count, seed=7, tag=tag)
         trigger_env = {**env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}", "INGEST_URL": ingest_url,
                        "TRIGGER_BATCH_SIZE": BATCH_SIZE}  # fmt: skip
-        trigger = services.Service("trigger", ["orders-trigger"], trigger_env, 0, work, ready=lambda: True)
-        trigger.start()
+        trigger = services.trigger(trigger_env, work).start()
         # Sustained rate: from the first stored order to the last, leaving out the consumer joining its group.
         services.wait_until(lambda: count_stored(db, tag) > 0, 120, "ingest started", 0.005)
         started, first = time.monotonic(), count_stored(db, tag)
@@ -96,8 +94,7 @@ def main() -> None:
 
         # Latency: a steady stream at a rate the pipeline keeps up with.
         topic, tag = make_topic(env), uuid.uuid4().hex[:12]
-        trigger = services.Service("trigger", ["orders-trigger"], {**trigger_env, "KAFKA_TOPIC": topic,
-                                   "KAFKA_GROUP_ID": f"g-{topic}"}, 0, work, ready=lambda: True).start()  # fmt: skip
+        trigger = services.trigger({**trigger_env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}"}, work).start()
         time.sleep(3)  # the consumer joins its group
         steady_rate, steady_count = 1_000, 10_000
         sent_at = produce(producer, topic, steady_count, seed=8, tag=tag, rate=steady_rate)
@@ -115,5 +112,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     main()

@@ -1,19 +1,18 @@
 """Benchmark of the lookup path: each cache tier in-process, then get_order over HTTP under wrk.
 
 Usage: ``python -m bench.bench_lookup [ORDERS]`` (default 10,000). Starts its own PostgreSQL and memcached on
-free ports (tests/support/services.py), seeds ``ORDERS`` generated orders, then
+free ports (devstack), seeds ``ORDERS`` generated orders, then
 
-* times ``LookupService.order(uid)`` in-process for each tier: in-process LRU hit, memcached hit (LRU of
-  size 0), PostgreSQL miss (both caches empty: the read plus filling both caches);
+* times ``LookupService.handle`` of ``GET /orders/{uid}`` in-process for each tier: in-process LRU hit,
+  memcached hit (LRU of size 0), PostgreSQL miss (both caches empty: the read plus filling both caches);
 * starts get_order exactly as the native runner does (infra/native/function.sh) and runs wrk from another
   process (``-t2 -c50 -d10s --latency``, each load after a warm-up): cache hits rotating over every seeded
   uid (more than a worker's LRU holds: the memcached tier), hits over a hot set of 1,000 uids (the
   in-process LRU tier), then a 90/10 mix whose misses are fresh unknown uids (a 404 after one PostgreSQL
   query each, never answered from the negative cache).
 
-Writes the ``lookup_*`` and ``handler_*`` figures into ``bench/results.json``. WORKERS, THREADS and
-FUNCTION_USE_ASGI pass through to function.sh; WRK_DURATION (default 10s) and WRK_CONNECTIONS (default 50)
-size the loads.
+Writes the ``lookup_*`` and ``handler_*`` figures into ``bench/results.json``. WORKERS and THREADS pass
+through to function.sh; WRK_DURATION (default 10s) and WRK_CONNECTIONS (default 50) size the loads.
 """
 
 from __future__ import annotations
@@ -34,14 +33,15 @@ from typing import Any
 from pymemcache.client.base import Client
 
 from bench.results import percentile, record
-from bench.stack import bench_stack
+from devstack import services
+from devstack.stack import running
 from orders_core.cache import OrderCache
 from orders_core.config import Settings
-from orders_core.generator import make_orders
+from orders_core.generator import iter_orders
 from orders_core.lookup import LookupService
 from orders_core.model import Order
+from orders_core.responses import HttpResponse
 from orders_core.storage import OrderStore
-from tests.support import services
 
 SEED = 20240611
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
@@ -93,7 +93,7 @@ end
 def seed_orders(settings: Settings, count: int) -> list[str]:
     store = OrderStore(settings)
     uids: list[str] = []
-    generated = make_orders(count, seed=SEED)
+    generated = list(iter_orders(count, seed=SEED))
     for start in range(0, len(generated), 500):
         batch = [Order.model_validate_json(value) for _uid, value in generated[start : start + 500]]
         store.store_orders(batch)
@@ -125,6 +125,10 @@ def flush_memcached(settings: Settings) -> None:
     time.sleep(1.1)  # flush_all drops what is older than "now", counted in whole seconds
 
 
+def get(service: LookupService, uid: str) -> HttpResponse:
+    return service.handle("GET", f"/orders/{uid}", {}, {})
+
+
 def handler_tiers(settings: Settings, uids: list[str]) -> dict[str, list[float]]:
     """In-process ``LookupService.order`` per tier; every answer is checked to come from that tier.
 
@@ -137,21 +141,21 @@ def handler_tiers(settings: Settings, uids: list[str]) -> dict[str, list[float]]
 
     def expect(tier: str, svc: LookupService) -> Callable[[str], Any]:
         def call(uid: str) -> None:
-            answer = svc.order(uid)
+            answer = get(svc, uid)
             if answer.status != 200 or answer.headers["X-Cache"] != tier:
                 raise RuntimeError(f"{uid}: {answer.status} from {answer.headers.get('X-Cache')}, expected {tier}")
 
         return call
 
-    service.order(uids[0])  # connections (PostgreSQL, memcached) made outside the timings
-    shared_only.order(uids[0])
+    get(service, uids[0])  # connections (PostgreSQL, memcached) made outside the timings
+    get(shared_only, uids[0])
     flush_memcached(settings)
     cache.local.clear()
     database = time_calls(expect("database", service), uids)  # PostgreSQL, then filling both caches
     memcached = time_calls(expect("memcached", shared_only), uids)
     hot = uids[: min(len(uids), settings.cache_lru_size)]
     for uid in hot:
-        service.order(uid)
+        get(service, uid)
     local = time_calls(expect("local", service), hot * max(1, 40_000 // len(hot)))
     store.close()
     return {"lru_hit": local, "memcached_hit": memcached, "db_miss": database}
@@ -232,7 +236,7 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     duration = os.environ.get("WRK_DURATION", "10s")
     connections = int(os.environ.get("WRK_CONNECTIONS", "50"))
-    with bench_stack("postgres", "memcached") as (env, work, started):
+    with running("postgres", "memcached") as (env, work, started):
         settings = Settings(pg_host="127.0.0.1", pg_port=started["postgres"].port,
                             memcached_servers=env["MEMCACHED_SERVERS"])  # fmt: skip
         uids = seed_orders(settings, count)
@@ -242,7 +246,7 @@ def main() -> None:
 
     p50 = {tier: statistics.median(samples) for tier, samples in tiers.items()}
     speedup = p50["db_miss"] / p50["memcached_hit"]
-    print("\nLookupService.order(uid) in-process, µs per call")
+    print("\nLookupService.handle(GET /orders/{uid}) in-process, µs per call")
     print(f"  {'tier':<16}{'calls':>8}{'p50':>10}{'p99':>10}")
     for tier, samples in tiers.items():
         print(f"  {tier:<16}{len(samples):>8,}{p50[tier]:>10.1f}{percentile(samples, 99):>10.1f}")

@@ -7,12 +7,12 @@ import sys
 
 from bench import bench_generate, bench_ingest, bench_lookup
 from bench.results import RESULTS
-from bench.stack import bench_stack
+from devstack.stack import running
 
 
 def generate() -> None:
     """The generator needs only Kafka."""
-    with bench_stack("kafka"):
+    with running("kafka"):
         sys.argv = ["bench_generate"]
         bench_generate.main()
 

@@ -6,7 +6,6 @@ import copy
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,24 +13,17 @@ from typing import Any
 
 import pytest
 
-from orders_core import generator, runtime
+from devstack import services, stack
+from orders_core import producer, runtime
 from orders_core.config import Settings, get_settings
 from orders_core.model import Order
-from orders_core.setup import run as run_setup
 from orders_core.storage import OrderStore
-from tests.support import services
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from tests.support.events import FIXTURES
 
 
 @pytest.fixture(scope="session")
 def work_dir() -> Iterator[Path]:
-    # Under the project, not /tmp: the postgres user must be able to reach its data directory.
-    # One folder per session, so that parallel sessions never share a service.
-    parent = services.ROOT / ".local" / "test-services"
-    parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="session-", dir=parent))
-    path.chmod(0o755)
+    path = stack.work_dir("test-services")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -56,7 +48,7 @@ def memcached(work_dir: Path) -> Iterator[services.Service]:
 def kafka(work_dir: Path) -> Iterator[services.Service]:
     service = services.kafka(work_dir).start()
     yield service
-    generator.close_producers()  # or they keep reconnecting to the stopped broker until the process ends
+    producer.close_producers()  # or they keep reconnecting to the stopped broker until the process ends
     service.stop()
 
 
@@ -75,22 +67,13 @@ def stack_env(
     postgres: services.Service, memcached: services.Service, aws: services.Service
 ) -> Iterator[dict[str, str]]:
     """Environment pointing every setting at the test services (Kafka is added by the tests needing it)."""
-    env = {
-        "PGHOST": "127.0.0.1",
-        "PGPORT": str(postgres.port),
-        "MEMCACHED_SERVERS": f"127.0.0.1:{memcached.port}",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{aws.port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-        "DLQ_QUEUE_NAME": "orders-dlq",
-        "LOG_LEVEL": "WARNING",
-    }
+    started = {"postgres": postgres, "memcached": memcached, "aws": aws}
+    env = stack.environment(started)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
         runtime.reset()
-        run_setup(("migrate", "queue"), 30.0, get_settings())
+        stack.set_up(started, get_settings())
         yield env
     runtime.reset()
 
@@ -151,7 +134,7 @@ def seed_orders(stack_env: dict[str, str]) -> Callable[[list[dict[str, Any]]], N
 
 @pytest.fixture(scope="session")
 def get_order_url(stack_env: dict[str, str], work_dir: Path) -> Iterator[str]:
-    """The get_order function over HTTP, started as the native runner starts it."""
+    """The get_order function over HTTP, started as the native runner starts it (its ASGI adapter)."""
     service = services.function("get_order", stack_env, work_dir, {"CORS_ALLOW_ORIGINS": "*"}).start()
     yield f"http://127.0.0.1:{service.port}"
     service.stop()

@@ -4,40 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
+import flask
 import functions_framework
 from pydantic import ValidationError
 
-from orders_core.generator import GenerateRequest, ProduceError, describe_request_error, produce_orders
+from orders_core.producer import GenerateRequest, ProduceError, describe_request_error, produce_orders
+from orders_core.responses import HttpResponse, error, json_response, method_not_allowed
 
 
 def _generate(payload: Any) -> dict[str, Any]:
     """Validate the request and produce; raises ``ValidationError`` or ``ProduceError``."""
     request = GenerateRequest.model_validate({} if payload is None else payload)
-    return produce_orders(request.count, request.seed, request.invalid_ratio).as_response()
-
-
-def _error(status: int, error: str, message: str) -> tuple[dict[str, str], int]:
-    return {"error": error, "message": message}, status
+    return produce_orders(request).as_response()
 
 
 @functions_framework.http
-def http_entry(request: Any) -> tuple[Any, int] | tuple[Any, int, dict[str, str]]:
-    """POST optional JSON ``{"count", "seed", "invalid_ratio"}`` -> 200 with what was produced."""
+def http_entry(request: flask.Request) -> flask.Response:
+    """POST optional JSON ``{"count", "seed", "invalid_ratio", "max_items"}`` -> 200 with what was produced."""
+    answer = _answer(request)
+    return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+
+
+def _answer(request: flask.Request) -> HttpResponse:
     if request.method != "POST":
-        return {"error": "method_not_allowed", "message": "use POST"}, 405, {"Allow": "POST"}
+        return method_not_allowed(request.method, "POST")
     payload: Any = None
     if request.get_data(cache=True).strip():
         payload = request.get_json(force=True, silent=True)
         if not isinstance(payload, dict):
-            return _error(400, "bad_request", "the body must be a JSON object")
+            return error(400, "bad_request", "the body must be a JSON object")
     try:
-        return _generate(payload), 200
+        return json_response(200, _generate(payload))
     except ValidationError as exc:
-        return _error(400, "bad_request", describe_request_error(exc))
+        return error(400, "bad_request", describe_request_error(exc))
     except ProduceError as exc:
         if exc.unavailable:
-            return _error(503, "kafka_unavailable", str(exc))
-        return _error(502, "kafka_rejected", str(exc))
+            return error(503, "kafka_unavailable", str(exc))
+        return error(502, "kafka_rejected", str(exc))
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:

@@ -2,24 +2,21 @@
 
 Three adapters over one core:
 
-* ``http_entry`` for functions-framework. By default Flask under gunicorn's threaded workers; with
-  ``FUNCTION_USE_ASGI=true`` (functions-framework's ``--asgi``, as infra/native/function.sh runs get_order)
-  it is ``asgi``: Starlette under uvicorn workers, one event loop per worker.
-* ``asgi`` answers cache hits, known misses and bad requests on the event loop (memcached calls have short
-  timeouts) and runs whatever needs PostgreSQL in a pool of ``THREADS`` threads, so a slow query never
-  stalls the loop.
+* ``http_entry`` for functions-framework's default server: Flask under gunicorn's threaded workers.
+* ``asgi`` for functions-framework's ASGI server (the target the native runner and compose choose, with
+  ``FUNCTION_TARGET=asgi``): Starlette under uvicorn workers, one event loop per worker. It answers cache
+  hits, known misses and bad requests on the event loop (memcached calls have short timeouts) and runs
+  whatever needs PostgreSQL in a pool of ``THREADS`` threads, so a slow query never stalls the loop.
 * ``handler`` for an AWS Lambda function URL (payload format 2.0).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote
 
-import click
 import flask
 import functions_framework
 import functions_framework.aio
@@ -27,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orders_core import runtime
+from orders_core.config import get_settings
 from orders_core.logs import configure_logging
+from orders_core.responses import HttpResponse
 
 configure_logging()
 
@@ -49,21 +48,22 @@ _store_pool: ThreadPoolExecutor | None = None
 def _pool() -> ThreadPoolExecutor:
     global _store_pool
     if _store_pool is None:  # one per worker process, made on its loop's first miss
-        threads = int(os.environ.get("THREADS") or 8)
-        _store_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="get-order-store")
+        _store_pool = ThreadPoolExecutor(max_workers=get_settings().threads, thread_name_prefix="get-order-store")
     return _store_pool
 
 
 @functions_framework.aio.http
 async def asgi(request: Request) -> Response:
     scope = request.scope
-    method, path = scope["method"], scope["path"]
-    query, headers = request.query_params, request.headers  # headers: case-insensitive
     service = runtime.lookup_service()
-    answer = service.handle_cached(method, path, query, headers)
-    if answer is None:  # PostgreSQL: in a thread, off the event loop
-        loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(_pool(), service.handle_uncached, method, path, query, headers)
+    routed = service.route(scope["method"], scope["path"], request.query_params, request.headers)
+    if isinstance(routed, HttpResponse):
+        answer = routed
+    else:
+        answer = service.answer_from_cache(routed)
+        if answer is None:  # PostgreSQL: in a thread, off the event loop
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(_pool(), service.answer_from_store, routed)
     return Response(answer.body, answer.status, answer.headers)
 
 
@@ -81,9 +81,3 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "body": answer.body.decode(),
         "isBase64Encoded": False,
     }
-
-
-# functions-framework serves the callable named by --target (http_entry, as function.sh and the image name
-# it); with --asgi / FUNCTION_USE_ASGI, read as its command line reads it, that is the ASGI adapter.
-if click.BOOL.convert(os.environ.get("FUNCTION_USE_ASGI") or "false", None, None):
-    http_entry = asgi  # type: ignore[assignment]

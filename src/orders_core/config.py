@@ -7,8 +7,9 @@ where libpq has a standard name). Defaults are the local stack's fixed ports; th
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,7 +54,8 @@ class Settings(BaseSettings):
     # The Kafka trigger (local stand-in for the event source mapping); defaults as the cloud's.
     ingest_url: str = "http://127.0.0.1:8081"
     trigger_batch_size: int = Field(100, ge=1, le=10_000)
-    trigger_batch_window_s: float = Field(0.5, ge=0, le=300)
+    # The platform's MaximumBatchingWindowInSeconds is a whole number of seconds; 1 is its smallest non-zero.
+    trigger_batch_window_s: float = Field(1.0, ge=0, le=300)
     trigger_retry_initial_s: float = 0.2
     trigger_retry_max_s: float = 30.0
     trigger_request_timeout_s: float = 60.0
@@ -64,6 +66,18 @@ class Settings(BaseSettings):
 
     # Generator
     generate_max_count: int = 1_000_000
+    # How long the producer tries to deliver an order before reporting it failed (librdkafka's message timeout).
+    generate_message_timeout_s: float = Field(30.0, gt=0)
+
+    # Processes: the log level of every process; the threads of each functions-framework worker (gunicorn
+    # reads THREADS itself), which also size get_order's pool for PostgreSQL reads in its ASGI adapter.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    threads: int = Field(8, ge=1)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     # orders-scheduler (local stand-in for EventBridge Scheduler): calls generate_orders at GENERATE_URL
     # with {"count": GENERATE_SCHEDULE_COUNT} on the schedule expression; empty disables it.

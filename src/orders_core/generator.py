@@ -1,4 +1,8 @@
-"""Test-order generator: realistic, internally consistent orders (and chosen invalid ones) onto Kafka.
+"""Test-order builder: realistic, internally consistent orders (and chosen invalid ones), as JSON bytes.
+
+Pure: no Kafka, no settings. :class:`orders_core.producer.GenerateRequest` validates what callers ask for
+(count, invalid ratio, items per order); this module trusts its arguments. ``producer.py`` puts the orders
+onto Kafka and ``generate_cli.py`` is ``orders-generate``.
 
 Speed: Faker is only used to fill small pools (people, products) once per seed; the hot path draws from
 those pools with a seeded ``random.Random`` and writes the JSON with an f-string from pre-encoded
@@ -8,42 +12,23 @@ The unit tests check every generated order against :func:`orders_core.model.pars
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
-import sys
-import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
 from faker import Faker
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from orders_core.config import Settings, get_settings
-
-__all__ = [
-    "INVALID_CLASSES",
-    "GenerateRequest",
-    "ProduceError",
-    "ProduceResult",
-    "iter_orders",
-    "main",
-    "make_orders",
-    "produce_orders",
-]
 
 DEFAULT_MAX_ITEMS: Final = 5
 # Seeded runs are anchored to a fixed moment so that the same seed gives the same bytes on any day.
 _SEEDED_ANCHOR: Final = 1_735_689_600  # 2025-01-01T00:00:00Z
 _WINDOW_S: Final = 180 * 86_400  # date_created lies within 180 days before the anchor
 _PAYMENT_DELAY_S: Final = 900  # payment_dt is 0..15 minutes after date_created
-# How long librdkafka tries to deliver a message before reporting it failed (tests lower it).
-MESSAGE_TIMEOUT_MS = 30_000
 
 # (order locale, Faker locale, phone prefix, national digits, currency, banks, delivery services, people)
 _LOCALES: Final = (
@@ -131,7 +116,12 @@ def _fill(values: tuple[str, ...], n: int) -> tuple[str, ...]:
 @lru_cache(maxsize=8)
 def _pools(seed: int) -> _Pools:
     """People and products from a seeded Faker per locale (about 0.1-0.2 s; cached per seed)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # one stream, people first: the same seed gives the same pools
+    people = _people(seed, rng)
+    return _Pools(people=people, variants=_variants(seed, rng))
+
+
+def _people(seed: int, rng: random.Random) -> tuple[_Person, ...]:
     people: list[_Person] = []
     for order_locale, faker_locale, phone_prefix, digits, currency, banks, services, n in _LOCALES:
         fake = Faker(faker_locale)
@@ -169,7 +159,10 @@ def _pools(seed: int) -> _Pools:
                 )
             )
     assert len(people) == _PEOPLE
+    return tuple(people)
 
+
+def _variants(seed: int, rng: random.Random) -> tuple[_Variant, ...]:
     fake = Faker("en_US")
     fake.seed_instance(seed)
     brands = [f"{fake.last_name()}{rng.choice(_BRAND_SUFFIXES)}" for _ in range(96)]
@@ -189,7 +182,7 @@ def _pools(seed: int) -> _Pools:
             chrt_id = 1_000_000_000 + nm_id * 10 + size_ix
             head = f'"chrt_id":{chrt_id},"price":{price},"size":{_j(sizes[size_ix])},{tail}'
             variants.append(_Variant(head=head, totals=totals))
-    return _Pools(people=tuple(people), variants=tuple(variants))
+    return tuple(variants)
 
 
 _PROCESS_POOL_SEED: Final = int.from_bytes(os.urandom(4), "big")
@@ -210,15 +203,6 @@ def _timestamp_formatter() -> Callable[[int], str]:
     return fmt
 
 
-def _check_args(count: int, invalid_ratio: float, max_items: int) -> None:
-    if count < 0:
-        raise ValueError("count must be >= 0")
-    if not 0.0 <= invalid_ratio <= 1.0:
-        raise ValueError("invalid_ratio must be between 0 and 1")
-    if not 1 <= max_items <= 1000:
-        raise ValueError("max_items must be between 1 and 1000")
-
-
 def iter_orders(
     count: int,
     seed: int | None = None,
@@ -231,12 +215,17 @@ def iter_orders(
     With ``invalid_ratio`` > 0 about that share is replaced by orders the ingest must reject (classes in
     :data:`INVALID_CLASSES`, in rotation); the valid ones are the same as with a ratio of 0.
     """
-    _check_args(count, invalid_ratio, max_items)  # now, not at the first next()
-    return ((uid, value) for uid, value, _invalid in _orders(count, seed, invalid_ratio, max_items))
+    return ((uid, value) for uid, value, _invalid in iter_flagged_orders(count, seed, invalid_ratio, max_items))
 
 
-def _orders(count: int, seed: int | None, invalid_ratio: float, max_items: int) -> Iterator[tuple[str, bytes, bool]]:
-    """The generator proper: ``(order_uid, JSON bytes, is_invalid)``."""
+def iter_flagged_orders(
+    count: int, seed: int | None, invalid_ratio: float, max_items: int
+) -> Iterator[tuple[str, bytes, bool]]:
+    """The generator proper: ``(order_uid, JSON bytes, is_invalid)``.
+
+    The hot loop, and the one function longer than 60 lines on purpose: one order per iteration from local
+    names and bit fields of a few random draws (a call or an attribute lookup per field would halve the rate).
+    """
     pools = _pools(_PROCESS_POOL_SEED if seed is None else seed)
     rng = random.Random(seed)
     # A separate stream decides which orders are invalid, so the valid ones do not depend on the ratio.
@@ -305,17 +294,6 @@ def _orders(count: int, seed: int | None, invalid_ratio: float, max_items: int) 
             yield uid, value, False
 
 
-def make_orders(
-    count: int,
-    seed: int | None = None,
-    invalid_ratio: float = 0.0,
-    *,
-    max_items: int = DEFAULT_MAX_ITEMS,
-) -> list[tuple[str, bytes]]:
-    """``count`` orders as ``(order_uid, JSON bytes)``; see :func:`iter_orders`."""
-    return list(iter_orders(count, seed, invalid_ratio, max_items=max_items))
-
-
 def _make_invalid(kind: str, valid: bytes) -> bytes:
     """Turn a valid order into one of the invalid classes (slow path: only for the invalid share)."""
     if kind == "not_json":
@@ -344,280 +322,3 @@ def _make_invalid(kind: str, valid: bytes) -> bytes:
     else:  # pragma: no cover - INVALID_CLASSES and this function change together
         raise ValueError(f"unknown invalid class {kind!r}")
     return json.dumps(order, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-# --------------------------------------------------------------------------------------------- request
-
-
-class GenerateRequest(BaseModel):
-    """What a caller may ask for (HTTP body, scheduler input, CLI arguments)."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    count: int = Field(10, ge=1, description="how many orders (at most GENERATE_MAX_COUNT)")
-    seed: int | None = Field(None, description="same seed, same orders")
-    invalid_ratio: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False, description="share of invalid ones")
-
-    @field_validator("count")
-    @classmethod
-    def _count_bound(cls, value: int) -> int:
-        limit = get_settings().generate_max_count
-        if value > limit:
-            raise ValueError(f"count must be at most {limit} (GENERATE_MAX_COUNT)")
-        return value
-
-
-def describe_request_error(error: ValidationError) -> str:
-    """One readable line for a refused request (no echo of the input)."""
-    parts = []
-    for e in error.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in e["loc"])
-        parts.append(f"{where}: {e['msg']}" if where else e["msg"])
-    return "; ".join(parts)
-
-
-# --------------------------------------------------------------------------------------------- Kafka
-
-
-class ProduceError(RuntimeError):
-    """Some orders were not acknowledged by Kafka; ``unavailable`` when the broker could not be reached."""
-
-    def __init__(self, message: str, *, produced: int, failed: int, undelivered: int, unavailable: bool) -> None:
-        super().__init__(message)
-        self.produced = produced
-        self.failed = failed
-        self.undelivered = undelivered
-        self.unavailable = unavailable
-
-
-@dataclass
-class ProduceResult:
-    produced: int
-    failed: int
-    invalid: int
-    elapsed_s: float
-    sample_uids: list[str] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        return self.produced / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def as_response(self) -> dict[str, Any]:
-        """The JSON answer of the HTTP function and the scheduler handler."""
-        return {
-            "produced": self.produced,
-            "invalid": self.invalid,
-            "order_uids": self.sample_uids,
-            "elapsed_ms": round(self.elapsed_s * 1000, 1),
-        }
-
-
-_UNAVAILABLE_CODES: Final = frozenset(
-    {"_MSG_TIMED_OUT", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE", "REQUEST_TIMED_OUT"}
-)
-
-
-class _Deliveries:
-    """Counts every delivery report of one ``produce_orders`` call (callbacks run on any polling thread)."""
-
-    def __init__(self) -> None:
-        self.ok = 0
-        self.failed = 0
-        self.unavailable = 0
-        self.first_error: str | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self, err: Any, _msg: Any) -> None:
-        with self._lock:
-            if err is None:
-                self.ok += 1
-                return
-            self.failed += 1
-            if err.name() in _UNAVAILABLE_CODES:
-                self.unavailable += 1
-            if self.first_error is None:
-                self.first_error = f"{err.name()}: {err.str()}"
-
-
-_producers: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
-_producers_lock = threading.Lock()
-
-
-_reported_errors: set[str] = set()
-
-
-def _on_client_error(err: Any) -> None:
-    if err.fatal():  # an idempotent producer that hit a fatal error is unusable: build a new one next time
-        with _producers_lock:
-            _producers.clear()
-    if err.fatal() or err.name() not in _reported_errors:  # librdkafka repeats these at every reconnect
-        _reported_errors.add(err.name())
-        print(f"orders-generate: kafka: {err.name()}: {err.str()}", file=sys.stderr)
-
-
-def producer_config(settings: Settings, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "client.id": "orders-generate",
-        "enable.idempotence": True,
-        "acks": "all",
-        "compression.type": "lz4",
-        "linger.ms": 10,
-        "batch.size": 1_000_000,
-        "batch.num.messages": 10_000,
-        "queue.buffering.max.messages": 500_000,
-        "queue.buffering.max.kbytes": 1_048_576,
-        "message.timeout.ms": MESSAGE_TIMEOUT_MS,
-    }
-    config.update(overrides or {})
-    return config
-
-
-def get_producer(settings: Settings, overrides: Mapping[str, Any] | None = None) -> Any:
-    """The process-wide producer for this configuration (created on first use, then reused)."""
-    from confluent_kafka import Producer
-
-    config = producer_config(settings, overrides)
-    key = (settings.kafka_bootstrap_servers, tuple(sorted(config.items())))
-    with _producers_lock:
-        producer = _producers.get(key)
-        if producer is None:
-            producer = _producers[key] = Producer({**config, "error_cb": _on_client_error})
-        return producer
-
-
-def close_producers() -> None:
-    """Forget every cached producer (each closes when collected), e.g. before its broker goes away."""
-    with _producers_lock:
-        _producers.clear()
-
-
-def _forget_producer(producer: Any) -> None:
-    with _producers_lock:
-        for key, cached in list(_producers.items()):
-            if cached is producer:
-                del _producers[key]
-
-
-def produce_orders(
-    count: int,
-    seed: int | None = None,
-    invalid_ratio: float = 0.0,
-    settings: Settings | None = None,
-    progress: bool = False,
-    *,
-    max_items: int = DEFAULT_MAX_ITEMS,
-    producer_overrides: Mapping[str, Any] | None = None,
-    flush_timeout_s: float | None = None,
-) -> ProduceResult:
-    """Generate ``count`` orders onto ``settings.kafka_topic`` (key = order_uid); raise if any is not acked.
-
-    Returns only when every message has a delivery report; raises :class:`ProduceError` when a report
-    was an error or messages were still undelivered when the flush timed out.
-    """
-    _check_args(count, invalid_ratio, max_items)
-    settings = settings or get_settings()
-    producer = get_producer(settings, producer_overrides)
-    topic = settings.kafka_topic
-    timeout_ms = int(producer_config(settings, producer_overrides)["message.timeout.ms"])
-    flush_timeout = flush_timeout_s if flush_timeout_s is not None else timeout_ms / 1000 + 10
-    reports = _Deliveries()
-    sample: list[str] = []
-    invalid = 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=count, unit="order", unit_scale=True, desc="orders", file=sys.stderr)
-    started = time.perf_counter()
-    produce, poll = producer.produce, producer.poll
-    sent = 0
-    try:
-        for uid, value, is_invalid in _orders(count, seed, invalid_ratio, max_items):
-            try:
-                produce(topic, value, uid, on_delivery=reports)
-            except BufferError:
-                while True:  # the local queue is full: serve delivery reports until there is room
-                    poll(0.05)
-                    try:
-                        produce(topic, value, uid, on_delivery=reports)
-                        break
-                    except BufferError:
-                        continue
-            sent += 1
-            if is_invalid:
-                invalid += 1
-            if len(sample) < 10:
-                sample.append(uid)
-            if not sent & 1023:
-                poll(0)
-                if bar is not None:
-                    bar.update(1024)
-        producer.flush(flush_timeout)  # serves the remaining delivery reports
-        if bar is not None:
-            bar.update(sent - bar.n)
-    finally:
-        if bar is not None:
-            bar.close()
-    elapsed = time.perf_counter() - started
-    # Our own count, not flush()'s: another thread's orders may share this producer's queue.
-    undelivered = sent - reports.ok - reports.failed
-    if reports.failed or undelivered:
-        _forget_producer(producer)  # start afresh next time (e.g. the broker was down)
-        raise ProduceError(
-            f"{reports.failed} of {sent} orders failed and {undelivered} were still undelivered after the "
-            f"flush to {topic!r} at {settings.kafka_bootstrap_servers}"
-            + (f"; first error {reports.first_error}" if reports.first_error else ""),
-            produced=reports.ok,
-            failed=reports.failed,
-            undelivered=undelivered,
-            unavailable=reports.unavailable == reports.failed,
-        )
-    return ProduceResult(produced=reports.ok, failed=0, invalid=invalid, elapsed_s=elapsed, sample_uids=sample)
-
-
-# --------------------------------------------------------------------------------------------- CLI
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``orders-generate N [--seed S] [--invalid-ratio R] [--no-progress]``: produce N orders to Kafka."""
-    parser = argparse.ArgumentParser(prog="orders-generate", description="Produce test orders to Kafka.")
-    parser.add_argument("count", type=int, help="how many orders")
-    parser.add_argument("--seed", type=int, default=None, help="same seed, same orders")
-    parser.add_argument("--invalid-ratio", type=float, default=0.0, help="share of invalid orders, 0..1")
-    parser.add_argument("--max-items", type=int, default=DEFAULT_MAX_ITEMS, help="items per order, 1..N")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    try:
-        request = GenerateRequest(count=args.count, seed=args.seed, invalid_ratio=args.invalid_ratio)
-        _check_args(request.count, request.invalid_ratio, args.max_items)
-    except (ValidationError, ValueError) as exc:
-        message = describe_request_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        print(f"orders-generate: {message}", file=sys.stderr)
-        return 2
-    settings = get_settings()
-    try:
-        result = produce_orders(
-            request.count,
-            request.seed,
-            request.invalid_ratio,
-            settings,
-            progress=not args.no_progress and sys.stderr.isatty(),
-            max_items=args.max_items,
-        )
-    except ProduceError as exc:
-        print(f"orders-generate: FAILED: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # a bad configuration, e.g. an unparsable bootstrap address
-        print(f"orders-generate: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"produced {result.produced} orders ({result.invalid} invalid) to {settings.kafka_topic!r} at "
-        f"{settings.kafka_bootstrap_servers} in {result.elapsed_s:.2f} s ({result.rate:,.0f}/s); "
-        f"first: {', '.join(result.sample_uids[:3])}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,48 +7,67 @@ each. Every error is JSON ``{"error", "message"}``; no stack trace ever reaches 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Literal, Protocol
 
-from .cache import OrderCache, Tier
+from .cache import Tier
 from .config import Settings
 from .model import ORDER_UID_RE
-from .storage import OrderStore, StoreUnavailable
+from .responses import JSON_TYPE, HttpResponse, error, json_response, method_not_allowed
+from .storage import OrderSummary, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 ORDER_CACHE_CONTROL = "public, max-age=31536000, immutable"  # an order never changes once stored
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 DEFAULT_RECENT = 20
-# What a request may use: caches and PostgreSQL (``handle``), the caches only, or PostgreSQL only.
-_ANY, _CACHED, _UNCACHED = 0, 1, 2
 
 
-@dataclass(slots=True)
-class HttpResponse:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
+class OrderReader(Protocol):
+    """The store as the lookup uses it (``storage.OrderStore``)."""
+
+    def get_order_json(self, order_uid: str) -> bytes | None: ...
+    def recent_orders(self, limit: int) -> list[OrderSummary]: ...
+    def ping(self) -> None: ...
 
 
-def _json(status: int, payload: Any, **headers: str) -> HttpResponse:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return HttpResponse(status, body, {"Content-Type": "application/json; charset=utf-8", **headers})
+class OrderLookupCache(Protocol):
+    """The two cache tiers as the lookup uses them (``cache.OrderCache``)."""
+
+    def get(self, order_uid: str) -> tuple[bytes | None, Tier | None]: ...
+    def put(self, order_uid: str, order_json: bytes) -> None: ...
+    def put_missing(self, order_uid: str) -> None: ...
+    def health(self) -> str: ...
 
 
-def error(status: int, code: str, message: str, **headers: str) -> HttpResponse:
-    return _json(status, {"error": code, "message": message}, **{"Cache-Control": "no-store", **headers})
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A request that needs data: what it asks for, and what its answer depends on."""
+
+    resource: Literal["order", "recent", "health"]
+    origin: str | None = None
+    order_uid: str = ""
+    if_none_match: str | None = None
+    limit: str | None = None
 
 
 def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
+def _internal_error(route: object) -> HttpResponse:
+    log.exception("lookup failed: %s", route)
+    return error(500, "internal", "The server failed to answer; please try again.")
+
+
 class LookupService:
-    def __init__(self, settings: Settings, store: OrderStore, cache: OrderCache) -> None:
+    """Answers in three steps: :meth:`route` (no I/O), :meth:`answer_from_cache` (memcached at most, with
+    its short timeout: safe on an event loop), :meth:`answer_from_store` (PostgreSQL). :meth:`handle` runs
+    them in turn; an ASGI server runs the last one in a thread."""
+
+    def __init__(self, settings: Settings, store: OrderReader, cache: OrderLookupCache) -> None:
         self._settings = settings
         self._store = store
         self._cache = cache
@@ -56,105 +75,94 @@ class LookupService:
 
     def handle(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> HttpResponse:
         """Answer one request; ``headers`` keys are lower-case. May wait on PostgreSQL."""
-        response = self._handle(method, path, query, headers, _ANY)
-        assert response is not None  # _ANY always answers
-        return response
+        routed = self.route(method, path, query, headers)
+        if isinstance(routed, HttpResponse):
+            return routed
+        return self.answer_from_cache(routed) or self.answer_from_store(routed)
 
-    def handle_cached(
+    def route(
         self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
-    ) -> HttpResponse | None:
-        """:meth:`handle`'s answer when it needs no PostgreSQL (a cache hit, a known miss, a bad request), else None.
-
-        For an event loop: this never waits longer than the memcached timeout. After None,
-        :meth:`handle_uncached` (in a thread) gives the answer without asking the caches again.
-        """
-        return self._handle(method, path, query, headers, _CACHED)
-
-    def handle_uncached(
-        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
-    ) -> HttpResponse:
-        """:meth:`handle` for a request :meth:`handle_cached` could not answer: an order is read from PostgreSQL
-        (and cached) without asking the caches first."""
-        response = self._handle(method, path, query, headers, _UNCACHED)
-        assert response is not None  # _UNCACHED always answers
-        return response
-
-    def _handle(
-        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], phase: int
-    ) -> HttpResponse | None:
+    ) -> Route | HttpResponse:
+        """What the request asks for, or its whole answer when that needs no data (bad path, method or uid)."""
+        origin = headers.get("origin")
         try:
-            response = self._route(method.upper(), path, query, headers, phase)
+            routed = self._route(method.upper(), "/" + path.strip("/"), query, headers)
         except Exception:
-            log.exception("lookup failed: %s %s", method, path)
-            response = error(500, "internal", "The server failed to answer; please try again.")
-        if response is not None:
-            self._add_cors(response, headers.get("origin"))
-        return response  # HEAD: the HTTP layer drops the body and keeps its length
+            routed = _internal_error((method, path))
+        return self._with_cors(routed, origin) if isinstance(routed, HttpResponse) else routed
+
+    def answer_from_cache(self, route: Route) -> HttpResponse | None:
+        """The answer when a cache tier has it (the order, or that it does not exist), else None."""
+        if route.resource != "order":
+            return None  # health and recent orders always ask PostgreSQL
+        try:
+            answer = self._order_from_cache(route.order_uid, route.if_none_match)
+        except Exception:
+            answer = _internal_error(route)
+        return None if answer is None else self._with_cors(answer, route.origin)
+
+    def answer_from_store(self, route: Route) -> HttpResponse:
+        """The answer from PostgreSQL, without asking the caches (an order read is then cached)."""
+        try:
+            if route.resource == "order":
+                answer = self._order_from_store(route.order_uid, route.if_none_match)
+            elif route.resource == "recent":
+                answer = self._recent(route.limit)
+            else:
+                answer = self._health()
+        except Exception:
+            answer = _internal_error(route)
+        return self._with_cors(answer, route.origin)
 
     def _route(
-        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], phase: int
-    ) -> HttpResponse | None:
-        path = "/" + path.strip("/")
-        if path == "/health":
-            kind = "health"
-        elif path == "/orders":
-            kind = "recent"
-        elif path.startswith("/orders/"):
-            kind = "order"
-        else:
+        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+    ) -> Route | HttpResponse:
+        resources: dict[str, Literal["recent", "health"]] = {"/orders": "recent", "/health": "health"}
+        if path not in resources and not path.startswith("/orders/"):
             return error(404, "not_found", f"No such endpoint: {path}. Try /orders/{{order_uid}}.")
         if method == "OPTIONS":
             return HttpResponse(204, headers={"Allow": ALLOWED_METHODS})
-        if method not in ("GET", "HEAD"):
-            return error(405, "method_not_allowed", f"{method} is not allowed here.", Allow=ALLOWED_METHODS)
-        if kind == "order":
-            return self._order(path.removeprefix("/orders/"), headers.get("if-none-match"), phase)
-        if phase == _CACHED:
-            return None  # health and recent ask PostgreSQL
-        if kind == "health":
-            return self.health()
-        return self.recent(query.get("limit"))
-
-    def order(self, order_uid: str, if_none_match: str | None = None) -> HttpResponse:
-        response = self._order(order_uid, if_none_match, _ANY)
-        assert response is not None  # _ANY always answers
-        return response
-
-    def _order(self, order_uid: str, if_none_match: str | None, phase: int) -> HttpResponse | None:
+        if method not in ("GET", "HEAD"):  # HEAD: the HTTP layer drops the body and keeps its length
+            return method_not_allowed(method, ALLOWED_METHODS)
+        origin = headers.get("origin")
+        if path in resources:
+            return Route(resources[path], origin, limit=query.get("limit"))
+        order_uid = path.removeprefix("/orders/")
         if not ORDER_UID_RE.match(order_uid):
-            return error(
-                400,
-                "bad_request",
-                "order_uid must be 1 to 64 characters: letters, digits, '-' or '_'.",
-            )
-        body, tier = self._cache.get(order_uid) if phase != _UNCACHED else (None, None)
-        if body is None and tier is Tier.MEMCACHED:
-            return self._not_found(order_uid)
+            return error(400, "bad_request", "order_uid must be 1 to 64 characters: letters, digits, '-' or '_'.")
+        return Route("order", origin, order_uid, headers.get("if-none-match"))
+
+    def _order_from_cache(self, order_uid: str, if_none_match: str | None) -> HttpResponse | None:
+        body, tier = self._cache.get(order_uid)
+        if body is not None:
+            return self._order_answer(body, tier, if_none_match)
+        return self._not_found(order_uid) if tier is Tier.MEMCACHED else None  # memcached knows it is missing
+
+    def _order_from_store(self, order_uid: str, if_none_match: str | None) -> HttpResponse:
+        try:
+            body = self._store.get_order_json(order_uid)
+        except StoreUnavailable:
+            log.warning("store unavailable for %s", order_uid)
+            return error(503, "unavailable", "Orders cannot be read right now; try again shortly.",
+                         **{"Retry-After": "5"})  # fmt: skip
         if body is None:
-            if phase == _CACHED:
-                return None
-            try:
-                body = self._store.get_order_json(order_uid)
-            except StoreUnavailable:
-                log.warning("store unavailable for %s", order_uid)
-                return error(503, "unavailable", "Orders cannot be read right now; try again shortly.",
-                             **{"Retry-After": "5"})  # fmt: skip
-            tier = Tier.DATABASE
-            if body is None:
-                self._cache.put_missing(order_uid)
-                return self._not_found(order_uid)
-            self._cache.put(order_uid, body)
+            self._cache.put_missing(order_uid)
+            return self._not_found(order_uid)
+        self._cache.put(order_uid, body)
+        return self._order_answer(body, Tier.DATABASE, if_none_match)
+
+    def _order_answer(self, body: bytes, tier: Tier | None, if_none_match: str | None) -> HttpResponse:
         etag = etag_of(body)
         headers = {"ETag": etag, "Cache-Control": ORDER_CACHE_CONTROL, "X-Cache": str(tier)}
         if if_none_match and etag in (tag.strip() for tag in if_none_match.split(",")):
             return HttpResponse(304, headers=headers)
-        return HttpResponse(200, body, {"Content-Type": "application/json; charset=utf-8", **headers})
+        return HttpResponse(200, body, {"Content-Type": JSON_TYPE, **headers})
 
     def _not_found(self, order_uid: str) -> HttpResponse:
         return error(404, "not_found", f"No order with order_uid {order_uid}.",
                      **{"Cache-Control": f"public, max-age={self._settings.cache_negative_ttl_s}"})  # fmt: skip
 
-    def recent(self, limit_text: str | None) -> HttpResponse:
+    def _recent(self, limit_text: str | None) -> HttpResponse:
         bound = self._settings.recent_orders_max
         try:
             limit = DEFAULT_RECENT if limit_text in (None, "") else int(limit_text)
@@ -166,9 +174,9 @@ class LookupService:
             orders = self._store.recent_orders(limit)
         except StoreUnavailable:
             return error(503, "unavailable", "Orders cannot be listed right now; try again shortly.")
-        return _json(200, {"orders": [asdict(o) for o in orders]}, **{"Cache-Control": "no-cache"})
+        return json_response(200, {"orders": [asdict(o) for o in orders]}, **{"Cache-Control": "no-cache"})
 
-    def health(self) -> HttpResponse:
+    def _health(self) -> HttpResponse:
         try:
             self._store.ping()
             postgres = "ok"
@@ -177,10 +185,10 @@ class LookupService:
         memcached = self._cache.health()
         healthy = postgres == "ok"
         status = "ok" if healthy and memcached in ("ok", "disabled") else "degraded" if healthy else "unavailable"
-        return _json(200 if healthy else 503, {"status": status, "postgres": postgres, "memcached": memcached},
-                     **{"Cache-Control": "no-store"})  # fmt: skip
+        return json_response(200 if healthy else 503, {"status": status, "postgres": postgres,
+                             "memcached": memcached}, **{"Cache-Control": "no-store"})  # fmt: skip
 
-    def _add_cors(self, response: HttpResponse, origin: str | None) -> None:
+    def _with_cors(self, response: HttpResponse, origin: str | None) -> HttpResponse:
         allowed = self._cors_origins
         if origin and (origin in allowed or "*" in allowed):
             response.headers["Access-Control-Allow-Origin"] = origin
@@ -189,3 +197,4 @@ class LookupService:
             response.headers["Access-Control-Expose-Headers"] = "ETag, X-Cache"
             response.headers["Access-Control-Max-Age"] = "600"
         response.headers["Vary"] = "Origin"
+        return response

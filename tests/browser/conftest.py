@@ -7,7 +7,6 @@ Nothing here skips: without Chromium at ``CHROMIUM_PATH`` (default /usr/bin/chro
 from __future__ import annotations
 
 import os
-import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,11 +15,9 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from tests.support import services
-from tests.support.services import free_port
+from devstack import ROOT, services
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "tests" / "artifacts"
+ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -36,10 +33,8 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="session")
 def front_url(work_dir: Path) -> Iterator[str]:
     """Base URL of front/ served by infra/native/front.sh, as the native runner serves it."""
-    port = free_port()
-    argv = [str(REPO / "infra" / "native" / "front.sh"), str(port)]
-    service = services.Service("front", argv, {"PYTHON": sys.executable}, port, work_dir).start()
-    yield f"http://127.0.0.1:{port}"
+    service = services.front(work_dir).start()
+    yield f"http://127.0.0.1:{service.port}"
     service.stop()
 
 
@@ -105,7 +100,7 @@ def open_app(page: Page, front_url: str, api_cors_checked: str) -> Callable[...,
 @pytest.fixture
 def closed_url() -> str:
     """A base URL where nothing listens."""
-    return f"http://127.0.0.1:{free_port()}"
+    return f"http://127.0.0.1:{services.free_port()}"
 
 
 @pytest.fixture

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-pytestmark = pytest.mark.browser
+from tests.support.events import FIXTURES
 
-FIXTURE = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "order.json").read_text())
+FIXTURE = json.loads((FIXTURES / "order.json").read_text())
 IMG = '<img src=x onerror="window.__pwned=1">'
 SCRIPT = "<script>window.__pwned=1</script>"
 

@@ -9,10 +9,10 @@ import flask.testing
 import functions_framework
 import pytest
 
+from devstack import services
 from orders_core import runtime
 from orders_core.config import Settings
-from tests.support import services
-from tests.support.events import kafka_event, order_bytes
+from tests.support.events import FIXTURES, kafka_event, order_bytes
 
 ORIGIN = "http://localhost:3000"
 
@@ -30,10 +30,9 @@ def ingest(settings: Settings) -> flask.testing.FlaskClient:
 def test_order_comes_back_exactly_as_ingested_then_from_each_cache_tier(
     client: flask.testing.FlaskClient, stored_order: dict[str, Any]
 ) -> None:
-    order = stored_order
-    path = f"/orders/{order['order_uid']}"
+    path = f"/orders/{stored_order['order_uid']}"
     first = client.get(path)
-    assert first.status_code == 200 and first.json == order and list(first.json) == list(order)
+    assert first.status_code == 200 and first.json == stored_order and list(first.json) == list(stored_order)
     assert first.headers["X-Cache"] == "database"
     assert client.get(path).headers["X-Cache"] == "local"
     runtime.order_cache().local.clear()
@@ -83,8 +82,7 @@ def test_other_methods_are_405_with_allow(client: flask.testing.FlaskClient) -> 
 def test_etag_and_if_none_match_give_304_and_head_works(
     client: flask.testing.FlaskClient, stored_order: dict[str, Any]
 ) -> None:
-    order = stored_order
-    path = f"/orders/{order['order_uid']}"
+    path = f"/orders/{stored_order['order_uid']}"
     first = client.get(path)
     not_modified = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
     assert not_modified.status_code == 304 and not_modified.data == b""
@@ -173,7 +171,7 @@ def test_lambda_function_url_handler_serves_the_same_answers(stored_order: dict[
     from functions.get_order import main
 
     order = stored_order
-    event = json.loads((services.ROOT / "tests/fixtures/function_url_event.json").read_text())
+    event = json.loads((FIXTURES / "function_url_event.json").read_text())
     event["rawPath"] = f"/orders/{order['order_uid']}"
     answer = main.handler(event, None)
     assert answer["statusCode"] == 200 and json.loads(answer["body"]) == order

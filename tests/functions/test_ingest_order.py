@@ -10,9 +10,9 @@ import flask.testing
 import functions_framework
 import pytest
 
+from devstack.stack import drain
 from orders_core import runtime
 from orders_core.config import Settings
-from orders_core.dead_letters import make_sqs_client
 from orders_core.storage import OrderStore
 from tests.support.events import kafka_event, order_bytes
 
@@ -22,20 +22,6 @@ SOURCE = "functions/ingest_order/main.py"
 @pytest.fixture
 def client(settings: Settings) -> flask.testing.FlaskClient:
     return functions_framework.create_app(target="http_entry", source=SOURCE).test_client()
-
-
-def drain(settings: Settings) -> list[dict[str, Any]]:
-    sqs = make_sqs_client(settings)
-    url = sqs.get_queue_url(QueueName=settings.dlq_queue_name)["QueueUrl"]
-    bodies: list[dict[str, Any]] = []
-    while True:
-        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        messages = answer.get("Messages", [])
-        if not messages:
-            return bodies
-        for message in messages:
-            bodies.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def test_valid_orders_are_stored_equal_and_written_through_to_the_cache(

@@ -9,14 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pg8000.native
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from devstack import services
+from devstack.stack import drain
 from orders_core.config import Settings
 from orders_core.setup import ensure_topic
-from tests.functions.test_ingest_order import drain
-from tests.support import services
 
 Orders = list[dict[str, Any]]
 
@@ -44,11 +43,9 @@ class Pipeline:
             "LOG_LEVEL": "INFO",
         }
         ensure_topic(Settings(**{"kafka_bootstrap_servers": bootstrap, "kafka_topic": self.topic}))
-        self.trigger = services.Service("trigger", ["orders-trigger"], self.env, 0, work_dir, ready=lambda: True)
+        self.trigger = services.trigger(self.env, work_dir)
         self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
-        self.db = pg8000.native.Connection(
-            "orders", password="orders", port=int(stack_env["PGPORT"]), database="orders"
-        )
+        self.db = services.connect_db(int(stack_env["PGPORT"]))
 
     def produce(self, values: list[bytes], key: bytes | None = None) -> None:
         for value in values:
@@ -65,9 +62,7 @@ class Pipeline:
         try:
             rows = self.db.run("SELECT count(*) FROM orders WHERE order_uid = ANY(CAST(:uids AS text[]))", uids=uids)
         except Exception:  # Postgres restarting: reconnect and ask again later
-            self.db = pg8000.native.Connection(
-                "orders", password="orders", port=int(self.env["PGPORT"]), database="orders"
-            )
+            self.db = services.connect_db(int(self.env["PGPORT"]))
             return -1
         return int(rows[0][0])
 

@@ -13,10 +13,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from devstack import services
 from orders_core.model import parse_order
-from tests.support import services
-
-pytestmark = pytest.mark.integration
 
 COUNT = 4
 

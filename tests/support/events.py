@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
-FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures" / "kafka_event.json").read_text())
+from devstack import ROOT
+
+FIXTURES = ROOT / "tests" / "fixtures"  # the shared event and order samples
+FIXTURE = json.loads((FIXTURES / "kafka_event.json").read_text())
 
 
 def kafka_event(

@@ -6,24 +6,22 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from devstack import ROOT
 from orders_core.config import get_settings
-from orders_core.generator import INVALID_CLASSES, GenerateRequest, iter_orders, make_orders
+from orders_core.generate_cli import main as generate_cli
+from orders_core.generator import INVALID_CLASSES, iter_orders
 from orders_core.model import ORDER_UID_RE, parse_order
-
-pytestmark = pytest.mark.unit
-
-ROOT = Path(__file__).resolve().parents[2]
+from orders_core.producer import GenerateRequest
 
 
 @pytest.fixture(scope="module")
 def orders() -> list[tuple[str, bytes]]:
-    return make_orders(2_000, seed=42)
+    return list(iter_orders(2_000, seed=42))
 
 
 def test_every_order_passes_the_model_and_round_trips(orders: list[tuple[str, bytes]]) -> None:
@@ -66,22 +64,21 @@ def test_uids_are_unique_and_the_data_varies(orders: list[tuple[str, bytes]]) ->
 
 
 def test_max_items_is_configurable() -> None:
-    sizes = {len(parse_order(raw).items) for _, raw in make_orders(300, seed=1, max_items=12)}
+    sizes = {len(parse_order(raw).items) for _, raw in list(iter_orders(300, seed=1, max_items=12))}
     assert max(sizes) == 12 and min(sizes) == 1
-    assert {len(parse_order(raw).items) for _, raw in make_orders(50, seed=1, max_items=1)} == {1}
+    assert {len(parse_order(raw).items) for _, raw in list(iter_orders(50, seed=1, max_items=1))} == {1}
 
 
 def test_same_seed_same_orders_different_seed_different() -> None:
-    assert make_orders(300, seed=7) == make_orders(300, seed=7)
-    assert list(iter_orders(300, seed=7)) == make_orders(300, seed=7)
-    other = make_orders(300, seed=8)
-    assert {k for k, _ in other}.isdisjoint(k for k, _ in make_orders(300, seed=7))
-    assert make_orders(50, seed=None) != make_orders(50, seed=None)
+    assert list(iter_orders(300, seed=7)) == list(iter_orders(300, seed=7))
+    other = list(iter_orders(300, seed=8))
+    assert {k for k, _ in other}.isdisjoint(k for k, _ in iter_orders(300, seed=7))
+    assert list(iter_orders(50, seed=None)) != list(iter_orders(50, seed=None))
 
 
 def test_unseeded_orders_are_valid_and_recent() -> None:
     now = time.time()
-    for _, raw in make_orders(200):
+    for _, raw in list(iter_orders(200)):
         created = datetime.fromisoformat(parse_order(raw).date_created.replace("Z", "+00:00")).timestamp()
         assert now - 181 * 86_400 < created <= now + 1
 
@@ -95,7 +92,7 @@ def _refused(raw: bytes) -> bool:
 
 
 def test_invalid_ratio_one_gives_only_refused_orders_of_every_class() -> None:
-    generated = make_orders(3 * len(INVALID_CLASSES), seed=3, invalid_ratio=1.0)
+    generated = list(iter_orders(3 * len(INVALID_CLASSES), seed=3, invalid_ratio=1.0))
     for key, raw in generated:
         assert ORDER_UID_RE.match(key)
         assert _refused(raw), raw[:200]
@@ -114,26 +111,13 @@ def _not_json(raw: bytes) -> bool:
 
 
 def test_invalid_ratio_gives_about_that_share_and_keeps_the_valid_ones() -> None:
-    mixed = make_orders(2_000, seed=11, invalid_ratio=0.3)
-    clean = make_orders(2_000, seed=11)
+    mixed = list(iter_orders(2_000, seed=11, invalid_ratio=0.3))
+    clean = list(iter_orders(2_000, seed=11))
     refused = sum(_refused(raw) for _, raw in mixed)
     assert 0.25 < refused / 2_000 < 0.35
     assert [k for k, _ in mixed] == [k for k, _ in clean]
     for (_, got), (_, want) in zip(mixed, clean, strict=True):
         assert got == want or _refused(got)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"count": -1}, "count"),
-        ({"count": 1, "invalid_ratio": 1.5}, "invalid_ratio"),
-        ({"count": 1, "max_items": 0}, "max_items"),
-    ],
-)
-def test_make_orders_rejects_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        make_orders(**kwargs)
 
 
 @pytest.fixture
@@ -146,8 +130,9 @@ def max_count(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
 
 
 def test_generate_request_defaults_and_bounds(max_count: int) -> None:
-    assert GenerateRequest() == GenerateRequest(count=10, seed=None, invalid_ratio=0.0)
+    assert GenerateRequest() == GenerateRequest(count=10, seed=None, invalid_ratio=0.0, max_items=5)
     assert GenerateRequest.model_validate({"count": max_count, "seed": 1, "invalid_ratio": 1}).count == max_count
+    assert GenerateRequest(max_items=1000).max_items == 1000
     for bad in (
         {"count": 0},
         {"count": max_count + 1},
@@ -157,10 +142,28 @@ def test_generate_request_defaults_and_bounds(max_count: int) -> None:
         {"invalid_ratio": -0.1},
         {"invalid_ratio": 1.01},
         {"seed": "x"},
+        {"max_items": 0},
+        {"max_items": 1001},
         {"cuont": 5},
     ):
         with pytest.raises(ValidationError):
             GenerateRequest.model_validate(bad)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["0"], "count"),
+        (["501"], "at most 500"),
+        (["5", "--invalid-ratio", "1.5"], "invalid_ratio"),
+        (["5", "--max-items", "0"], "max_items"),
+    ],
+)
+def test_cli_refuses_what_the_request_refuses_before_touching_kafka(
+    max_count: int, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert generate_cli(argv) == 2
+    assert message in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------------- HTTP

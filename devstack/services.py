@@ -1,9 +1,13 @@
-"""Real services for the tests, started with the same scripts as the native runner, on free ports and in
-temporary folders so that a running `make up` is never disturbed."""
+"""Real services for the tests and the benchmarks, started with the native runner's scripts, on free ports
+and in folders of their own, so that a running `make up` is never disturbed.
+
+A function runs exactly as its `Procfile` line says (the same command, target and settings), with the line's
+port variable set to a free port: the runner's ports are declared in the `Procfile` alone."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,7 +18,9 @@ from pathlib import Path
 
 import pg8000.native
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack import ROOT
+from orders_core.config import Settings
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -104,6 +110,13 @@ class Service:
         return self.process is not None and self.process.poll() is None
 
 
+def connect_db(port: int, timeout: float = 10.0) -> pg8000.native.Connection:
+    """A connection to the test database on ``port``, with the credentials of the settings."""
+    settings = Settings()
+    return pg8000.native.Connection(settings.pg_user, password=settings.pg_password, port=port,
+                                    database=settings.pg_database, timeout=timeout)  # fmt: skip
+
+
 def postgres(work: Path) -> Service:
     port = free_port()
     data = work / "pg-data"  # postgres.sh creates it, owned by the postgres user when run as root
@@ -111,7 +124,7 @@ def postgres(work: Path) -> Service:
 
     def accepts_connections() -> bool:
         try:
-            pg8000.native.Connection("orders", password="orders", port=port, database="orders", timeout=2).close()
+            connect_db(port, timeout=2).close()
         except Exception:
             return False
         return True
@@ -120,9 +133,7 @@ def postgres(work: Path) -> Service:
 
 
 def memcached(work: Path) -> Service:
-    port = free_port()
-    argv = ["memcached", "-u", "nobody", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64"]
-    return Service("memcached", argv, {}, port, work)
+    return procfile_process("memcached", {"MEMCACHED_MEMORY_MB": "64"}, work)
 
 
 def kafka(work: Path) -> Service:
@@ -140,8 +151,32 @@ def moto(work: Path) -> Service:
     return Service("aws", ["moto_server", "-H", "127.0.0.1", "-p", str(port)], {}, port, work)
 
 
+def procfile() -> dict[str, str]:
+    """The native runner's processes: name -> shell command."""
+    lines = (line.partition(":") for line in (ROOT / "Procfile").read_text().splitlines())
+    return {name.strip(): command.strip() for name, _, command in lines if name.strip() and name[0] != "#"}
+
+
+def procfile_process(name: str, env: Mapping[str, str], work: Path) -> Service:
+    """The Procfile's process ``name``, its port variable (``${..._PORT:-default}``) set to a free port."""
+    command = procfile()[name]
+    port_variable = re.search(r"\$\{(\w+_PORT):-\d+\}", command)
+    assert port_variable, f"the Procfile line of {name} names no port variable"
+    port = free_port()
+    # bash runs a one-command line as that command (no shell in between): stop() waits for the process itself.
+    return Service(name, ["bash", "-c", command], {**env, port_variable.group(1): str(port)}, port, work)
+
+
 def function(name: str, env: Mapping[str, str], work: Path, extra: Mapping[str, str] | None = None) -> Service:
     """A function exactly as the native runner starts it (the test set-up made the queue and topics)."""
-    port = free_port()
-    argv = [str(ROOT / "infra/native/function.sh"), name, str(port)]
-    return Service(name, argv, {**env, "SETUP_ONLY": "migrate", **(extra or {})}, port, work)
+    return procfile_process(name, {**env, "SETUP_ONLY": "migrate", **(extra or {})}, work)
+
+
+def front(work: Path) -> Service:
+    """The page's static server, as the native runner starts it."""
+    return procfile_process("front", {"PYTHON": sys.executable}, work)
+
+
+def trigger(env: Mapping[str, str], work: Path) -> Service:
+    """orders-trigger; it serves nothing, so it counts as ready once it runs."""
+    return Service("trigger", ["orders-trigger"], env, 0, work, ready=lambda: True)
