@@ -1,7 +1,7 @@
 """The dead-letter queue: an SQS queue holding every record the ingest refused, with the reason.
 
-Locally it is LocalStack or a moto server reached through a localstack-client session; on AWS (no
-``AWS_ENDPOINT_URL``) it is real SQS through boto3.
+Locally it is ElasticMQ (``make up``, compose) or a moto server (tests), reached through a localstack-client
+session; on AWS (no ``AWS_ENDPOINT_URL``) it is real SQS through boto3.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class DeadLetter:
 
 
 def make_sqs_client(settings: Settings) -> Any:
-    """An SQS client with short timeouts: LocalStack/moto when an endpoint is set, real AWS otherwise."""
+    """An SQS client with short timeouts: the local endpoint when one is set, real AWS otherwise."""
     config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
     if settings.aws_endpoint_url:
         netloc = urlsplit(settings.aws_endpoint_url).netloc

@@ -33,10 +33,12 @@ PROCFILE = ROOT / "Procfile"
 FUNCTION_SH = ROOT / "infra" / "native" / "function.sh"
 WAIT_SETUP_SH = ROOT / "infra" / "native" / "wait-setup.sh"
 KAFKA_POM = ROOT / "infra" / "kafka" / "pom.xml"
+SQS_POM = ROOT / "infra" / "sqs" / "pom.xml"
+SQS_CONF = ROOT / "infra" / "sqs" / "elasticmq.conf"
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
 
 # Procfile process -> compose service, where the names differ.
-PROCESS_TO_SERVICE = {"aws": "localstack"}
+PROCESS_TO_SERVICE = {"aws": "sqs"}
 # Compose services that have no Procfile process: the one-shot setup and the on-demand generator.
 EXTRA_SERVICES = {"setup", "generate"}
 # The fixed ports of the stack; the Procfile and the Settings defaults must amount to exactly these.
@@ -50,8 +52,8 @@ FIXED_PORTS = {
     "generate_orders": 8082,
     "front": 3000,
 }
-# What our containers may set besides Settings fields: LocalStack credentials for the AWS SDK, the image's
-# function selection (infra/Dockerfile), functions-framework's own variables, the log level (orders_core.logs).
+# What our containers may set besides Settings fields: dummy credentials for the AWS SDK (ElasticMQ takes any),
+# the image's function selection (infra/Dockerfile), functions-framework's own variables, the log level.
 EXTRA_ENV = {
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -501,6 +503,8 @@ def check_images(compose: Compose) -> list[str]:
     problems = []
     pom_version = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", KAFKA_POM.read_text())
     assert pom_version, "kafka.version not found in infra/kafka/pom.xml"
+    sqs_version = re.search(r"<elasticmq\.version>([^<]+)</elasticmq\.version>", SQS_POM.read_text())
+    assert sqs_version, "elasticmq.version not found in infra/sqs/pom.xml"
     for name, service in compose["services"].items():
         image = service.get("image")
         if image is None:
@@ -510,6 +514,22 @@ def check_images(compose: Compose) -> list[str]:
             problems.append(f"{name}: image {image!r} is not pinned")
         if repository == "apache/kafka" and tag != pom_version.group(1):
             problems.append(f"{name}: {image} is not the Kafka version the native runner uses ({pom_version.group(1)})")
+        if repository == "softwaremill/elasticmq-native" and tag != sqs_version.group(1):
+            problems.append(f"{name}: {image} is not the ElasticMQ of infra/sqs/pom.xml ({sqs_version.group(1)})")
+    return problems
+
+
+def check_sqs(compose: Compose) -> list[str]:
+    """The SQS container runs the native runner's configuration, with its database on a named volume."""
+    service = compose["services"].get(PROCESS_TO_SERVICE["aws"], {})
+    mounts = [str(v).split(":") for v in service.get("volumes") or []]
+    config = [m for m in mounts if len(m) >= 2 and m[1] == "/opt/elasticmq.conf"]
+    problems = []
+    if not config or (COMPOSE_FILE.parent / config[0][0]).resolve() != SQS_CONF:
+        problems.append("sqs: /opt/elasticmq.conf is not infra/sqs/elasticmq.conf")
+    data_dir = environment(service).get("SQS_DATA_DIR", "/data")  # the file's default
+    if not any(len(m) >= 2 and m[1] == data_dir and not m[0].startswith(".") for m in mounts):
+        problems.append(f"sqs: the database folder {data_dir} is not on a named volume")
     return problems
 
 
@@ -617,6 +637,7 @@ def all_problems(compose: Compose, procfile: Mapping[str, str]) -> list[str]:
         *check_volumes(compose),
         *check_builds(compose),
         *check_images(compose),
+        *check_sqs(compose),
         *check_kafka_listeners(compose, procfile),
         *check_postgres_credentials(compose),
         *check_front(compose),
@@ -683,6 +704,10 @@ def test_volumes_are_declared_and_mounts_exist(compose: Compose) -> None:
 
 def test_builds_and_images(compose: Compose) -> None:
     assert check_builds(compose) + check_images(compose) == []
+
+
+def test_sqs_keeps_the_native_configuration_and_its_data(compose: Compose) -> None:
+    assert check_sqs(compose) == []
 
 
 def test_kafka_listeners_serve_host_and_containers(compose: Compose, procfile: dict[str, str]) -> None:
@@ -808,6 +833,18 @@ MUTATIONS: dict[str, tuple[Callable[[Compose], None], str]] = {
     ),
     "unpinned image": (_set(("services", "memcached", "image"), "memcached"), "is not pinned"),
     "other kafka version": (_set(("services", "kafka", "image"), "apache/kafka:3.7.0"), "Kafka version"),
+    "other elasticmq version": (
+        _set(("services", "sqs", "image"), "softwaremill/elasticmq-native:1.5.7"),
+        "not the ElasticMQ of",
+    ),
+    "sqs data in the container only": (
+        _set(("services", "sqs", "volumes"), ["./sqs/elasticmq.conf:/opt/elasticmq.conf:ro"]),
+        "not on a named volume",
+    ),
+    "sqs with the image's configuration": (
+        _set(("services", "sqs", "volumes"), ["sqs-data:/data"]),
+        "/opt/elasticmq.conf is not",
+    ),
     "host listener not advertised": (
         _set_env("kafka", "KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://kafka:9092,HOST://kafka:19092"),
         "localhost:9092",
