@@ -1,5 +1,5 @@
 # The two commands of the README: `make up` (the whole stack, natively) and `make test`.
-# Both install what they need first: Debian packages, a virtualenv, the Kafka jars.
+# Both install what they need first: Debian packages, a virtualenv, the Kafka and ElasticMQ jars.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +8,7 @@ APT_PACKAGES := memcached chromium wrk
 N ?= 1000
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: up down test lint bench generate install deps-system deps-python deps-kafka clean
+.PHONY: up down test lint bench generate install deps-system deps-python deps-kafka deps-sqs clean
 
 up: install
 	@infra/native/up.sh
@@ -31,7 +31,7 @@ bench: install
 generate: install
 	$(BIN)/orders-generate $(N)
 
-install: deps-system deps-python deps-kafka
+install: deps-system deps-python deps-kafka deps-sqs
 
 deps-system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -51,6 +51,9 @@ deps-python: $(VENV)/.installed
 
 deps-kafka:
 	@infra/native/kafka.sh fetch
+
+deps-sqs:
+	@infra/native/sqs.sh fetch
 
 clean:
 	rm -rf .local $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/artifacts bench/results.json

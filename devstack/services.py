@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -149,6 +150,24 @@ def kafka(work: Path) -> Service:
 def moto(work: Path) -> Service:
     port = free_port()
     return Service("aws", ["moto_server", "-H", "127.0.0.1", "-p", str(port)], {}, port, work)
+
+
+def sqs(work: Path) -> Service:
+    """The local SQS of `make up` (ElasticMQ), its queues and messages on disk in ``work/sqs-data``.
+
+    Ready when it answers ``/health``; the queues on disk are restored just after, so a test polls for them.
+    """
+    port = free_port()
+    env = {"AWS_PORT": str(port), "SQS_DATA_DIR": str(work / "sqs-data")}
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    return Service("sqs", [str(ROOT / "infra/native/sqs.sh"), "run"], env, port, work, healthy, start_timeout=120)
 
 
 def procfile() -> dict[str, str]:

@@ -33,7 +33,7 @@ orders: starting the stack (Ctrl-C or 'make down' stops it)
   Kafka            ${KAFKA_BOOTSTRAP_SERVERS}   topic ${KAFKA_TOPIC:-orders}
   PostgreSQL       127.0.0.1:${PGPORT:-5432}   database ${PGDATABASE:-orders}
   memcached        ${MEMCACHED_SERVERS:-(disabled)}
-  AWS (moto)       ${AWS_ENDPOINT_URL}   dead letters: SQS ${DLQ_QUEUE_NAME:-orders-dlq}
+  SQS (ElasticMQ)  ${AWS_ENDPOINT_URL}   dead letters: queue ${DLQ_QUEUE_NAME:-orders-dlq}, kept in ${SQS_DATA_DIR:-.local/sqs-data}
 TABLE
 processes=()
 for name in $(grep -oE '^[a-z_]+' Procfile); do

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     kafka_topic_partitions: int = 3
     kafka_group_id: str = "orders-ingest-trigger"
 
-    # AWS (dead-letter queue). AWS_ENDPOINT_URL set: LocalStack or a moto server; unset: real AWS.
+    # AWS (dead-letter queue). AWS_ENDPOINT_URL set: a local SQS (ElasticMQ, or moto in tests); unset: real AWS.
     aws_endpoint_url: str | None = "http://127.0.0.1:4566"
     aws_region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     dlq_queue_name: str = "orders-dlq"

@@ -1,7 +1,7 @@
 """The dead-letter queue: an SQS queue holding every record the ingest refused, with the reason.
 
-Locally it is LocalStack or a moto server reached through a localstack-client session; on AWS (no
-``AWS_ENDPOINT_URL``) it is real SQS through boto3.
+Locally it is ElasticMQ (``make up``, compose) or a moto server (tests), reached through a localstack-client
+session; on AWS (no ``AWS_ENDPOINT_URL``) it is real SQS through boto3.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +28,10 @@ from .config import Settings
 MAX_VALUE_BYTES = 160 * 1024
 MAX_KEY_BYTES = 1024
 MAX_ERRORS = 50
+# One SendMessageBatch takes at most 10 entries and, all bodies together, the size of one message: several
+# full-size letters must go in separate batches, or the batch is refused as a whole, every time.
 SQS_BATCH = 10
+SQS_BATCH_BYTES = 256 * 1024
 
 
 class DeadLetterUnavailable(Exception):
@@ -64,7 +67,7 @@ class DeadLetter:
 
 
 def make_sqs_client(settings: Settings) -> Any:
-    """An SQS client with short timeouts: LocalStack/moto when an endpoint is set, real AWS otherwise."""
+    """An SQS client with short timeouts: the local endpoint when one is set, real AWS otherwise."""
     config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
     if settings.aws_endpoint_url:
         netloc = urlsplit(settings.aws_endpoint_url).netloc
@@ -99,11 +102,9 @@ class DeadLetterQueue:
             return
         try:
             client, queue_url = self._target()
-            for start in range(0, len(letters), SQS_BATCH):
-                chunk = letters[start : start + SQS_BATCH]
+            for chunk in batches([letter.to_message() for letter in letters]):
                 answer = client.send_message_batch(
-                    QueueUrl=queue_url,
-                    Entries=[{"Id": str(i), "MessageBody": letter.to_message()} for i, letter in enumerate(chunk)],
+                    QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
                 )
                 if answer.get("Failed"):
                     raise DeadLetterUnavailable(f"SQS refused {len(answer['Failed'])} dead letters: {answer['Failed']}")
@@ -111,6 +112,21 @@ class DeadLetterQueue:
             with self._lock:
                 self._queue_url = self._settings.dlq_queue_url  # look the queue up again next time
             raise DeadLetterUnavailable(f"dead-letter queue unreachable: {exc}") from exc
+
+
+def batches(bodies: Sequence[str]) -> Iterator[list[str]]:
+    """The bodies in order, in batches SQS takes: up to ``SQS_BATCH`` of them within ``SQS_BATCH_BYTES``."""
+    batch: list[str] = []
+    size = 0
+    for body in bodies:
+        length = len(body.encode())
+        if batch and (len(batch) == SQS_BATCH or size + length > SQS_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(body)
+        size += length
+    if batch:
+        yield batch
 
 
 def ensure_queue(settings: Settings) -> str:

@@ -20,7 +20,7 @@ from devstack.services import procfile
 from orders_core.config import Settings
 
 # Procfile process -> compose service, where the names differ; compose services with no process.
-PROCESS_TO_SERVICE = {"aws": "localstack"}
+PROCESS_TO_SERVICE = {"aws": "sqs"}
 ONE_SHOTS = {"setup", "generate"}
 # What our containers may set besides Settings fields: the AWS SDK's credentials, and the image's own
 # variables (the function folder, its callable and port, and gunicorn's workers).
@@ -77,7 +77,7 @@ def test_each_address_reaches_the_right_service(compose: Compose) -> None:
             "postgres": [(settings.pg_host, settings.pg_port)],
             "memcached": [tuple(s.rsplit(":", 1)) for s in settings.memcached_server_list],
             "kafka": [tuple(s.rsplit(":", 1)) for s in settings.kafka_bootstrap_servers.split(",")],
-            "localstack": [(urlsplit(settings.aws_endpoint_url).hostname, urlsplit(settings.aws_endpoint_url).port)],
+            "sqs": [(urlsplit(settings.aws_endpoint_url).hostname, urlsplit(settings.aws_endpoint_url).port)],
             "ingest_order": [(urlsplit(settings.ingest_url).hostname, urlsplit(settings.ingest_url).port)],
         }
         for service, hosts in addresses.items():
@@ -110,7 +110,19 @@ def test_function_services_serve_what_the_procfile_serves(compose: Compose) -> N
             functions_framework.create_app(env.get("FUNCTION_TARGET", "http_entry"), source)
 
 
-def test_kafka_image_is_the_version_the_native_runner_fetches(compose: Compose) -> None:
-    pom = ET.parse(ROOT / "infra" / "kafka" / "pom.xml").getroot()  # noqa: S314 - our own file
-    version = pom.findtext("m:properties/m:kafka.version", namespaces={"m": "http://maven.apache.org/POM/4.0.0"})
-    assert compose["services"]["kafka"]["image"].rpartition(":")[2] == version
+def pom_property(pom: str, name: str) -> str | None:
+    root = ET.parse(ROOT / "infra" / pom / "pom.xml").getroot()  # noqa: S314 - our own file
+    return root.findtext(f"m:properties/m:{name}", namespaces={"m": "http://maven.apache.org/POM/4.0.0"})
+
+
+def test_kafka_and_sqs_images_are_the_versions_the_native_runner_fetches(compose: Compose) -> None:
+    assert compose["services"]["kafka"]["image"].rpartition(":")[2] == pom_property("kafka", "kafka.version")
+    assert compose["services"]["sqs"]["image"].rpartition(":")[2] == pom_property("sqs", "elasticmq.version")
+
+
+def test_sqs_runs_the_native_configuration_and_keeps_its_data_on_a_volume(compose: Compose) -> None:
+    service = compose["services"]["sqs"]
+    mounts = dict(str(volume).split(":")[:2][::-1] for volume in service["volumes"])  # container path -> source
+    assert (ROOT / "infra" / mounts["/opt/elasticmq.conf"]).resolve() == ROOT / "infra" / "sqs" / "elasticmq.conf"
+    data_dir = (service.get("environment") or {}).get("SQS_DATA_DIR", "/data")
+    assert data_dir in mounts and mounts[data_dir] in compose["volumes"]
