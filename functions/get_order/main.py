@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import flask
@@ -26,6 +26,7 @@ from starlette.responses import Response
 from orders_core import runtime
 from orders_core.config import get_settings
 from orders_core.logs import configure_logging
+from orders_core.lookup import Route
 from orders_core.responses import HttpResponse
 
 configure_logging()
@@ -42,13 +43,40 @@ def http_entry(request: flask.Request) -> flask.Response:
     return flask.Response(answer.body, status=answer.status, headers=answer.headers)
 
 
-_store_pool: ThreadPoolExecutor | None = None
+class StoreReads(Protocol):
+    """What the pool needs of the lookup (``LookupService``)."""
+
+    def answer_from_store(self, route: Route) -> HttpResponse: ...
+    def busy(self, route: Route) -> HttpResponse: ...
 
 
-def _pool() -> ThreadPoolExecutor:
+class StorePool:
+    """The threads that read PostgreSQL for one worker's event loop, with a bounded queue: a read that would
+    wait behind ``lookup_queue_max`` others is answered 503 at once instead of piling up in memory."""
+
+    def __init__(self, threads: int, queue_max: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="get-order-store")
+        self._capacity = threads + queue_max
+        self._pending = 0  # only touched on the event loop's thread: no lock
+
+    async def answer(self, service: StoreReads, route: Route) -> HttpResponse:
+        if self._pending >= self._capacity:
+            return service.busy(route)
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, service.answer_from_store, route)
+        finally:
+            self._pending -= 1
+
+
+_store_pool: StorePool | None = None
+
+
+def _pool() -> StorePool:
     global _store_pool
     if _store_pool is None:  # one per worker process, made on its loop's first miss
-        _store_pool = ThreadPoolExecutor(max_workers=get_settings().threads, thread_name_prefix="get-order-store")
+        settings = get_settings()
+        _store_pool = StorePool(settings.threads, settings.lookup_queue_max)
     return _store_pool
 
 
@@ -60,10 +88,7 @@ async def asgi(request: Request) -> Response:
     if isinstance(routed, HttpResponse):
         answer = routed
     else:
-        answer = service.answer_from_cache(routed)
-        if answer is None:  # PostgreSQL: in a thread, off the event loop
-            loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(_pool(), service.answer_from_store, routed)
+        answer = service.answer_from_cache(routed) or await _pool().answer(service, routed)
     return Response(answer.body, answer.status, answer.headers)
 
 

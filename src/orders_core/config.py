@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     # HTTP
     cors_allow_origins: str = "http://localhost:3000,http://127.0.0.1:3000"
     recent_orders_max: int = 100
+    # GET /orders lists order ids, and an id opens a customer's details: on for the local stack, off by default
+    # in the deployed one (template.yaml's OrderListingEnabled).
+    recent_orders_enabled: bool = True
+    # get_order's ASGI adapter: reads waiting for a PostgreSQL thread beyond this answer 503 at once, so a flood
+    # queues neither memory nor latency without bound.
+    lookup_queue_max: int = Field(256, ge=1)
 
     # Generator
     generate_max_count: int = 1_000_000

@@ -1,7 +1,7 @@
 """The lookup API, independent of how the request arrived (functions-framework or a Lambda function URL).
 
-Routes: ``GET /orders/{order_uid}``, ``GET /orders?limit=N``, ``GET /health``; HEAD and CORS preflight on
-each. Every error is JSON ``{"error", "message"}``; no stack trace ever reaches the client.
+Routes: ``GET /orders/{order_uid}``, ``GET /orders?limit=N``, ``GET /health``, ``GET /openapi.json``; HEAD and
+CORS preflight on each. Every error is JSON ``{"error", "message"}``; no stack trace ever reaches the client.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 from .cache import Tier
 from .config import Settings
 from .model import ORDER_UID_RE
+from .openapi import openapi_document
 from .responses import JSON_TYPE, HttpResponse, error, json_response, method_not_allowed
 from .storage import OrderSummary, StoreUnavailable
 
@@ -55,6 +56,13 @@ class Route:
 
 def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 If-None-Match: ``*`` matches any stored order; tags compare weakly (``W/"x"`` matches ``"x"``)."""
+    if if_none_match.strip() == "*":
+        return True
+    return etag in (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
 
 
 def _internal_error(route: object) -> HttpResponse:
@@ -114,17 +122,27 @@ class LookupService:
             answer = _internal_error(route)
         return self._with_cors(answer, route.origin)
 
+    def busy(self, route: Route) -> HttpResponse:
+        """The answer to a read that found too many others waiting for PostgreSQL."""
+        answer = error(503, "unavailable", "Too many lookups are waiting for the database; try again shortly.",
+                       **{"Retry-After": "1"})  # fmt: skip
+        return self._with_cors(answer, route.origin)
+
     def _route(
         self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
     ) -> Route | HttpResponse:
         resources: dict[str, Literal["recent", "health"]] = {"/orders": "recent", "/health": "health"}
-        if path not in resources and not path.startswith("/orders/"):
+        if path not in resources and path != "/openapi.json" and not path.startswith("/orders/"):
             return error(404, "not_found", f"No such endpoint: {path}. Try /orders/{{order_uid}}.")
         if method == "OPTIONS":
             return HttpResponse(204, headers={"Allow": ALLOWED_METHODS})
         if method not in ("GET", "HEAD"):  # HEAD: the HTTP layer drops the body and keeps its length
             return method_not_allowed(method, ALLOWED_METHODS)
         origin = headers.get("origin")
+        if path == "/openapi.json":
+            return json_response(200, openapi_document(self._settings.recent_orders_max))
+        if path == "/orders" and not self._settings.recent_orders_enabled:
+            return error(404, "not_found", "Listing orders is turned off here; look an order up by its order_uid.")
         if path in resources:
             return Route(resources[path], origin, limit=query.get("limit"))
         order_uid = path.removeprefix("/orders/")
@@ -154,7 +172,7 @@ class LookupService:
     def _order_answer(self, body: bytes, tier: Tier | None, if_none_match: str | None) -> HttpResponse:
         etag = etag_of(body)
         headers = {"ETag": etag, "Cache-Control": ORDER_CACHE_CONTROL, "X-Cache": str(tier)}
-        if if_none_match and etag in (tag.strip() for tag in if_none_match.split(",")):
+        if if_none_match and _matches(if_none_match, etag):
             return HttpResponse(304, headers=headers)
         return HttpResponse(200, body, {"Content-Type": JSON_TYPE, **headers})
 
@@ -177,11 +195,14 @@ class LookupService:
         return json_response(200, {"orders": [asdict(o) for o in orders]}, **{"Cache-Control": "no-cache"})
 
     def _health(self) -> HttpResponse:
+        """Each dependency as ``ok`` or ``unreachable`` (``disabled`` memcached): host names and driver errors
+        go to the log, never to whoever asks."""
         try:
             self._store.ping()
             postgres = "ok"
         except StoreUnavailable as exc:
-            postgres = f"unreachable: {exc}"
+            log.warning("health: PostgreSQL unreachable: %s", exc)
+            postgres = "unreachable"
         memcached = self._cache.health()
         healthy = postgres == "ok"
         status = "ok" if healthy and memcached in ("ok", "disabled") else "degraded" if healthy else "unavailable"

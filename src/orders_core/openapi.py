@@ -77,7 +77,7 @@ def _order_path() -> dict[str, Any]:
         "503": _error("The order is not cached and PostgreSQL cannot be reached.", **_RETRY),
     }
     parameters = [
-        {"name": "order_uid", "in": "path", "required": True,
+        {"name": "order_uid", "in": "path", "required": True, "example": "b563feb7b2b84b6test",
          "schema": {"type": "string", "pattern": ORDER_UID_PATTERN}},
         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
     ]  # fmt: skip

@@ -87,6 +87,10 @@ def test_etag_and_if_none_match_give_304_and_head_works(
     not_modified = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
     assert not_modified.status_code == 304 and not_modified.data == b""
     assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+    # RFC 9110: If-None-Match compares weakly, and * matches any stored order
+    assert client.get(path, headers={"If-None-Match": f'"x", W/{first.headers["ETag"]}'}).status_code == 304
+    assert client.get(path, headers={"If-None-Match": "*"}).status_code == 304
+    assert client.get("/orders/never_stored_uid", headers={"If-None-Match": "*"}).status_code == 404
     head = client.head(path)
     assert head.status_code == 200 and head.data == b""
     assert int(head.headers["Content-Length"]) == len(first.data)
@@ -125,6 +129,31 @@ def test_unknown_path_is_json_404(client: flask.testing.FlaskClient) -> None:
 
 def test_health_reports_each_dependency(client: flask.testing.FlaskClient) -> None:
     assert client.get("/health").json == {"status": "ok", "postgres": "ok", "memcached": "ok"}
+
+
+def test_health_names_no_host_and_no_driver_error(
+    client: flask.testing.FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN both dependencies pointed at addresses where nothing answers
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", str(services.free_port()))
+    monkeypatch.setenv("MEMCACHED_SERVERS", f"127.0.0.1:{services.free_port()}")
+    runtime.reset()
+    # WHEN health is asked
+    answer = client.get("/health")
+    # THEN it says what is wrong, not where or how
+    assert answer.status_code == 503
+    assert answer.json == {"status": "unavailable", "postgres": "unreachable", "memcached": "unreachable"}
+
+
+def test_listing_can_be_turned_off_while_lookups_by_uid_still_work(
+    client: flask.testing.FlaskClient, stored_order: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECENT_ORDERS_ENABLED", "false")
+    runtime.reset()
+    listing = client.get("/orders")
+    assert listing.status_code == 404 and listing.json["error"] == "not_found"
+    assert client.get(f"/orders/{stored_order['order_uid']}").status_code == 200
 
 
 def test_memcached_down_answers_from_postgres_quickly_and_recovers(
