@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import functions_framework
@@ -22,12 +23,18 @@ def _error(status: int, error: str, message: str) -> tuple[dict[str, str], int]:
 
 @functions_framework.http
 def http_entry(request: Any) -> tuple[Any, int] | tuple[Any, int, dict[str, str]]:
-    """POST optional JSON ``{"count", "seed", "invalid_ratio"}`` -> 200 with what was produced."""
+    """POST ``application/json``, optionally ``{"count", "seed", "invalid_ratio"}`` -> 200 with what was produced."""
     if request.method != "POST":
         return {"error": "method_not_allowed", "message": "use POST"}, 405, {"Allow": "POST"}
+    # Only JSON: a web page can POST text/plain, a form, or nothing to any address without asking first.
+    if request.mimetype != "application/json":
+        return _error(415, "unsupported_media_type", "POST the request as application/json")
     payload: Any = None
-    if request.get_data(cache=True).strip():
-        payload = request.get_json(force=True, silent=True)
+    if body := request.get_data().strip():
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            payload = None
         if not isinstance(payload, dict):
             return _error(400, "bad_request", "the body must be a JSON object")
     try:

@@ -1,7 +1,8 @@
 """ingest_order: Kafka records in, orders stored in PostgreSQL, refused records to the dead-letter queue.
 
 Two adapters over one core: ``http_entry`` (functions-framework; the local trigger POSTs the Lambda Kafka
-event to it) and ``handler`` (AWS Lambda with a Kafka event source mapping).
+event to it) and ``handler`` (AWS Lambda with a Kafka event source mapping reporting batch item failures).
+Both answer AWS's partial batch response: the records to redeliver, named by partition and offset.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ configure_logging()
 
 
 class BatchNotStored(Exception):
-    """Raised in Lambda so the platform retries the batch (and sends it on-failure after its retries)."""
+    """Raised in Lambda when no record could be stored, so the platform retries the whole batch."""
 
 
 def _answer(status: int, payload: dict[str, Any]) -> flask.Response:
@@ -31,10 +32,14 @@ def _answer(status: int, payload: dict[str, Any]) -> flask.Response:
 def http_entry(request: flask.Request) -> flask.Response:
     if request.method != "POST":
         return _answer(405, {"error": "method_not_allowed", "message": "POST a Kafka event."})
+    # Only JSON: a web page can POST text/plain or a form to any address without asking first.
+    if request.mimetype != "application/json":
+        return _answer(415, {"error": "unsupported_media_type", "message": "POST the event as application/json."})
     try:
-        records = decode_event(request.get_json(force=True, silent=True))
-    except BadEvent as exc:
-        return _answer(400, {"error": "bad_request", "message": str(exc)})
+        records = decode_event(json.loads(request.get_data()))
+    except (ValueError, RecursionError) as exc:  # BadEvent, or not JSON, or JSON nested too deeply
+        message = str(exc) if isinstance(exc, BadEvent) else "the body is not JSON"
+        return _answer(400, {"error": "bad_request", "message": message})
     report = runtime.ingest_service().ingest(records)
     # 200 with batchItemFailures when only some records failed; 503 when none could be stored.
     status = 503 if report.failed and len(report.failed) == len(records) else 200
@@ -42,7 +47,8 @@ def http_entry(request: flask.Request) -> flask.Response:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    report = runtime.ingest_service().ingest(decode_event(event))
-    if report.failed:
-        raise BatchNotStored(f"{len(report.failed)} records not stored: {report.failure}")
-    return report.as_dict()
+    records = decode_event(event)
+    report = runtime.ingest_service().ingest(records)
+    if report.failed and len(report.failed) == len(records):
+        raise BatchNotStored(f"none of {len(records)} records stored: {report.failure}")
+    return report.as_dict()  # the platform redelivers each partition from its first failed record
