@@ -76,11 +76,8 @@ class PartitionWorker:
     def _run(self) -> None:
         try:
             while (batch := self.batches.get()) is not None:
-                taken = self.trigger.deliver_batch(batch, self.cancelled)
-                if taken:
-                    self.trigger.accepted(self, batch[taken - 1])
-                if taken < len(batch):  # cancelled: the rest (and what is queued) is redelivered
-                    break
+                if self.trigger.deliver_batch(batch, self) < len(batch):
+                    break  # cancelled: the rest (and what is queued) is redelivered
         except BaseException as exc:  # never die silently: stop the trigger, Kafka redelivers what is left
             log.critical("delivery thread of %s-%d failed; stopping", *self.key, exc_info=True)
             self.trigger.fail(exc)
@@ -149,11 +146,11 @@ class Trigger:
             return 0
         return accepted_prefix(records, failed)
 
-    def deliver_batch(self, batch: list[KafkaRecord], cancelled: threading.Event) -> int:
+    def deliver_batch(self, batch: list[KafkaRecord], worker: PartitionWorker) -> int:
         """Invoke the function with one partition's batch, in events within the size limit, retrying what
-        it did not take with backoff until it took everything or the worker is cancelled. Returns how many
-        leading records it took."""
-        s = self.settings
+        it did not take with backoff until it took everything or the worker is cancelled. What it took is
+        committable at once. Returns how many leading records it took."""
+        s, cancelled = self.settings, worker.cancelled
         taken, delay = 0, s.trigger_retry_initial_s
         while taken < len(batch) and not cancelled.is_set():
             complete = False
@@ -163,6 +160,8 @@ class Trigger:
                     log.warning("%s alone makes a %d-byte event, over the %d-byte limit: sending it anyway",
                                 records[0].label, len(body), s.trigger_max_event_bytes)  # fmt: skip
                 took = self.invoke(records, body)
+                if took:
+                    self.accepted(worker, records[took - 1])
                 taken += took
                 complete = took == len(records)
             except Exception:  # whatever went wrong, the records are retried, never skipped
