@@ -226,6 +226,9 @@ def check_kafka(template: Template) -> list[str]:
         failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         if failure != {"Fn::GetAtt": ["OrdersDeadLetterQueue", "Arn"]}:
             problems.append(f"{name}: failed batches do not go to the dead-letter queue")
+        # The handler returns batchItemFailures instead of raising: ignored, they would be lost.
+        if props.get("FunctionResponseTypes") != ["ReportBatchItemFailures"] or "ProvisionedPollerConfig" not in props:
+            problems.append(f"{name}: batchItemFailures ignored (ReportBatchItemFailures in provisioned mode)")
     if covered != modes:
         problems.append(f"KafkaMode values {sorted(modes)}, mappings conditioned on {sorted(covered)}")
     if parameter_default(template, "KafkaTopic") != defaults.kafka_topic:
@@ -389,6 +392,10 @@ MUTATIONS: dict[str, tuple[Callable[[Template], None], str]] = {
     ),
     "mapping from latest": (_mapping("IngestOrderMskMapping", StartingPosition="LATEST"), "TRIM_HORIZON"),
     "mapping without dlq": (_mapping("IngestOrderMskMapping", DestinationConfig={}), "dead-letter queue"),
+    "mapping ignoring partial failures": (
+        _mapping("IngestOrderSelfManagedKafkaMapping", FunctionResponseTypes=[]),
+        "batchItemFailures ignored",
+    ),
     "private url": (_function("GetOrder", FunctionUrlConfig={"AuthType": "AWS_IAM"}), "not public"),
     "layer elsewhere": (
         lambda t: t["Resources"]["SharedLayer"]["Properties"].update(ContentUri="nowhere/"),
