@@ -315,7 +315,7 @@ def test_sigterm_during_backoff_exits_at_once_and_leaves_the_group(rig: Callable
     started_at = time.monotonic()
     restarted = r.trigger()
     services.wait_until(lambda: "assigned [" in restarted.log_tail(100), 40, "the restarted trigger assigned")
-    assert time.monotonic() - started_at < 20
+    assert time.monotonic() - started_at < 30  # a member that vanished without leaving holds it ~45 s
     services.wait_until(lambda: r.stand_in.calls_from(0, 3) >= 1, 30, "offset 3 delivered again")
     failing.clear()
     restarted.stop()
