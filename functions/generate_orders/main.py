@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import flask
@@ -20,7 +21,8 @@ def _generate(payload: Any) -> dict[str, Any]:
 
 @functions_framework.http
 def http_entry(request: flask.Request) -> flask.Response:
-    """POST optional JSON ``{"count", "seed", "invalid_ratio", "max_items"}`` -> 200 with what was produced."""
+    """POST ``application/json``, optionally ``{"count", "seed", "invalid_ratio", "max_items"}`` -> 200 with
+    what was produced."""
     answer = _answer(request)
     return flask.Response(answer.body, status=answer.status, headers=answer.headers)
 
@@ -28,9 +30,15 @@ def http_entry(request: flask.Request) -> flask.Response:
 def _answer(request: flask.Request) -> HttpResponse:
     if request.method != "POST":
         return method_not_allowed(request.method, "POST")
+    # Only JSON: a web page can POST text/plain, a form, or nothing to any address without asking first.
+    if request.mimetype != "application/json":
+        return error(415, "unsupported_media_type", "POST the request as application/json")
     payload: Any = None
-    if request.get_data(cache=True).strip():
-        payload = request.get_json(force=True, silent=True)
+    if body := request.get_data().strip():
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            payload = None
         if not isinstance(payload, dict):
             return error(400, "bad_request", "the body must be a JSON object")
     try:

@@ -1,11 +1,13 @@
 """ingest_order: Kafka records in, orders stored in PostgreSQL, refused records to the dead-letter queue.
 
 Two adapters over one core: ``http_entry`` (functions-framework; the local trigger POSTs the Lambda Kafka
-event to it) and ``handler`` (AWS Lambda with a Kafka event source mapping).
+event to it) and ``handler`` (AWS Lambda with a Kafka event source mapping reporting batch item failures).
+Both answer AWS's partial batch response: the records to redeliver, named by partition and offset.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import flask
@@ -20,7 +22,7 @@ configure_logging()
 
 
 class BatchNotStored(Exception):
-    """Raised in Lambda so the platform retries the batch (and sends it on-failure after its retries)."""
+    """Raised in Lambda when no record could be stored, so the platform retries the whole batch."""
 
 
 def _flask(answer: HttpResponse) -> flask.Response:
@@ -31,10 +33,14 @@ def _flask(answer: HttpResponse) -> flask.Response:
 def http_entry(request: flask.Request) -> flask.Response:
     if request.method != "POST":
         return _flask(method_not_allowed(request.method, "POST"))
+    # Only JSON: a web page can POST text/plain or a form to any address without asking first.
+    if request.mimetype != "application/json":
+        return _flask(error(415, "unsupported_media_type", "POST the event as application/json."))
     try:
-        records = decode_event(request.get_json(force=True, silent=True))
-    except BadEvent as exc:
-        return _flask(error(400, "bad_request", str(exc)))
+        records = decode_event(json.loads(request.get_data()))
+    except (ValueError, RecursionError) as exc:  # BadEvent, or not JSON, or JSON nested too deeply
+        message = str(exc) if isinstance(exc, BadEvent) else "the body is not JSON"
+        return _flask(error(400, "bad_request", message))
     report = runtime.ingest_service().ingest(records)
     # 200 with batchItemFailures when only some records failed; 503 when none could be stored.
     status = 503 if report.failed and len(report.failed) == len(records) else 200
@@ -42,7 +48,8 @@ def http_entry(request: flask.Request) -> flask.Response:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    report = runtime.ingest_service().ingest(decode_event(event))
-    if report.failed:
-        raise BatchNotStored(f"{len(report.failed)} records not stored: {report.failure}")
-    return report.as_dict()
+    records = decode_event(event)
+    report = runtime.ingest_service().ingest(records)
+    if report.failed and len(report.failed) == len(records):
+        raise BatchNotStored(f"none of {len(records)} records stored: {report.failure}")
+    return report.as_dict()  # the platform redelivers each partition from its first failed record

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     trigger_retry_initial_s: float = 0.2
     trigger_retry_max_s: float = 30.0
     trigger_request_timeout_s: float = 60.0
+    # One invocation's event: AWS Lambda's payload limit of a synchronous invocation (6 MB).
+    trigger_max_event_bytes: int = Field(6 * 1024 * 1024, ge=4096)
 
     # HTTP
     cors_allow_origins: str = "http://localhost:3000,http://127.0.0.1:3000"

@@ -61,7 +61,7 @@ def check_record(record: KafkaRecord) -> Order | DeadLetter:
     except ValidationError as exc:
         validation_error = exc
     except Exception as exc:  # a rule that failed unexpectedly must not stop the partition behind this record
-        log.exception("validation failed unexpectedly at %s", record.item_identifier)
+        log.exception("validation failed unexpectedly at %s", record.label)
         return _dead_letter(record, "invalid", f"order could not be validated: {exc.__class__.__name__}")
     # Refused: find the most basic reason, for a dead letter a person can act on.
     try:

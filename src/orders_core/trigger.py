@@ -1,11 +1,16 @@
 """``orders-trigger``: the local stand-in for the platform's Kafka event source mapping.
 
 It consumes the orders topic in its own consumer group with manual commits, batches records (up to
-``TRIGGER_BATCH_SIZE`` per invocation, waiting at most ``TRIGGER_BATCH_WINDOW_S``), POSTs the Lambda Kafka
-event to the ingest function — one invocation at a time per partition, partitions in parallel, as the
-platform does — and commits a partition's offset only past records the function accepted. Records the
-function failed are retried with exponential backoff, forever: it never skips one. SIGTERM finishes the
-batch in flight, commits, and exits.
+``TRIGGER_BATCH_SIZE`` per invocation, waiting at most ``TRIGGER_BATCH_WINDOW_S``, in events of at most
+``TRIGGER_MAX_EVENT_BYTES``), POSTs the Lambda Kafka event to the ingest function — one invocation at a
+time per partition, partitions in parallel, as the platform does — and commits a partition only past
+records the function took: a 200 whose partial batch response names records of the batch, or none. Any
+other answer retries the whole batch, with exponential backoff, forever: a record is never skipped.
+
+Only a partition whose deliveries are retrying is paused; the others keep flowing. A rebalance drops what
+was consumed before it, and a partition no longer assigned is never committed. SIGTERM finishes the
+invocations in flight, commits, leaves the group and exits; a delivery thread that fails unexpectedly stops
+the trigger with a non-zero status, so its records are redelivered.
 """
 
 from __future__ import annotations
@@ -17,26 +22,25 @@ import queue
 import signal
 import sys
 import threading
-from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
 import urllib3
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from .config import Settings, get_settings
-from .kafka_event import KafkaRecord, build_event
+from .kafka_event import KafkaRecord, encode_events, failed_offsets
 from .logs import configure_logging
 
 log = logging.getLogger("orders_core.trigger")
-SLOW_DELIVERY_S = 30.0  # a partition's queue full this long: its deliveries are retrying
 QUEUED_BATCHES = 2  # per partition, waiting behind the one in flight
+PartitionKey = tuple[str, int]
 
 
-def accepted_prefix(records: Sequence[KafkaRecord], failed_ids: set[str]) -> int:
+def accepted_prefix(records: Sequence[KafkaRecord], failed: set[tuple[str, int]]) -> int:
     """How many records of one partition (in offset order) may be committed: those before the first failure."""
     for index, record in enumerate(records):
-        if record.item_identifier in failed_ids:
+        if (record.partition_name, record.offset) in failed:
             return index
     return len(records)
 
@@ -56,26 +60,27 @@ def record_of(message: Message) -> KafkaRecord:
 
 class PartitionWorker:
     """Delivers one partition's batches in order, one invocation at a time, and marks what the function
-    accepted for the consumer's thread to commit (librdkafka's synchronous commit hangs on another thread).
+    took for the consumer's thread to commit (librdkafka's synchronous commit hangs on another thread).
 
     Batches queue up (a few at most) while one is in flight, so consuming overlaps delivering.
     """
 
-    def __init__(self, trigger: Trigger, topic: str, partition: int) -> None:
+    def __init__(self, trigger: Trigger, key: PartitionKey) -> None:
         self.trigger = trigger
-        self.topic_partition = (topic, partition)
+        self.key = key
         self.batches: queue.Queue[list[KafkaRecord] | None] = queue.Queue(maxsize=QUEUED_BATCHES)
-        self.cancelled = threading.Event()  # no more retries: the trigger stops or lost the partition
-        self.thread = threading.Thread(target=self._run, name=f"deliver-{topic}-{partition}", daemon=True)
+        self.cancelled = threading.Event()  # no more retries: the trigger stops or loses the partition
+        self.thread = threading.Thread(target=self._run, name=f"deliver-{key[0]}-{key[1]}", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        while (batch := self.batches.get()) is not None:
-            taken = self.trigger.deliver_batch(batch, self.cancelled)
-            if taken:
-                self.trigger.accepted(batch[taken - 1])
-            if taken < len(batch):  # stopping: leave the rest (and what is queued) to be redelivered
-                break
+        try:
+            while (batch := self.batches.get()) is not None:
+                if self.trigger.deliver_batch(batch, self) < len(batch):
+                    break  # cancelled: the rest (and what is queued) is redelivered
+        except BaseException as exc:  # never die silently: stop the trigger, Kafka redelivers what is left
+            log.critical("delivery thread of %s-%d failed; stopping", *self.key, exc_info=True)
+            self.trigger.fail(exc)
 
     def stop(self) -> None:
         """Drop the batches not yet started, let the invocation in flight finish, and wait for it."""
@@ -91,6 +96,7 @@ class Trigger:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = threading.Event()
+        self.failure: BaseException | None = None
         self._http = urllib3.PoolManager(
             num_pools=2,
             maxsize=16,
@@ -108,62 +114,84 @@ class Trigger:
                 "fetch.wait.max.ms": 100,
             }
         )
-        self.workers: dict[tuple[str, int], PartitionWorker] = {}
-        self._to_commit: dict[tuple[str, int], int] = {}
+        # Owned by the consumer's (main) thread; workers only read them, under the lock.
+        self.generation = 0  # bumped by every rebalance: what was consumed before it is dropped
+        self.assigned: set[PartitionKey] = set()
+        self.workers: dict[PartitionKey, PartitionWorker] = {}
+        self.pending: dict[PartitionKey, list[KafkaRecord]] = {}  # consumed, waiting for room in a worker
+        self.position: dict[PartitionKey, int] = {}  # next offset to consume, once one was in this assignment
+        self.paused: set[PartitionKey] = set()
+        self._to_commit: dict[PartitionKey, int] = {}
         self._lock = threading.Lock()
 
-    def invoke(self, records: Sequence[KafkaRecord]) -> set[str]:
-        """POST one batch to the ingest function; returns the identifiers of the records it did not take."""
-        event = build_event(records, self.settings.kafka_bootstrap_servers)
+    # -- delivering (worker threads) --------------------------------------------------------------
+
+    def invoke(self, records: Sequence[KafkaRecord], body: bytes) -> int:
+        """POST one event; returns how many leading records the function took (stored or dead-lettered)."""
         try:
             response = self._http.request(
-                "POST",
-                self.settings.ingest_url,
-                body=json.dumps(event).encode(),
-                headers={"Content-Type": "application/json"},
+                "POST", self.settings.ingest_url, body=body, headers={"Content-Type": "application/json"}
             )
-        except urllib3.exceptions.HTTPError as exc:
-            log.warning("ingest unreachable (%s); %d records to retry", exc, len(records))
-            return {r.item_identifier for r in records}
+        except urllib3.exceptions.HTTPError as exc:  # unreachable, or timed out (perhaps after storing)
+            log.warning("ingest unreachable (%s); retrying %s and the %d after it", exc, records[0].label,
+                        len(records) - 1)  # fmt: skip
+            return 0
         if response.status != 200:
             log.warning("ingest answered %s: %s", response.status, response.data[:300].decode(errors="replace"))
-            return {r.item_identifier for r in records}
+            return 0
         try:
-            answer: dict[str, Any] = json.loads(response.data)
-            return {str(f["itemIdentifier"]) for f in answer.get("batchItemFailures") or ()}
-        except (ValueError, TypeError, KeyError):
-            log.warning("ingest answered 200 with an unreadable body; retrying the batch")
-            return {r.item_identifier for r in records}
+            failed = failed_offsets(json.loads(response.data), records)
+        except (ValueError, RecursionError) as exc:  # not JSON, or not a response for this batch
+            log.warning("ingest answered 200 but %s; retrying the batch from %s", exc, records[0].label)
+            return 0
+        return accepted_prefix(records, failed)
 
-    def deliver_batch(self, batch: list[KafkaRecord], cancelled: threading.Event) -> int:
-        """Invoke the function with one partition's batch, retrying what it failed with backoff until it is
-        accepted or the trigger stops. Returns how many leading records were accepted."""
-        accepted = 0
-        delay = self.settings.trigger_retry_initial_s
-        while accepted < len(batch):
-            rest = batch[accepted:]
-            taken = accepted_prefix(rest, self.invoke(rest))
-            accepted += taken
-            if taken == len(rest):
+    def deliver_batch(self, batch: list[KafkaRecord], worker: PartitionWorker) -> int:
+        """Invoke the function with one partition's batch, in events within the size limit, retrying what
+        it did not take with backoff until it took everything or the worker is cancelled. What it took is
+        committable at once. Returns how many leading records it took."""
+        s, cancelled = self.settings, worker.cancelled
+        taken, delay = 0, s.trigger_retry_initial_s
+        while taken < len(batch) and not cancelled.is_set():
+            complete = False
+            try:
+                records, body = next(encode_events(batch[taken:], s.kafka_bootstrap_servers, s.trigger_max_event_bytes))
+                if len(body) > s.trigger_max_event_bytes:
+                    log.warning("%s alone makes a %d-byte event, over the %d-byte limit: sending it anyway",
+                                records[0].label, len(body), s.trigger_max_event_bytes)  # fmt: skip
+                took = self.invoke(records, body)
+                if took:
+                    self.accepted(worker, records[took - 1])
+                taken += took
+                complete = took == len(records)
+            except Exception:  # whatever went wrong, the records are retried, never skipped
+                log.exception("delivering %s failed unexpectedly", batch[taken].label)
+            if complete:
+                delay = s.trigger_retry_initial_s
                 continue
-            if cancelled.is_set():
-                break
-            log.info("retrying %s-%d from offset %d in %.1fs", rest[taken].topic, rest[taken].partition,
-                     rest[taken].offset, delay)  # fmt: skip
+            log.info("retrying %s in %.1fs", batch[taken].label, delay)
             if cancelled.wait(delay):
                 break
-            delay = min(delay * 2, self.settings.trigger_retry_max_s)
-        return accepted
+            delay = min(delay * 2, s.trigger_retry_max_s)
+        return taken
 
-    def accepted(self, last_accepted: KafkaRecord) -> None:
-        """Note a partition's offset as committable (the consumer's own thread commits it)."""
+    def accepted(self, worker: PartitionWorker, last_taken: KafkaRecord) -> None:
+        """Note a partition's offset as committable, if the worker still owns it (the consumer commits)."""
         with self._lock:
-            self._to_commit[(last_accepted.topic, last_accepted.partition)] = last_accepted.offset + 1
+            if worker.key in self.assigned and self.workers.get(worker.key) is worker:
+                self._to_commit[worker.key] = last_taken.offset + 1
+
+    def fail(self, exc: BaseException) -> None:
+        """A delivery thread died: stop, and exit non-zero."""
+        self.failure = self.failure or exc
+        self.stopping.set()
+
+    # -- consuming (the main thread) --------------------------------------------------------------
 
     def commit(self, wait: bool = False) -> None:
         with self._lock:
             offsets = [
-                TopicPartition(topic, partition, offset) for (topic, partition), offset in self._to_commit.items()
+                TopicPartition(t, p, offset) for (t, p), offset in self._to_commit.items() if (t, p) in self.assigned
             ]
             self._to_commit.clear()
         if not offsets:
@@ -176,63 +204,123 @@ class Trigger:
         except KafkaException as exc:  # e.g. a rebalance: the records come again, storing them is harmless
             log.warning("commit failed, records will be redelivered: %s", exc)
 
-    def dispatch(self, records: list[KafkaRecord]) -> None:
-        """Hand each partition's records to its worker; waits (paused, still in the group) while it is busy."""
-        by_partition: dict[tuple[str, int], list[KafkaRecord]] = defaultdict(list)
-        for record in records:
-            by_partition[(record.topic, record.partition)].append(record)
-        paused = False
-        for topic_partition, batch in by_partition.items():
-            worker = self.workers.get(topic_partition)
-            if worker is None:
-                worker = self.workers[topic_partition] = PartitionWorker(self, *topic_partition)
-            while not self.stopping.is_set():
-                try:
-                    worker.batches.put(batch, timeout=SLOW_DELIVERY_S if not paused else 0.5)
-                    break
-                except queue.Full:
-                    # Deliveries are retrying: stop fetching, but poll to stay in the group. (Pausing drops
-                    # what the client fetched ahead; it is fetched again after resume, nothing is skipped.)
-                    if not paused:
-                        self._consumer.pause(self._consumer.assignment())
-                        paused = True
-                    self._consumer.poll(0)
-                    self.commit()
-        if paused:
-            self._consumer.resume(self._consumer.assignment())
+    def _take(self, messages: list[Message]) -> None:
+        for message in messages:
+            if message.error():
+                log.warning("consumer error: %s", message.error())
+                continue
+            record = record_of(message)
+            key = (record.topic, record.partition)
+            if key in self.assigned:
+                self.pending.setdefault(key, []).append(record)
+                self.position[key] = record.offset + 1
+
+    def _hand_over(self) -> None:
+        """Queue pending records to their partition's worker. A partition whose worker is full (its
+        deliveries are retrying) is paused until it has room; the other partitions keep flowing."""
+        size = self.settings.trigger_batch_size
+        for key in list(self.pending):
+            records = self.pending[key]
+            worker = self.workers.get(key) or self.workers.setdefault(key, PartitionWorker(self, key))
+            with contextlib.suppress(queue.Full):
+                while records:
+                    worker.batches.put_nowait(records[:size])
+                    del records[:size]
+            if records and key not in self.paused:
+                # Pausing drops what the client fetched ahead of what it returned; after resume it fetches
+                # again from there, and what it returned waits here: nothing is skipped.
+                self._consumer.pause([TopicPartition(*key)])
+                self.paused.add(key)
+            elif not records:
+                del self.pending[key]
+                if key in self.paused:
+                    self._consumer.resume([TopicPartition(*key)])
+                    self.paused.discard(key)
+
+    def _rewind(self, dropped: int) -> None:
+        """A rebalance happened inside ``consume()``, so what it returned may predate it: drop it all, and
+        fetch each assigned partition again from where this trigger left it (its next offset, or the
+        committed one for a partition newly assigned)."""
+        fresh = [TopicPartition(*key) for key in self.assigned if key not in self.position]
+        committed = self._consumer.committed(fresh, timeout=30) if fresh else []
+        offsets = [TopicPartition(t, p, offset) for (t, p), offset in self.position.items() if (t, p) in self.assigned]
+        offsets += [TopicPartition(tp.topic, tp.partition, max(tp.offset, OFFSET_BEGINNING)) for tp in committed]
+        log.info("rebalanced: dropped %d records consumed across it; rewinding %d partitions", dropped, len(offsets))
+        for tp in offsets:
+            self._consumer.seek(tp)
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        with self._lock:
+            self.generation += 1
+            self.assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        log.info("assigned %s", sorted(f"{tp.topic}-{tp.partition}" for tp in partitions))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            worker = self.workers.pop((tp.topic, tp.partition), None)
-            if worker is not None:
-                worker.stop()
-        self.commit(wait=True)  # what they finished, while the partitions are still ours
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        self._drop(keys)
+        self.commit(wait=True)  # what the workers finished, while the partitions are still ours
+        with self._lock:
+            self.generation += 1
+            self.assigned -= keys
+        log.info("revoked %s", sorted(f"{t}-{p}" for t, p in keys))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        with self._lock:  # first: another consumer owns them now, nothing of theirs may be committed
+            self.generation += 1
+            self.assigned -= keys
+        self._drop(keys)
+        log.warning("lost %s", sorted(f"{t}-{p}" for t, p in keys))
+
+    def _drop(self, keys: set[PartitionKey]) -> None:
+        """Stop the partitions' workers (each finishes its invocation in flight) and forget what is pending."""
+        workers = [self.workers[key] for key in keys if key in self.workers]
+        for worker in workers:
+            worker.cancelled.set()
+        for worker in workers:
+            worker.stop()
+        with self._lock:
+            for key in keys:
+                self.workers.pop(key, None)
+        for key in keys:
+            self.pending.pop(key, None)
+            self.position.pop(key, None)
+            if key in self.paused:  # or it could stay paused when assigned again
+                with contextlib.suppress(KafkaException):
+                    self._consumer.resume([TopicPartition(*key)])
+            self.paused.discard(key)
 
     def run(self) -> None:
         s = self.settings
-        self._consumer.subscribe([s.kafka_topic], on_revoke=self._on_revoke)
+        self._consumer.subscribe(
+            [s.kafka_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
         log.info("consuming %s as %s -> %s (batch %d, window %.2fs)", s.kafka_topic, s.kafka_group_id,
                  s.ingest_url, s.trigger_batch_size, s.trigger_batch_window_s)  # fmt: skip
         try:
             while not self.stopping.is_set():
+                self._hand_over()
+                generation = self.generation
                 messages = self._consumer.consume(
                     num_messages=s.trigger_batch_size, timeout=max(s.trigger_batch_window_s, 0.01)
                 )
-                records = []
-                for message in messages:
-                    if message.error():
-                        log.warning("consumer error: %s", message.error())
-                        continue
-                    records.append(record_of(message))
-                if records:
-                    self.dispatch(records)
+                if self.generation != generation:
+                    self._rewind(len(messages))
+                else:
+                    self._take(messages)
+                    self._hand_over()
                 self.commit()
         finally:
-            for worker in self.workers.values():
-                worker.stop()
+            self._drop(set(self.workers))
             self.commit(wait=True)
-            self._consumer.close()
+            self._consumer.close()  # leaves the group: a restarted trigger gets the partitions at once
             log.info("stopped")
+
+    def stop(self) -> None:
+        """Finish the invocations in flight, commit and exit (a signal handler: the main thread)."""
+        self.stopping.set()
+        for worker in list(self.workers.values()):
+            worker.cancelled.set()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -240,14 +328,14 @@ def main(argv: list[str] | None = None) -> None:
     trigger = Trigger(get_settings())
 
     def stop(signum: int, _frame: object) -> None:
-        log.info("signal %d: finishing the batches in flight", signum)
-        trigger.stopping.set()
-        for worker in list(trigger.workers.values()):
-            worker.cancelled.set()
+        log.info("signal %d: finishing the invocations in flight", signum)
+        trigger.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     trigger.run()
+    if trigger.failure is not None:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

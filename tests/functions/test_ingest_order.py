@@ -14,7 +14,7 @@ from devstack.stack import drain
 from orders_core import runtime
 from orders_core.config import Settings
 from orders_core.storage import OrderStore
-from tests.support.events import kafka_event, order_bytes
+from tests.support.events import aws_partial_response, kafka_event, order_bytes
 
 SOURCE = "functions/ingest_order/main.py"
 
@@ -116,8 +116,8 @@ def test_postgres_unreachable_answers_503_with_every_record_to_redeliver(
     response = client.post("/", json=kafka_event([order_bytes(make_order()), b"junk"], first_offset=7))
     assert response.status_code == 503
     assert response.json["batchItemFailures"] == [
-        {"itemIdentifier": "orders-0@7"},
-        {"itemIdentifier": "orders-0@8"},
+        {"itemIdentifier": {"partition": "orders-0", "offset": 7}},
+        {"itemIdentifier": {"partition": "orders-0", "offset": 8}},
     ]
 
 
@@ -129,13 +129,50 @@ def test_dead_letter_queue_unreachable_fails_only_the_refused_records(
     response = client.post("/", json=kafka_event([order_bytes(make_order()), b"junk"], first_offset=3))
     assert response.status_code == 200
     assert response.json["stored"] == 1
-    assert response.json["batchItemFailures"] == [{"itemIdentifier": "orders-0@4"}]
+    assert response.json["batchItemFailures"] == [{"itemIdentifier": {"partition": "orders-0", "offset": 4}}]
 
 
 def test_not_a_kafka_event_is_a_400_and_get_is_a_405(client: flask.testing.FlaskClient) -> None:
-    assert client.post("/", data=b"[]").status_code == 400
+    assert client.post("/", data=b"[]", content_type="application/json").status_code == 400
     assert client.post("/", json={"records": {"orders-0": [{"topic": "x"}]}}).json["error"] == "bad_request"
     assert client.get("/").status_code == 405
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "text/json"]
+)
+def test_only_json_is_accepted(client: flask.testing.FlaskClient, content_type: str | None, make_order: Any) -> None:
+    """A web page can POST these to any address without asking first: they are refused before anything runs."""
+    body = json.dumps(kafka_event([order_bytes(make_order())]))
+    response = client.post("/", data=body, content_type=content_type)
+    assert response.status_code == 415 and response.json["error"] == "unsupported_media_type"
+    charset = client.post("/", data=body, content_type="application/json; charset=utf-8")
+    assert charset.status_code == 200
+
+
+def malformed(change: Any) -> bytes:
+    event = kafka_event([b"{}"])
+    change(event["records"]["orders-0"][0], event)
+    return json.dumps(event).encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"\xff\xfe",
+        b"[" * 100_000,  # nested too deeply for the JSON parser
+        malformed(lambda record, _: record.update(value=12345)),
+        malformed(lambda record, _: record.update(offset="fifteen")),
+        malformed(lambda record, _: record.update(offset=1.5)),
+        malformed(lambda record, _: record.update(headers=[{"h": 10**12}])),
+        malformed(lambda _, event: event.update(records={"orders-0": {"offset": 1}})),
+        malformed(lambda _, event: event.update(records=[event["records"]])),
+    ],
+)
+def test_a_malformed_event_is_a_400(client: flask.testing.FlaskClient, body: bytes) -> None:
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400 and response.json["error"] == "bad_request"
 
 
 def test_lambda_handler_stores_the_same_event(store: OrderStore, make_order: Any, settings: Settings) -> None:
@@ -146,11 +183,27 @@ def test_lambda_handler_stores_the_same_event(store: OrderStore, make_order: Any
     assert json.loads(store.get_order_json(order["order_uid"]) or b"") == order
 
 
-def test_lambda_handler_raises_so_the_platform_retries(make_order: Any, monkeypatch: pytest.MonkeyPatch,
-                                                       settings: Settings) -> None:  # fmt: skip
+def test_lambda_handler_raises_when_nothing_was_stored_so_the_platform_retries(
+    make_order: Any, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
     from functions.ingest_order import main
 
     monkeypatch.setenv("PGPORT", "1")
     runtime.reset()
     with pytest.raises(main.BatchNotStored):
         main.handler(kafka_event([order_bytes(make_order())]), None)
+
+
+def test_lambda_handler_reports_the_records_to_redeliver_as_aws_expects(
+    make_order: Any, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    """GIVEN the dead-letter queue unreachable WHEN a batch holds an order and junk THEN the handler stores
+    the order and returns (not raises) the junk's identifier, exactly as Powertools reports it to AWS."""
+    from functions.ingest_order import main
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    runtime.reset()
+    event = kafka_event([order_bytes(make_order()), b"junk"], first_offset=20)
+    answer = main.handler(event, None)
+    assert answer["stored"] == 1
+    assert answer["batchItemFailures"] == aws_partial_response(event, {(0, 21)})

@@ -107,7 +107,7 @@ def test_http_function_defaults_to_ten_orders(kafka_bootstrap: str, topic: str) 
     import functions_framework
 
     client = functions_framework.create_app(target="http_entry", source=str(MAIN)).test_client()
-    response = client.post("/")
+    response = client.post("/", content_type="application/json")
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["produced"] == 10
     assert len(consume_all(kafka_bootstrap, topic, 10)) == 10

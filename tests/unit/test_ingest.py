@@ -111,8 +111,8 @@ def test_store_down_fails_the_whole_batch_and_sends_nothing(
     report = service(parts).ingest(records)
     assert report.failed == records and queue.letters == []
     assert report.as_dict()["batchItemFailures"] == [
-        {"itemIdentifier": "orders-0@0"},
-        {"itemIdentifier": "orders-0@1"},
+        {"itemIdentifier": {"partition": "orders-0", "offset": 0}},
+        {"itemIdentifier": {"partition": "orders-0", "offset": 1}},
     ]
 
 
