@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     pg_password: str = Field("orders", validation_alias="PGPASSWORD")
     pg_database: str = Field("orders", validation_alias="PGDATABASE")
     pg_timeout_s: float = 5.0
+    # Server-side limits of each statement: a batch slower than this is split; waiting this long for a lock
+    # means the store is busy, and the batch is retried whole.
+    pg_statement_timeout_s: float = Field(3.0, gt=0)
+    pg_lock_timeout_s: float = Field(1.0, gt=0)
 
     # memcached; empty disables the shared tier (the in-process tier still works).
     memcached_servers: str = "127.0.0.1:11211"
