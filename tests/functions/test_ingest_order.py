@@ -12,8 +12,8 @@ import pytest
 
 from orders_core import runtime
 from orders_core.config import Settings
-from orders_core.dead_letters import make_sqs_client
 from orders_core.storage import OrderStore
+from tests.support.dead_letter_queue import drain
 from tests.support.events import kafka_event, order_bytes
 
 SOURCE = "functions/ingest_order/main.py"
@@ -22,20 +22,6 @@ SOURCE = "functions/ingest_order/main.py"
 @pytest.fixture
 def client(settings: Settings) -> flask.testing.FlaskClient:
     return functions_framework.create_app(target="http_entry", source=SOURCE).test_client()
-
-
-def drain(settings: Settings) -> list[dict[str, Any]]:
-    sqs = make_sqs_client(settings)
-    url = sqs.get_queue_url(QueueName=settings.dlq_queue_name)["QueueUrl"]
-    bodies: list[dict[str, Any]] = []
-    while True:
-        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        messages = answer.get("Messages", [])
-        if not messages:
-            return bodies
-        for message in messages:
-            bodies.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def test_valid_orders_are_stored_equal_and_written_through_to_the_cache(
@@ -100,7 +86,7 @@ def test_an_order_postgres_refuses_is_dead_lettered_and_the_batch_stored(
     conn = store.connect()
     conn.run(
         "CREATE FUNCTION refuse_order() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$BEGIN RAISE EXCEPTION 'customer % is refused', NEW.customer_id; END$$"
+        "$$BEGIN RAISE EXCEPTION 'customer % is refused', NEW.customer_id USING ERRCODE = 'check_violation'; END$$"
     )
     conn.run(
         "CREATE TRIGGER refuse_order BEFORE INSERT ON orders FOR EACH ROW "
@@ -168,3 +154,36 @@ def test_lambda_handler_raises_so_the_platform_retries(make_order: Any, monkeypa
     runtime.reset()
     with pytest.raises(main.BatchNotStored):
         main.handler(kafka_event([order_bytes(make_order())]), None)
+
+
+def test_dead_letters_too_large_for_one_batch_are_all_sent(
+    client: flask.testing.FlaskClient, make_order: Any, settings: Settings
+) -> None:
+    """Ten letters of ~200 KiB each are over SQS's limit for one batch: they go in several."""
+    drain(settings)
+    values = [order_bytes(make_order(entry="E" * 200_000)) for _ in range(10)]
+    response = client.post("/", json=kafka_event(values, first_offset=500))
+    assert response.status_code == 200 and response.json["dead_lettered"] == 10
+    letters = drain(settings)
+    assert sorted(letter["offset"] for letter in letters) == list(range(500, 510))
+    assert all(letter["value_truncated"] for letter in letters)
+
+
+def test_an_order_hashed_in_an_older_canonical_form_is_compared_by_content(
+    client: flask.testing.FlaskClient, store: OrderStore, make_order: Any, settings: Settings
+) -> None:
+    """GIVEN a stored order whose hash was made by another canonical form (version 0, a hash that no longer
+    matches) WHEN it is redelivered THEN it is a duplicate, not a conflict; other content is still a conflict."""
+    drain(settings)
+    order = make_order()
+    assert client.post("/", json=kafka_event([order_bytes(order)])).json["stored"] == 1
+    conn = store.connect()
+    conn.run(
+        "UPDATE orders SET content_hash_version = 0, content_sha256 = '\\x00' WHERE order_uid = :uid",
+        uid=order["order_uid"],
+    )
+    conn.close()
+    redelivered = client.post("/", json=kafka_event([order_bytes(order)])).json
+    assert (redelivered["duplicates"], redelivered["dead_lettered"]) == (1, 0)
+    changed = client.post("/", json=kafka_event([order_bytes({**order, "entry": "OTHER"})])).json
+    assert changed["dead_lettered"] == 1 and [letter["reason"] for letter in drain(settings)] == ["conflict"]
