@@ -111,6 +111,28 @@ def _refusal(record: KafkaRecord, raw: bytes, validation_error: ValidationError 
     )  # fmt: skip
 
 
+def _in_order(records: list[KafkaRecord]) -> list[KafkaRecord]:
+    return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+
+
+def _behind_failures(letters: Letters, failed: list[KafkaRecord]) -> tuple[Letters, list[KafkaRecord]]:
+    """The letters to send now, and the records to fail instead: those behind a failed record of their
+    partition come again with its redelivery (a partition is committed up to its first failure), so sending
+    their letters now would only send them twice."""
+    first_failed: dict[tuple[str, int], int] = {}
+    for record in failed:
+        where = (record.topic, record.partition)
+        first_failed[where] = min(record.offset, first_failed.get(where, record.offset))
+    to_send: Letters = []
+    held: list[KafkaRecord] = []
+    for record, letter in letters:
+        if record.offset > first_failed.get((record.topic, record.partition), record.offset):
+            held.append(record)
+        else:
+            to_send.append((record, letter))
+    return to_send, held
+
+
 class IngestService:
     def __init__(self, store: OrderStorage, dead_letters: DeadLetterSink, cache: OrderCacheWriter) -> None:
         self._store = store
@@ -149,6 +171,8 @@ class IngestService:
                 message = f"order {order.order_uid} was stored before with other content; orders are immutable"
                 letters.append((record, _dead_letter(record, "conflict", message, order_uid=order.order_uid)))
         self._write_through(fresh)
+        letters, held = _behind_failures(letters, report.failed)
+        report.failed = _in_order([*report.failed, *held])
         self._send(letters, report)
         return report
 
@@ -161,7 +185,7 @@ class IngestService:
             failed = [record for record, letter in letters if id(letter) in unsent]
             log.warning("dead-letter queue unavailable, %d records to be redelivered: %s", len(failed), exc)
             report.dead_lettered = len(letters) - len(failed)
-            report.failed = sorted([*report.failed, *failed], key=lambda r: (r.topic, r.partition, r.offset))
+            report.failed = _in_order([*report.failed, *failed])
             report.failure = str(exc)
 
     def _store_batch(self, valid: Valid) -> StoredBatch:
@@ -192,7 +216,7 @@ class IngestService:
                 continue
             batch.outcomes += outcomes
             batch.letters += letters
-        batch.redeliver.sort(key=lambda r: (r.topic, r.partition, r.offset))
+        batch.redeliver = _in_order(batch.redeliver)
         return batch
 
     def _store_chunk(self, chunk: Valid) -> tuple[list[tuple[KafkaRecord, Order, StoreOutcome]], Letters]:
