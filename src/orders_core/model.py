@@ -175,11 +175,12 @@ def parse_order(raw: bytes | str) -> Order:
     """Validate raw JSON into an Order; raises ``ValidationError`` or ``DuplicateKey``."""
     order = Order.model_validate_json(raw)  # the compiled parser; it keeps the last of duplicate keys
     # Duplicate keys, proved absent cheaply: every key of the document is a key of the model (extra keys are
-    # refused) and each key is followed by one ':'. Without escapes, the raw text's ':' are its keys plus those
-    # inside its strings, and the canonical JSON's are the model's keys plus the same strings' (only a zone
-    # offset of date_created may lose one). So equal counts prove there is no duplicate; otherwise, look.
+    # refused) and each key is followed by one ':'. So the raw text's ':' are its keys plus those inside its
+    # strings, and the canonical JSON's are the model's keys plus the same strings' (a zone offset in
+    # date_created may lose one). Equal counts prove there is no duplicate, unless a string hides a ':' as
+    # an escape ("\u003a"): then, and whenever the counts differ, read the document to look.
     data = raw if isinstance(raw, bytes) else raw.encode(errors="surrogatepass")
-    if b"\\" in data or data.count(b":") != order.canonical_json.count(b":"):
+    if b"\\u003" in data or data.count(b":") != order.canonical_json.count(b":"):
         read_json(data)
     return order
 

@@ -125,8 +125,10 @@ def test_orders_are_immutable(sample_order: dict[str, Any]) -> None:
         lambda text: text.replace('"payment": {', '"payment": {"amount": 0, ', 1),
         lambda text: text.replace('"items": [{', '"items": [{"price": 1, ', 1),
         lambda text: '{"order\\u005fuid": "smuggled", ' + text[1:],  # the same key, spelt with an escape
-        # A zone offset (one more ':' than the stored form) must not hide a duplicate either.
+        # A zone offset (one more ':' than the stored form) must not hide a duplicate either,
         lambda text: '{"order_uid": "smuggled", ' + text[1:].replace("06:22:19Z", "09:22:19+03:00"),
+        # nor a ':' written as an escape (one fewer ':' in the raw text).
+        lambda text: '{"order_uid": "smuggled", ' + text[1:].replace("Kiryat Mozkin", "Kiryat\\u003aMozkin"),
     ],
 )
 def test_a_duplicate_key_at_any_depth_is_refused(sample_order: dict[str, Any], duplicated: Any) -> None:
