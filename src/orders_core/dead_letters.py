@@ -26,7 +26,7 @@ from .config import Settings
 log = logging.getLogger(__name__)
 
 # SQS's documented limits (SendMessage, SendMessageBatch): a message, and the sum of a batch's messages, of
-# at most 256 KiB (262,144 bytes; AWS now takes 1 MiB, ElasticMQ and older stacks do not), 10 messages a batch,
+# at most 256 KiB (262,144 bytes; AWS now takes up to 1 MiB, but 256 KiB is taken everywhere), 10 a batch,
 # only the characters #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF (others: InvalidMessageContents).
 # A letter must always be accepted, or the records behind it would wait forever. So the body is ASCII JSON
 # (every other character escaped), every string in it is bounded, and the raw value, the key and the error list
