@@ -3,7 +3,8 @@ of memcached (shared by every instance). Every cache key and value format lives 
 
 Orders are immutable, so a cached order never goes stale. Unknown uids are remembered in memcached only
 (``cache_negative_ttl_s``), so the ingest's write-through replaces them for every instance at once.
-A cache failure is never an error: it is a miss, and memcached calls have short timeouts.
+A cache failure is never an error: whatever the memcached client raises on a read is a miss (and on a write,
+nothing), and memcached calls have short timeouts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pymemcache.client.rendezvous import RendezvousHash
 from .config import Settings
 
 log = logging.getLogger(__name__)
+
 KEY_PREFIX = "order:v1:"
 # What memcached holds for "no such order": not JSON, so never mistaken for an order.
 NEGATIVE = b"-"
@@ -153,7 +155,11 @@ class OrderCache:
         client = self._memcached()
         if client is None:
             return None, None
-        value = client.get(key)
+        try:
+            value = client.get(key)
+        except Exception:  # ignore_exc covers the network only; pymemcache also raises on what it is given
+            log.warning("memcached get failed for %r; treated as a miss", key, exc_info=True)
+            return None, None
         if value is None:
             return None, None
         if value == NEGATIVE:
@@ -164,9 +170,17 @@ class OrderCache:
     def put(self, order_uid: str, order_json: bytes) -> None:
         key = KEY_PREFIX + order_uid
         self.local.put(key, order_json)
+        self._store(key, order_json, self._settings.cache_ttl_s)
+
+    def _store(self, key: str, value: bytes, expire: int, replace: bool = True) -> None:
+        """``set`` (or ``add`` when not ``replace``); a failure only means a later miss."""
         client = self._memcached()
-        if client is not None:
-            client.set(key, order_json, expire=self._settings.cache_ttl_s, noreply=True)
+        if client is None:
+            return
+        try:
+            (client.set if replace else client.add)(key, value, expire=expire, noreply=True)
+        except Exception:  # a cache that cannot take a value only means a later miss
+            log.warning("memcached write failed for %r", key, exc_info=True)
 
     def put_many(self, orders_json: Mapping[str, bytes]) -> None:
         """Write freshly stored orders through to memcached (replacing any negative entry)."""
@@ -181,11 +195,9 @@ class OrderCache:
 
     def put_missing(self, order_uid: str) -> None:
         """Remember that no such order exists, unless an order was written through meanwhile."""
-        client = self._memcached()
-        if client is not None:
-            # ``add``, not ``set``: the ingest may have written the order through between our database read and
-            # now; overwriting it with "missing" would hide a stored order for the negative TTL.
-            client.add(KEY_PREFIX + order_uid, NEGATIVE, expire=self._settings.cache_negative_ttl_s, noreply=True)
+        # ``add``, not ``set``: the ingest may have written the order through between our database read and now;
+        # overwriting it with "missing" would hide a stored order for the negative TTL.
+        self._store(KEY_PREFIX + order_uid, NEGATIVE, self._settings.cache_negative_ttl_s, replace=False)
 
     def health(self) -> str:
         """``ok``, ``disabled`` or ``unreachable``, asking every server directly (not through the dead-server list)."""

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # Secrets Manager secret (ARN or name) whose JSON "password" replaces PGPASSWORD: read at run time, so
     # a rotation reaches running functions (the cloud's way; locally it is unset).
     pg_password_secret_id: str | None = None
+    # Server-side limits of each statement: a batch slower than this is split; waiting this long for a lock
+    # means the store is busy, and the batch is retried whole.
+    pg_statement_timeout_s: float = Field(3.0, gt=0)
+    pg_lock_timeout_s: float = Field(1.0, gt=0)
 
     # memcached; empty disables the shared tier (the in-process tier still works).
     memcached_servers: str = "127.0.0.1:11211"

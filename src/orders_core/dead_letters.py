@@ -1,7 +1,7 @@
 """The dead-letter queue: an SQS queue holding every record the ingest refused, with the reason.
 
-Locally it is ElasticMQ (``make up``, compose) or a moto server (tests), reached through a localstack-client
-session; on AWS (no ``AWS_ENDPOINT_URL``) it is real SQS through boto3.
+Locally it is LocalStack or a moto server reached through a localstack-client session; on AWS (no
+``AWS_ENDPOINT_URL``) it is real SQS through boto3.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,25 +23,53 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import Settings
 
-# SQS takes up to 256 KiB a message on every implementation. A letter must always fit, or the records
-# behind it would wait forever: the raw value, the key and the error list are cut to fit, and the record
-# stays in Kafka (topic, partition, offset) for anyone who needs the rest.
-MAX_VALUE_BYTES = 160 * 1024
+log = logging.getLogger(__name__)
+
+# SQS's documented limits (SendMessage, SendMessageBatch): a message, and the sum of a batch's messages, of
+# at most 256 KiB (262,144 bytes; AWS now takes up to 1 MiB, but 256 KiB is taken everywhere), 10 a batch,
+# only the characters #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF (others: InvalidMessageContents).
+# A letter must always be accepted, or the records behind it would wait forever. So the body is ASCII JSON
+# (every other character escaped), every string in it is bounded, and the raw value, the key and the error list
+# are cut to fit; the record stays in Kafka (topic, partition, offset) for anyone who needs the rest.
+SQS_MAX_BYTES = 256 * 1024
+SQS_BATCH = 10
+MAX_VALUE_BYTES = 160 * 1024  # base64: 218,456 bytes
 MAX_KEY_BYTES = 1024
 MAX_ERRORS = 50
-# One SendMessageBatch takes at most 10 entries and, all bodies together, the size of one message: several
-# full-size letters must go in separate batches, or the batch is refused as a whole, every time.
-SQS_BATCH = 10
-SQS_BATCH_BYTES = 256 * 1024
+MAX_ERRORS_BYTES = 16 * 1024
+# Characters of each text (up to 12 bytes each once escaped): with the value, key and errors, under 250 KiB.
+MAX_TEXT = 1000  # the message, an error's field or message
+MAX_NAME = 128  # the reason, the order_uid
+MAX_TOPIC = 256  # Kafka's own limit is 249
 
 
 class DeadLetterUnavailable(Exception):
-    """The queue could not take the letters: the records must be redelivered, not dropped."""
+    """The queue could not take these letters: their records must be redelivered, not dropped."""
+
+    def __init__(self, message: str, unsent: Sequence[DeadLetter] = ()) -> None:
+        super().__init__(message)
+        self.unsent = list(unsent)
+
+
+def _text(value: str | None, limit: int = MAX_TEXT) -> str | None:
+    return None if value is None else value[:limit]
+
+
+def _bounded_errors(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    kept: list[dict[str, str]] = []
+    size = 0
+    for error in errors[:MAX_ERRORS]:
+        bounded = {str(name)[:MAX_TEXT]: str(text)[:MAX_TEXT] for name, text in list(error.items())[:2]}
+        size += len(json.dumps(bounded)) + 2
+        if size > MAX_ERRORS_BYTES:
+            break
+        kept.append(bounded)
+    return kept
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    reason: str  # not_utf8 | not_json | not_object | invalid | conflict | store_rejected
+    reason: str  # not_utf8 | not_json | not_object | invalid | conflict | store_rejected | internal
     message: str
     topic: str
     partition: int
@@ -51,23 +80,45 @@ class DeadLetter:
     order_uid: str | None = None
 
     def to_message(self) -> str:
-        """The SQS body: JSON with the raw key and value in base64 (they need not be text)."""
+        """The SQS body: ASCII JSON, under SQS_MAX_BYTES, with the raw key and value in base64."""
         value = self.value or b""
-        body: dict[str, Any] = asdict(self)
-        body["message"] = self.message[:2000]
-        body["errors"] = self.errors[:MAX_ERRORS]
-        body["error_count"] = len(self.errors)
-        body["key"] = None if self.key is None else base64.b64encode(self.key[:MAX_KEY_BYTES]).decode()
-        body["key_truncated"] = self.key is not None and len(self.key) > MAX_KEY_BYTES
-        body["value"] = None if self.value is None else base64.b64encode(value[:MAX_VALUE_BYTES]).decode()
-        body["value_bytes"] = len(value)
-        body["value_sha256"] = hashlib.sha256(value).hexdigest()
-        body["value_truncated"] = len(value) > MAX_VALUE_BYTES
-        return json.dumps(body, ensure_ascii=False)
+        body: dict[str, Any] = {
+            "reason": _text(self.reason, MAX_NAME),
+            "message": _text(self.message),
+            "topic": _text(self.topic, MAX_TOPIC),
+            "partition": self.partition,
+            "offset": self.offset,
+            "key": None if self.key is None else base64.b64encode(self.key[:MAX_KEY_BYTES]).decode(),
+            "key_truncated": self.key is not None and len(self.key) > MAX_KEY_BYTES,
+            "value": None if self.value is None else base64.b64encode(value[:MAX_VALUE_BYTES]).decode(),
+            "value_bytes": len(value),
+            "value_sha256": hashlib.sha256(value).hexdigest(),
+            "value_truncated": len(value) > MAX_VALUE_BYTES,
+            "errors": _bounded_errors(self.errors),
+            "error_count": len(self.errors),
+            "order_uid": _text(self.order_uid, MAX_NAME),
+        }
+        text = json.dumps(body)  # ensure_ascii: lone surrogates, U+FFFE and the like travel as \u escapes
+        return text if len(text) <= SQS_MAX_BYTES else self.minimal_message()
+
+    def minimal_message(self) -> str:
+        """What is always accepted: where the record is, its value's hash, and why it was refused."""
+        value = self.value or b""
+        return json.dumps(
+            {
+                "reason": _text(self.reason, MAX_NAME),
+                "topic": _text(self.topic, MAX_TOPIC),
+                "partition": self.partition,
+                "offset": self.offset,
+                "value_bytes": len(value),
+                "value_sha256": hashlib.sha256(value).hexdigest(),
+                "minimal": True,
+            }
+        )
 
 
 def make_sqs_client(settings: Settings) -> Any:
-    """An SQS client with short timeouts: the local endpoint when one is set, real AWS otherwise."""
+    """An SQS client with short timeouts: LocalStack/moto when an endpoint is set, real AWS otherwise."""
     config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
     if settings.aws_endpoint_url:
         netloc = urlsplit(settings.aws_endpoint_url).netloc
@@ -82,10 +133,10 @@ def make_sqs_client(settings: Settings) -> Any:
 class DeadLetterQueue:
     """Sends dead letters to SQS; the client and queue URL are made on first use and kept."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, client: Any = None) -> None:
         self._settings = settings
         self._lock = threading.Lock()
-        self._client: Any = None
+        self._client: Any = client
         self._queue_url: str | None = settings.dlq_queue_url
 
     def _target(self) -> tuple[Any, str]:
@@ -97,34 +148,60 @@ class DeadLetterQueue:
             return self._client, self._queue_url
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
-        """Send every letter or raise ``DeadLetterUnavailable`` (then the caller redelivers them all)."""
-        if not letters:
-            return
+        """Send every letter or raise ``DeadLetterUnavailable`` naming those not sent (to be redelivered)."""
+        sent = 0
         try:
             client, queue_url = self._target()
-            for chunk in batches([letter.to_message() for letter in letters]):
-                answer = client.send_message_batch(
-                    QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
-                )
-                if answer.get("Failed"):
-                    raise DeadLetterUnavailable(f"SQS refused {len(answer['Failed'])} dead letters: {answer['Failed']}")
+            for batch in _batches(letters):
+                self._send_batch(client, queue_url, batch)
+                sent += len(batch)
         except (BotoCoreError, ClientError) as exc:
             with self._lock:
                 self._queue_url = self._settings.dlq_queue_url  # look the queue up again next time
-            raise DeadLetterUnavailable(f"dead-letter queue unreachable: {exc}") from exc
+            raise DeadLetterUnavailable(f"dead-letter queue unreachable: {exc}", letters[sent:]) from exc
+        except DeadLetterUnavailable as exc:
+            raise DeadLetterUnavailable(str(exc), letters[sent:]) from exc
+
+    @staticmethod
+    def _send_batch(client: Any, queue_url: str, batch: list[tuple[DeadLetter, str]]) -> None:
+        answer = client.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(batch)]
+        )
+        failures = answer.get("Failed", [])
+        if not failures:
+            return
+        if not all(failure.get("SenderFault") for failure in failures):  # the queue's fault: try again later
+            raise DeadLetterUnavailable(f"SQS failed {len(failures)} dead letters: {failures}")
+        refused = [batch[int(failure["Id"])][0] for failure in failures]
+        # The queue refused these letters as they are: send each as the minimal letter, which it always takes.
+        log.warning("SQS refused %d dead letters (%s); sending minimal letters", len(refused), answer["Failed"])
+        answer = client.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "MessageBody": letter.minimal_message()} for i, letter in enumerate(refused)],
+        )
+        if answer.get("Failed"):
+            raise DeadLetterUnavailable(f"SQS refused {len(answer['Failed'])} minimal dead letters: {answer['Failed']}")
 
 
-def batches(bodies: Sequence[str]) -> Iterator[list[str]]:
-    """The bodies in order, in batches SQS takes: up to ``SQS_BATCH`` of them within ``SQS_BATCH_BYTES``."""
-    batch: list[str] = []
+def _message(letter: DeadLetter) -> str:
+    try:
+        return letter.to_message()
+    except Exception:  # whatever a letter holds, its record must still be dead-lettered
+        log.exception("dead letter for %s@%d could not be encoded", letter.topic, letter.offset)
+        return letter.minimal_message()
+
+
+def _batches(letters: Sequence[DeadLetter]) -> Iterator[list[tuple[DeadLetter, str]]]:
+    """Letters with their bodies, in batches SQS accepts: at most 10 letters and SQS_MAX_BYTES in all."""
+    batch: list[tuple[DeadLetter, str]] = []
     size = 0
-    for body in bodies:
-        length = len(body.encode())
-        if batch and (len(batch) == SQS_BATCH or size + length > SQS_BATCH_BYTES):
+    for letter in letters:
+        body = _message(letter)
+        if batch and (len(batch) == SQS_BATCH or size + len(body) > SQS_MAX_BYTES):
             yield batch
             batch, size = [], 0
-        batch.append(body)
-        size += length
+        batch.append((letter, body))
+        size += len(body)
     if batch:
         yield batch
 

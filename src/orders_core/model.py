@@ -6,15 +6,21 @@ is silently dropped, and every string must be storable by PostgreSQL (no NUL, no
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-ORDER_UID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-ORDER_UID_RE = re.compile(ORDER_UID_PATTERN)
+ORDER_UID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # pydantic's (Rust) regex: `$` is the very end of the text
+# Python's `$` also matches before a final newline ("abc\n"): ``\Z`` is the very end, so `.match` is a full match.
+ORDER_UID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+# The version of the canonical form (``Order.canonical_json``), stored with each order's content hash. Bump it
+# whenever the canonical form changes: orders stored under another version are compared by re-canonicalising
+# them, never by hash, so a redelivery is never mistaken for a conflict.
+CANONICAL_VERSION = 1
 PG_BIGINT_MAX = 2**63 - 1
 PG_INT_MAX = 2**31 - 1
 MAX_ITEMS = 1000
@@ -140,9 +146,44 @@ class Order(_Strict):
         return self.canonical_json
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice: which value was meant is ambiguous, so the order is refused."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key {key!r} appears more than once in one object")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return document
+
+
+def read_json(raw: bytes | str) -> Any:
+    """Python's reading of a JSON document, refusing duplicate keys (``DuplicateKey``); integers stay text, so
+    a number of any length is read (the order contract bounds them, not the reader)."""
+    return json.loads(raw, object_pairs_hook=_unique_keys, parse_int=str)
+
+
 def parse_order(raw: bytes | str) -> Order:
-    """Validate raw JSON into an Order; raises ``ValidationError``."""
-    return Order.model_validate_json(raw)
+    """Validate raw JSON into an Order; raises ``ValidationError`` or ``DuplicateKey``."""
+    order = Order.model_validate_json(raw)  # the compiled parser; it keeps the last of duplicate keys
+    # Duplicate keys, proved absent cheaply: every key of the document is a key of the model (extra keys are
+    # refused) and each key is followed by one ':'. So the raw text's ':' are its keys plus those inside its
+    # strings, and the canonical JSON's are the model's keys plus the same strings' (a zone offset in
+    # date_created may lose one). Equal counts prove there is no duplicate, unless a string hides a ':' as
+    # an escape ("\u003a"): then, and whenever the counts differ, read the document to look.
+    data = raw if isinstance(raw, bytes) else raw.encode(errors="surrogatepass")
+    escaped_colon = b"\\" in data and b"\\u003" in data  # the first test is a memchr: most orders have no '\\'
+    if escaped_colon or data.count(b":") != order.canonical_json.count(b":"):
+        read_json(data)
+    return order
 
 
 PATTERN_MESSAGES = {

@@ -23,21 +23,33 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pg8000.exceptions import DatabaseError, InterfaceError
 
 from .config import Settings
-from .model import Order
+from .model import CANONICAL_VERSION, Order
 
-# SQLSTATE classes that mean the connection or the moment, not the statement, failed: connection exception,
-# operator intervention (shutdown), insufficient resources, system error, transaction rollback (deadlock,
-# serialization). Worth a new connection and another try; anything else is about the data.
-_TRANSIENT_SQLSTATE_CLASSES = ("08", "57", "53", "58", "40")
+# SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation) are about the order itself:
+# storing it again will fail again. Every other SQLSTATE is about the store (read-only, privileges, a missing
+# table, a lock, a prepared statement, authentication, shutdown, ...): nothing is wrong with the order.
+_DATA_SQLSTATE_CLASSES = ("22", "23")
+# Of those, the ones a new connection may cure at once: connection exception, insufficient resources, system
+# error, transaction rollback (deadlock, serialization), operator intervention (shutdown).
+_RECONNECT_SQLSTATE_CLASSES = ("08", "53", "58", "40", "57P")
+_STATEMENT_TIMEOUT = "57014"  # query_canceled: statement_timeout ran out
 _AUTH_REJECTED = "28P01"  # invalid_password: wrong password (e.g. rotated since it was read)
 
 
 class StoreUnavailable(Exception):
-    """PostgreSQL cannot be reached: the caller should retry later; nothing was lost."""
+    """PostgreSQL cannot store anything right now: the caller should retry later; nothing was lost."""
+
+
+class StoreTimeout(StoreUnavailable):
+    """The statement ran out of time (statement_timeout): store fewer orders at once, or retry later."""
 
 
 class StoreRejected(Exception):
-    """PostgreSQL refused the statement for its content: trying again will not help."""
+    """PostgreSQL refused the statement for its content (SQLSTATE class 22 or 23): trying again will not help."""
+
+    def __init__(self, message: str, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 class StoreOutcome(StrEnum):
@@ -69,10 +81,11 @@ WITH input AS (
     JOIN unnest(string_to_array(:shas, ',')) WITH ORDINALITY AS s(sha, n) USING (n)
 ), new_orders AS (
     INSERT INTO orders (order_uid, track_number, entry, locale, internal_signature, customer_id,
-                        delivery_service, shardkey, sm_id, date_created, oof_shard, content_sha256)
+                        delivery_service, shardkey, sm_id, date_created, oof_shard, content_sha256,
+                        content_hash_version)
     SELECT order_uid, doc->>'track_number', doc->>'entry', doc->>'locale', doc->>'internal_signature',
            doc->>'customer_id', doc->>'delivery_service', doc->>'shardkey', (doc->>'sm_id')::integer,
-           (doc->>'date_created')::timestamptz, doc->>'oof_shard', decode(sha, 'hex')
+           (doc->>'date_created')::timestamptz, doc->>'oof_shard', decode(sha, 'hex'), CAST(:version AS smallint)
     FROM input
     ON CONFLICT (order_uid) DO NOTHING
     RETURNING order_uid
@@ -107,7 +120,8 @@ SELECT order_uid FROM new_orders
 """
 
 _EXISTING_HASHES = """
-SELECT order_uid, encode(content_sha256, 'hex') FROM orders WHERE order_uid = ANY(CAST(:uids AS text[]))
+SELECT order_uid, encode(content_sha256, 'hex'), content_hash_version
+FROM orders WHERE order_uid = ANY(CAST(:uids AS text[]))
 """
 
 _ORDER_JSON = """
@@ -164,18 +178,10 @@ def read_secret_password(settings: Settings) -> str:
     return password
 
 
-def _sqlstate(error: Exception) -> str:
-    if isinstance(error, DatabaseError) and error.args and isinstance(error.args[0], dict):
-        return str(error.args[0].get("C", ""))
-    return ""
-
-
-def _is_connection_failure(error: Exception) -> bool:
-    if isinstance(error, InterfaceError | OSError):
-        return True
-    if isinstance(error, DatabaseError) and error.args and isinstance(error.args[0], dict):
-        return str(error.args[0].get("C", "")).startswith(_TRANSIENT_SQLSTATE_CLASSES)
-    return False
+def _server_error(error: DatabaseError) -> tuple[str, str]:
+    """The SQLSTATE and message of an error the server sent (``("", text)`` for one pg8000 raised itself)."""
+    details = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
+    return str(details.get("C", "")), str(details.get("M", error))
 
 
 class OrderStore:
@@ -207,8 +213,14 @@ class OrderStore:
                 host=s.pg_host,
                 port=s.pg_port,
                 database=s.pg_database,
-                timeout=s.pg_timeout_s,
+                # The server must give up first, so that a slow statement is reported as a timeout (and its
+                # batch split) rather than as a dropped connection.
+                timeout=max(s.pg_timeout_s, s.pg_statement_timeout_s + 1),
                 application_name="orders",
+                startup_params={
+                    "statement_timeout": str(round(s.pg_statement_timeout_s * 1000)),
+                    "lock_timeout": str(round(s.pg_lock_timeout_s * 1000)),
+                },
             )
 
         try:
@@ -216,7 +228,7 @@ class OrderStore:
             try:
                 return open_with(password)
             except DatabaseError as exc:
-                if _sqlstate(exc) != _AUTH_REJECTED or not s.pg_password_secret_id:
+                if _server_error(exc)[0] != _AUTH_REJECTED or not s.pg_password_secret_id:
                     raise
                 # Rotated since we read it: the secret holds the new password (or soon will: retried then).
                 return open_with(self._password(rejected=password))
@@ -226,8 +238,9 @@ class OrderStore:
     def _run(self, sql: str, **params: Any) -> list[list[Any]]:
         """Run one statement on this thread's connection, prepared once per connection.
 
-        On a dropped connection it reconnects and tries once more: every statement given here is safe to
-        repeat (reads, or inserts that skip orders already stored).
+        Raises ``StoreRejected`` (the data), ``StoreTimeout`` or ``StoreUnavailable`` (the store). On a dropped
+        connection it reconnects and tries once more: every statement given here is safe to repeat (reads, or
+        inserts that skip orders already stored).
         """
         for attempt in (1, 2):
             try:
@@ -239,11 +252,17 @@ class OrderStore:
                     statement = local.prepared[sql] = local.conn.prepare(sql)
                 rows: list[list[Any]] = statement.run(**params)
                 return rows
-            except StoreUnavailable:
-                raise
-            except Exception as exc:
-                if not _is_connection_failure(exc):
-                    raise
+            except DatabaseError as exc:
+                sqlstate, message = _server_error(exc)
+                if sqlstate.startswith(_DATA_SQLSTATE_CLASSES):
+                    raise StoreRejected(f"PostgreSQL refused the orders: {message} ({sqlstate})", sqlstate) from exc
+                if sqlstate == _STATEMENT_TIMEOUT:
+                    raise StoreTimeout(f"PostgreSQL statement timed out: {message} ({sqlstate})") from exc
+                # The connection may be what is wrong (a setting, a stale prepared statement): start afresh.
+                self._drop_connection()
+                if attempt == 2 or not sqlstate.startswith(_RECONNECT_SQLSTATE_CLASSES):
+                    raise StoreUnavailable(f"PostgreSQL cannot store now: {message} ({sqlstate or '?'})") from exc
+            except (InterfaceError, OSError) as exc:
                 self._drop_connection()
                 if attempt == 2:
                     raise StoreUnavailable(f"PostgreSQL connection failed: {exc}") from exc
@@ -281,18 +300,12 @@ class OrderStore:
         batch_json = (b"[" + b",".join(unique_documents) + b"]").decode()
         batch_shas = ",".join(first_sha.values())
 
-        try:
-            inserted = {row[0] for row in self._run(_INSERT_ORDERS, orders=batch_json, shas=batch_shas)}
-        except DatabaseError as exc:  # not a connection failure: _run turned those into StoreUnavailable
-            details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
-            raise StoreRejected(
-                f"PostgreSQL refused the orders: {details.get('M', exc)} ({details.get('C', '?')})"
-            ) from exc
+        rows = self._run(_INSERT_ORDERS, orders=batch_json, shas=batch_shas, version=CANONICAL_VERSION)
+        inserted = {row[0] for row in rows}
         stored_sha = {uid: first_sha[uid] for uid in inserted}
         earlier = [uid for uid in first_sha if uid not in inserted]
         if earlier:
-            rows = self._run(_EXISTING_HASHES, uids=earlier)
-            stored_sha.update((row[0], row[1]) for row in rows)
+            stored_sha.update(self._stored_hashes(earlier))
             if len(stored_sha) < len(first_sha):  # deleted between the two statements: retry the batch
                 raise StoreUnavailable("orders changed while being stored; retry the batch")
 
@@ -308,6 +321,18 @@ class OrderStore:
                 outcomes.append(StoreOutcome.DUPLICATE)
             seen.add(uid)
         return outcomes
+
+    def _stored_hashes(self, order_uids: list[str]) -> dict[str, str]:
+        """The content hash of each stored order, in today's canonical form."""
+        hashes: dict[str, str] = {}
+        for uid, sha, version in self._run(_EXISTING_HASHES, uids=order_uids):
+            if version != CANONICAL_VERSION:  # hashed in another canonical form: re-canonicalise the stored order
+                stored = self.get_order_json(uid)
+                if stored is None:
+                    continue
+                sha = content_sha256(stored)
+            hashes[uid] = sha
+        return hashes
 
     def get_order_json(self, order_uid: str) -> bytes | None:
         """The stored order as canonical JSON, or None when there is no such order (one query)."""
@@ -326,6 +351,9 @@ def apply_migrations(conn: pg8000.native.Connection) -> list[str]:
 
     An advisory lock makes concurrent runs (several processes starting at once) wait for each other.
     """
+    # The ingest's timeouts are for orders; a migration (or waiting for another one) may take longer.
+    conn.run("SET statement_timeout = 0")
+    conn.run("SET lock_timeout = 0")
     conn.run("SELECT pg_advisory_lock(727274)")
     try:
         conn.run(

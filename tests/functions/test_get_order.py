@@ -62,7 +62,7 @@ def test_unknown_uid_is_404_json_and_cached_negatively_then_found_after_ingest(
     assert found.status_code == 200 and found.json == order and found.headers["X-Cache"] == "memcached"
 
 
-@pytest.mark.parametrize("uid", ["bad%20uid", "x" * 65, "semi;colon", "%3Cscript%3E", "..%2F..%2Fetc"])
+@pytest.mark.parametrize("uid", ["bad%20uid", "x" * 65, "semi;colon", "%3Cscript%3E", "..%2F..%2Fetc", "caf%C3%A9"])
 def test_malformed_uid_is_400_without_touching_the_database(
     client: flask.testing.FlaskClient, uid: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -207,3 +207,14 @@ def test_lambda_function_url_handler_serves_the_same_answers(stored_order: dict[
     assert answer["headers"]["Access-Control-Allow-Origin"] == ORIGIN
     event["rawPath"] = "/orders/bad%20uid"
     assert main.handler(event, None)["statusCode"] == 400
+
+
+@pytest.mark.parametrize("uid", ["abc%0A", "abc%0D%0A", "caf%C3%A9", "%00"])
+def test_a_uid_memcached_cannot_take_is_a_400_from_the_lambda_handler_too(uid: str, settings: Settings) -> None:
+    """Flask's router refuses a newline in a path by itself; the function URL hands it over, unquoted."""
+    from functions.get_order import main
+
+    event = json.loads((services.ROOT / "tests/fixtures/function_url_event.json").read_text())
+    event["rawPath"] = f"/orders/{uid}"
+    answer = main.handler(event, None)
+    assert answer["statusCode"] == 400 and json.loads(answer["body"])["error"] == "bad_request"

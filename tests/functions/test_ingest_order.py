@@ -86,7 +86,7 @@ def test_an_order_postgres_refuses_is_dead_lettered_and_the_batch_stored(
     conn = store.connect()
     conn.run(
         "CREATE FUNCTION refuse_order() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$BEGIN RAISE EXCEPTION 'customer % is refused', NEW.customer_id; END$$"
+        "$$BEGIN RAISE EXCEPTION 'customer % is refused', NEW.customer_id USING ERRCODE = 'check_violation'; END$$"
     )
     conn.run(
         "CREATE TRIGGER refuse_order BEFORE INSERT ON orders FOR EACH ROW "
@@ -207,3 +207,36 @@ def test_lambda_handler_reports_the_records_to_redeliver_as_aws_expects(
     answer = main.handler(event, None)
     assert answer["stored"] == 1
     assert answer["batchItemFailures"] == aws_partial_response(event, {(0, 21)})
+
+
+def test_dead_letters_too_large_for_one_batch_are_all_sent(
+    client: flask.testing.FlaskClient, make_order: Any, settings: Settings
+) -> None:
+    """Ten letters of ~200 KiB each are over SQS's limit for one batch: they go in several."""
+    drain(settings)
+    values = [order_bytes(make_order(entry="E" * 200_000)) for _ in range(10)]
+    response = client.post("/", json=kafka_event(values, first_offset=500))
+    assert response.status_code == 200 and response.json["dead_lettered"] == 10
+    letters = drain(settings)
+    assert sorted(letter["offset"] for letter in letters) == list(range(500, 510))
+    assert all(letter["value_truncated"] for letter in letters)
+
+
+def test_an_order_hashed_in_an_older_canonical_form_is_compared_by_content(
+    client: flask.testing.FlaskClient, store: OrderStore, make_order: Any, settings: Settings
+) -> None:
+    """GIVEN a stored order whose hash was made by another canonical form (version 0, a hash that no longer
+    matches) WHEN it is redelivered THEN it is a duplicate, not a conflict; other content is still a conflict."""
+    drain(settings)
+    order = make_order()
+    assert client.post("/", json=kafka_event([order_bytes(order)])).json["stored"] == 1
+    conn = store.connect()
+    conn.run(
+        "UPDATE orders SET content_hash_version = 0, content_sha256 = '\\x00' WHERE order_uid = :uid",
+        uid=order["order_uid"],
+    )
+    conn.close()
+    redelivered = client.post("/", json=kafka_event([order_bytes(order)])).json
+    assert (redelivered["duplicates"], redelivered["dead_lettered"]) == (1, 0)
+    changed = client.post("/", json=kafka_event([order_bytes({**order, "entry": "OTHER"})])).json
+    assert changed["dead_lettered"] == 1 and [letter["reason"] for letter in drain(settings)] == ["conflict"]

@@ -35,6 +35,7 @@ def test_errors_are_json_with_the_right_status(get_order_url: str) -> None:
     for path, method, status, code in [
         ("/orders/unknown-uid-123", "GET", 404, "not_found"),
         ("/orders/bad%20uid", "GET", 400, "bad_request"),
+        ("/orders/abc%0A", "GET", 400, "bad_request"),  # Python's `$` matches before a final newline
         ("/orders/abc", "POST", 405, "method_not_allowed"),
         ("/orders?limit=1000", "GET", 400, "bad_request"),
     ]:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
+from orders_core import ingest as ingest_module
 from orders_core.dead_letters import DeadLetter, DeadLetterUnavailable
 from orders_core.ingest import IngestService, check_record
 from orders_core.kafka_event import KafkaRecord
 from orders_core.model import Order
-from orders_core.storage import StoreOutcome, StoreRejected, StoreUnavailable
+from orders_core.storage import StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
+from tests.support.hostile import HOSTILE, duplicate_first
 
 
 class FakeStore:
@@ -21,12 +23,20 @@ class FakeStore:
         self.orders: dict[str, bytes] = {}
         self.down = False
         self.refused_customer: str | None = None
+        self.refuse_all_with: str | None = None  # an SQLSTATE every statement fails with
+        self.slow_customers: set[str] = set()  # a statement holding one of these times out
+        self.statements: list[int] = []  # the size of each statement tried
 
-    def store_orders(self, orders: Sequence[Order]) -> list[StoreOutcome]:
+    def store_orders(self, orders: Sequence[Order], /) -> list[StoreOutcome]:
+        self.statements.append(len(orders))
         if self.down:
             raise StoreUnavailable("down")
+        if self.refuse_all_with:
+            raise StoreRejected("refused alike", self.refuse_all_with)
         if any(order.customer_id == self.refused_customer for order in orders):
-            raise StoreRejected("refused")
+            raise StoreRejected("refused", "23514")
+        if any(order.customer_id in self.slow_customers for order in orders):
+            raise StoreTimeout("canceling statement due to statement timeout (57014)")
         outcomes = []
         for order in orders:
             document = order.to_json()
@@ -43,11 +53,15 @@ class FakeQueue:
     def __init__(self) -> None:
         self.letters: list[DeadLetter] = []
         self.down = False
+        self.takes: int | None = None  # how many letters it takes before it fails
 
-    def send(self, letters: Sequence[DeadLetter]) -> None:
+    def send(self, letters: Sequence[DeadLetter], /) -> None:
         if self.down and letters:
-            raise DeadLetterUnavailable("down")
-        self.letters.extend(letters)
+            raise DeadLetterUnavailable("down", letters)
+        taken = len(letters) if self.takes is None else self.takes
+        self.letters.extend(letters[:taken])
+        if taken < len(letters):
+            raise DeadLetterUnavailable("throttled", letters[taken:])
 
 
 class FakeCache:
@@ -55,7 +69,7 @@ class FakeCache:
         self.written: dict[str, bytes] = {}
         self.fail = fail
 
-    def put_many(self, orders: dict[str, bytes]) -> None:
+    def put_many(self, orders: Mapping[str, bytes], /) -> None:
         if self.fail:
             raise ConnectionError("memcached down")
         self.written.update(orders)
@@ -71,7 +85,11 @@ def parts() -> tuple[FakeStore, FakeQueue, FakeCache]:
 
 
 def service(parts: tuple[FakeStore, FakeQueue, FakeCache]) -> IngestService:
-    return IngestService(*parts)  # type: ignore[arg-type]
+    return IngestService(*parts)
+
+
+def records_of(*orders: dict[str, Any]) -> list[KafkaRecord]:
+    return [record(json.dumps(order).encode(), offset) for offset, order in enumerate(orders)]
 
 
 def test_poison_records_are_dead_lettered_with_reasons_and_the_rest_stored(
@@ -128,7 +146,7 @@ def test_queue_down_fails_only_the_refused_records(
 
 def test_cache_failure_never_fails_the_ingest(make_order: Any) -> None:
     store, queue = FakeStore(), FakeQueue()
-    ingest = IngestService(store, queue, FakeCache(fail=True))  # type: ignore[arg-type]
+    ingest = IngestService(store, queue, FakeCache(fail=True))
     report = ingest.ingest([record(json.dumps(make_order()).encode())])
     assert report.stored == 1 and report.failed == []
 
@@ -167,3 +185,107 @@ def test_a_dead_letter_always_fits_in_one_sqs_message(make_order: Any) -> None:
 def test_pathological_values_become_dead_letters_not_crashes(value: bytes, reason: str) -> None:
     letter = check_record(KafkaRecord("orders", 0, 0, 0, None, value))
     assert isinstance(letter, DeadLetter) and letter.reason == reason
+
+
+@pytest.mark.parametrize(("hostile", "reason"), HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_hostile_record_is_dead_lettered_and_the_order_behind_it_stored(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any, hostile: Any, reason: str
+) -> None:
+    store, queue, _ = parts
+    good = make_order()
+    report = service(parts).ingest([record(hostile(make_order()), 0), record(json.dumps(good).encode(), 1)])
+    assert (report.stored, report.dead_lettered, report.failed) == (1, 1, [])
+    [letter] = queue.letters
+    assert (letter.offset, letter.reason) == (0, reason)
+    assert set(store.orders) == {good["order_uid"]}
+    body = letter.to_message()
+    assert body.isascii() and len(body) <= 256 * 1024
+
+
+def test_a_duplicate_key_names_the_key_and_no_uid(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
+) -> None:
+    _, queue, _ = parts
+    order = make_order()
+    service(parts).ingest([record(duplicate_first(order))])
+    [letter] = queue.letters
+    assert letter.reason == "invalid" and letter.order_uid is None
+    assert letter.errors[0] == {"field": "order_uid", "message": "appears more than once in one object: ambiguous"}
+
+
+def test_an_unexpected_exception_while_checking_is_an_internal_dead_letter(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(raw: bytes) -> Order:
+        raise RuntimeError("a rule failed")
+
+    _, queue, _ = parts
+    monkeypatch.setattr(ingest_module, "parse_order", explode)
+    report = service(parts).ingest(records_of(make_order(), make_order()))
+    assert report.failed == [] and report.dead_lettered == 2
+    assert {(letter.reason, letter.message) for letter in queue.letters} == {
+        ("internal", "the record could not be checked: RuntimeError")
+    }
+
+
+def test_every_order_refused_alike_fails_the_batch_instead_of_dead_lettering_it(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
+) -> None:
+    """GIVEN a store that refuses every order with the same SQLSTATE (say a constraint added by mistake)
+    WHEN a batch arrives THEN its records are failed for redelivery and nothing is dead-lettered."""
+    store, queue, _ = parts
+    store.refuse_all_with = "23514"
+    records = records_of(make_order(), make_order(), make_order())
+    report = service(parts).ingest(records)
+    assert report.failed == records and queue.letters == [] and store.orders == {}
+
+
+def test_a_slow_order_is_split_out_and_redelivered_while_the_rest_is_stored(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
+) -> None:
+    """GIVEN a store where any statement holding one slow order times out WHEN a batch of 8 holds it
+    THEN the batch is halved down to that order, which is failed (never dead-lettered); the 7 others are stored."""
+    store, queue, _ = parts
+    store.slow_customers = {"slow"}
+    orders = [make_order() for _ in range(8)]
+    orders[5] = make_order(customer_id="slow")
+    records = records_of(*orders)
+    report = service(parts).ingest(records)
+    assert report.failed == [records[5]] and report.stored == 7 and queue.letters == []
+    assert "timeout" in (report.failure or "")
+    assert store.statements == [8, 4, 4, 2, 1, 1, 2]  # log2(8) + 1 timeouts, then the half after the slow one
+
+
+def test_a_second_order_timing_out_alone_gives_back_every_order_not_tried(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
+) -> None:
+    """GIVEN a store too slow for even one order WHEN a batch arrives THEN after two single orders time out
+    the rest is failed at once (not one timeout per order), and nothing is dead-lettered."""
+    store, queue, _ = parts
+    store.slow_customers = {"slow"}
+    records = records_of(*[make_order(customer_id="slow") for _ in range(16)])
+    report = service(parts).ingest(records)
+    assert report.failed == records and queue.letters == []
+    assert len(store.statements) == 6  # 16, 8, 4, 2, 1, 1
+
+
+def test_queue_refusing_some_letters_fails_only_their_records(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
+) -> None:
+    _, queue, _ = parts
+    queue.takes = 1
+    records = [record(b"junk", 0), record(json.dumps(make_order()).encode(), 1), record(b"junk", 2)]
+    report = service(parts).ingest(records)
+    assert report.stored == 1 and report.dead_lettered == 1 and report.failed == [records[2]]
+
+
+def test_a_refused_record_behind_a_failed_one_is_failed_too_not_dead_lettered_twice(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
+) -> None:
+    """GIVEN an order that times out at offset 1 WHEN junk is at offsets 0 and 2 of its partition THEN the
+    junk at 0 is dead-lettered; the junk at 2 is failed, since the redelivery from offset 1 brings it again."""
+    store, queue, _ = parts
+    store.slow_customers = {"slow"}
+    records = [record(b"junk", 0), record(json.dumps(make_order(customer_id="slow")).encode(), 1), record(b"junk", 2)]
+    report = service(parts).ingest(records)
+    assert [letter.offset for letter in queue.letters] == [0] and report.failed == records[1:]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from orders_core.model import Order, describe_errors, parse_order
+from orders_core.model import ORDER_UID_RE, DuplicateKey, Order, describe_errors, parse_order
 
 
 def errors_for(order: dict[str, Any]) -> list[dict[str, str]]:
@@ -116,3 +116,36 @@ def test_orders_are_immutable(sample_order: dict[str, Any]) -> None:
     order = Order.model_validate_json(json.dumps(sample_order))
     with pytest.raises(ValidationError):
         order.order_uid = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "duplicated",
+    [
+        lambda text: '{"order_uid": "smuggled", ' + text[1:],  # the first one would lose, silently
+        lambda text: text.replace('"payment": {', '"payment": {"amount": 0, ', 1),
+        lambda text: text.replace('"items": [{', '"items": [{"price": 1, ', 1),
+        lambda text: '{"order\\u005fuid": "smuggled", ' + text[1:],  # the same key, spelt with an escape
+        # A zone offset (one more ':' than the stored form) must not hide a duplicate either,
+        lambda text: '{"order_uid": "smuggled", ' + text[1:].replace("06:22:19Z", "09:22:19+03:00"),
+        # nor a ':' written as an escape (one fewer ':' in the raw text).
+        lambda text: '{"order_uid": "smuggled", ' + text[1:].replace("Kiryat Mozkin", "Kiryat\\u003aMozkin"),
+    ],
+)
+def test_a_duplicate_key_at_any_depth_is_refused(sample_order: dict[str, Any], duplicated: Any) -> None:
+    with pytest.raises(DuplicateKey):
+        parse_order(duplicated(json.dumps(sample_order)).encode())
+
+
+def test_an_order_with_escapes_colons_and_an_offset_is_not_mistaken_for_a_duplicate(
+    sample_order: dict[str, Any],
+) -> None:
+    order = copy.deepcopy(sample_order)
+    order["delivery"]["address"] = 'Ploshad "Mira": 15 \\ \u00e9'
+    order["date_created"] = "2021-11-26T09:22:19+03:00"
+    assert parse_order(json.dumps(order).encode()).delivery.address == order["delivery"]["address"]
+
+
+@pytest.mark.parametrize("uid", ["abc\n", "abc\r\n", "\nabc", "abc\x00", "ab c", "a" * 65, ""])
+def test_an_order_uid_must_match_in_full(sample_order: dict[str, Any], uid: str) -> None:
+    assert not ORDER_UID_RE.match(uid)
+    assert "order_uid" in [e["field"] for e in errors_for({**sample_order, "order_uid": uid})]

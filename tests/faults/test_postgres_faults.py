@@ -1,0 +1,150 @@
+"""PostgreSQL faults with real SQLSTATEs: while a fault lasts nothing is dead-lettered and every record is
+reported failed (so the platform redelivers it); once it is lifted the same event stores each order once."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import flask.testing
+import pg8000.native
+import pytest
+
+from devstack.stack import drain
+from orders_core.config import Settings
+from tests.faults.conftest import INGEST_PASSWORD, INGEST_ROLE
+from tests.support.events import kafka_event, order_bytes
+
+Connect = Callable[[], pg8000.native.Connection]
+Fault = Callable[[pg8000.native.Connection, Connect], contextlib.AbstractContextManager[None]]
+
+
+@contextlib.contextmanager
+def read_only_database(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
+    """25006: every new session is read-only."""
+    admin.run("ALTER DATABASE orders SET default_transaction_read_only = on")
+    try:
+        yield
+    finally:
+        admin.run("ALTER DATABASE orders RESET default_transaction_read_only")
+
+
+@contextlib.contextmanager
+def insert_revoked(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
+    """42501: the function's role may no longer insert orders."""
+    admin.run(f"REVOKE INSERT ON orders FROM {INGEST_ROLE}")
+    try:
+        yield
+    finally:
+        admin.run(f"GRANT INSERT ON orders TO {INGEST_ROLE}")
+
+
+@contextlib.contextmanager
+def table_missing(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
+    """42P01: a table renamed away (a migration half done, say)."""
+    admin.run("ALTER TABLE items RENAME TO items_elsewhere")
+    try:
+        yield
+    finally:
+        admin.run("ALTER TABLE items_elsewhere RENAME TO items")
+
+
+@contextlib.contextmanager
+def table_locked(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
+    """55P03: another session holds a lock on orders longer than the function's lock_timeout."""
+    holder = connect()
+    holder.run("START TRANSACTION")
+    holder.run("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        holder.run("ROLLBACK")
+        holder.close()
+
+
+@contextlib.contextmanager
+def every_insert_slow(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
+    """57014: a trigger makes every insert outlast the function's statement_timeout."""
+    admin.run("CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM pg_sleep(60); "
+              "RETURN NEW; END$$")  # fmt: skip
+    admin.run("CREATE TRIGGER slow_insert BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow_insert()")
+    try:
+        yield
+    finally:
+        admin.run("DROP TRIGGER slow_insert ON orders")
+        admin.run("DROP FUNCTION slow_insert()")
+
+
+@contextlib.contextmanager
+def password_changed(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
+    """28P01: the function's password is no longer the role's."""
+    admin.run(f"ALTER ROLE {INGEST_ROLE} PASSWORD 'rotated-elsewhere'")
+    try:
+        yield
+    finally:
+        admin.run(f"ALTER ROLE {INGEST_ROLE} PASSWORD '{INGEST_PASSWORD}'")
+
+
+FAULTS: dict[str, Fault] = {
+    "read-only (25006)": read_only_database,
+    "insert revoked (42501)": insert_revoked,
+    "table missing (42P01)": table_missing,
+    "lock held (55P03)": table_locked,
+    "statement timeout (57014)": every_insert_slow,
+    "authentication (28P01)": password_changed,
+}
+
+
+def stored_count(admin: pg8000.native.Connection, orders: list[dict[str, Any]]) -> int:
+    uids = [order["order_uid"] for order in orders]
+    return int(admin.run("SELECT count(*) FROM orders WHERE order_uid = ANY(CAST(:uids AS text[]))", uids=uids)[0][0])
+
+
+@pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
+def test_a_store_fault_fails_every_record_and_dead_letters_nothing_then_the_redelivery_stores_once(
+    client: flask.testing.FlaskClient, admin: pg8000.native.Connection, connect_admin: Connect, make_order: Any,
+    settings: Settings, fault: Fault,
+) -> None:  # fmt: skip
+    """GIVEN the fault injected into the real PostgreSQL WHEN a batch of two orders and a junk record arrives
+    THEN all three are failed and nothing is dead-lettered; AND WHEN the fault is lifted and the same event
+    redelivered THEN both orders are stored, once each, and the junk record is dead-lettered."""
+    drain(settings)
+    orders = [make_order(), make_order()]
+    event = kafka_event([order_bytes(orders[0]), b"junk", order_bytes(orders[1])], first_offset=70)
+    with fault(admin, connect_admin):
+        during = client.post("/", json=event)
+    assert during.status_code == 503, during.json
+    assert [f["itemIdentifier"] for f in during.json["batchItemFailures"]] == [f"orders-0@{o}" for o in (70, 71, 72)]
+    assert drain(settings) == [] and stored_count(admin, orders) == 0
+
+    after = client.post("/", json=event)
+    assert after.status_code == 200 and after.json["batchItemFailures"] == []
+    assert (after.json["stored"], after.json["dead_lettered"]) == (2, 1)
+    assert client.post("/", json=event).json["duplicates"] == 2  # and once more: nothing new
+    assert stored_count(admin, orders) == 2
+    assert [(letter["offset"], letter["reason"]) for letter in drain(settings)] == [(71, "not_json")] * 2
+
+
+def test_a_slow_order_is_split_out_and_redelivered_while_the_rest_of_its_batch_is_stored(
+    client: flask.testing.FlaskClient, admin: pg8000.native.Connection, make_order: Any, settings: Settings
+) -> None:
+    """GIVEN a trigger that makes one customer's insert outlast statement_timeout (57014) WHEN it comes in a
+    batch of four THEN the three others are stored, it alone is failed, nothing is dead-lettered; AND once the
+    trigger is gone its redelivery stores it."""
+    drain(settings)
+    admin.run("CREATE FUNCTION slow_customer() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+              "IF NEW.customer_id = 'slow' THEN PERFORM pg_sleep(60); END IF; RETURN NEW; END$$")  # fmt: skip
+    admin.run("CREATE TRIGGER slow_customer BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow_customer()")
+    orders = [make_order(), make_order(), make_order(customer_id="slow"), make_order()]
+    event = kafka_event([order_bytes(order) for order in orders], first_offset=30)
+    try:
+        during = client.post("/", json=event).json
+    finally:
+        admin.run("DROP TRIGGER slow_customer ON orders")
+        admin.run("DROP FUNCTION slow_customer()")
+    assert during["batchItemFailures"] == [{"itemIdentifier": "orders-0@32"}]
+    assert (during["stored"], during["dead_lettered"]) == (3, 0) and drain(settings) == []
+    after = client.post("/", json=event).json
+    assert (after["stored"], after["duplicates"], after["batchItemFailures"]) == (1, 3, [])
+    assert stored_count(admin, orders) == 4

@@ -1,0 +1,95 @@
+"""Dead letters always fit SQS and are always accepted: bounded, ASCII, batched by bytes, a minimal fallback."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+import pytest
+
+from orders_core.config import Settings
+from orders_core.dead_letters import DeadLetter, DeadLetterQueue, DeadLetterUnavailable
+
+SQS_LIMIT = 256 * 1024  # bytes of a message, and of a whole batch (SendMessageBatch)
+# Every character SQS accepts in a body; anything else is InvalidMessageContents.
+SQS_ALLOWED = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+
+
+def letter(**fields: Any) -> DeadLetter:
+    base: dict[str, Any] = {"reason": "invalid", "message": "m", "topic": "orders", "partition": 0, "offset": 1,
+                            "key": b"k", "value": b"v"}  # fmt: skip
+    return DeadLetter(**{**base, **fields})
+
+
+class FakeSqs:
+    """Answers SendMessageBatch like SQS; ``refuse`` picks bodies it refuses (SenderFault)."""
+
+    def __init__(self, refuse: Any = lambda body: False, sender_fault: bool = True) -> None:
+        self.batches: list[list[str]] = []
+        self.refuse = refuse
+        self.sender_fault = sender_fault
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        bodies = [entry["MessageBody"] for entry in Entries]
+        assert len(bodies) <= 10 and sum(len(b.encode()) for b in bodies) <= SQS_LIMIT, "BatchRequestTooLong"
+        failed = [{"Id": e["Id"], "SenderFault": self.sender_fault, "Code": "InvalidMessageContents"}
+                  for e in Entries if self.refuse(e["MessageBody"])]  # fmt: skip
+        self.batches.append([b for b, e in zip(bodies, Entries, strict=True) if not self.refuse(e["MessageBody"])])
+        return {"Successful": [], "Failed": failed}
+
+
+def queue(sqs: FakeSqs) -> DeadLetterQueue:
+    return DeadLetterQueue(Settings(dlq_queue_url="http://queue"), client=sqs)
+
+
+def test_the_largest_possible_letter_fits_whole_with_every_string_bounded() -> None:
+    # What escapes longest: a pair of \u escapes, a lone surrogate, a non-character.
+    worst = "\U0001f600\ud800\uffff" * 10_000
+    huge = letter(
+        reason=worst, message=worst, topic=worst, order_uid=worst, key=b"k" * 100_000, value=b"v" * 2_000_000,
+        errors=[{"field": worst, "message": worst}] * 5_000,
+    )  # fmt: skip
+    body = huge.to_message()
+    assert len(body.encode()) <= SQS_LIMIT and body.isascii()
+    fields = json.loads(body)
+    assert fields["value_truncated"] and fields["key_truncated"] and fields["error_count"] == 5_000
+    assert 0 < len(fields["errors"]) <= 50 and all(len(e["field"]) <= 1000 for e in fields["errors"])
+    assert len(fields["order_uid"]) <= 128 and len(fields["message"]) <= 1000 and len(fields["topic"]) <= 256
+
+
+def test_characters_sqs_refuses_are_escaped_and_read_back() -> None:
+    text = "\x00\x08\x1f\udfff\ud800\ufffe\uffff é \U0001f600"  # low then high: no pair
+    body = letter(order_uid=text, message=text, errors=[{"field": text, "message": text}]).to_message()
+    assert SQS_ALLOWED.fullmatch(body)
+    assert json.loads(body)["order_uid"] == text
+
+
+def test_a_batch_is_split_by_bytes_as_well_as_by_ten() -> None:
+    sqs = FakeSqs()
+    letters = [letter(offset=i, value=b"x" * 150_000) for i in range(5)] + [letter(offset=5 + i) for i in range(25)]
+    queue(sqs).send(letters)
+    assert [len(batch) for batch in sqs.batches] == [1, 1, 1, 1, 10, 10, 6]
+    sent = [json.loads(body)["offset"] for batch in sqs.batches for body in batch]
+    assert sent == list(range(30))
+
+
+def test_a_letter_the_queue_refuses_is_sent_again_as_a_minimal_letter() -> None:
+    sqs = FakeSqs(refuse=lambda body: '"minimal"' not in body and json.loads(body)["offset"] == 2)
+    letters = [letter(offset=i, value=f"value {i}".encode()) for i in range(4)]
+    queue(sqs).send(letters)
+    assert len(sqs.batches) == 2
+    [minimal] = sqs.batches[1]
+    assert json.loads(minimal) == {
+        "reason": "invalid", "topic": "orders", "partition": 0, "offset": 2, "value_bytes": 7,
+        "value_sha256": hashlib.sha256(b"value 2").hexdigest(), "minimal": True,
+    }  # fmt: skip
+
+
+def test_a_queue_failing_on_its_side_names_the_letters_not_sent() -> None:
+    sqs = FakeSqs(refuse=lambda body: True, sender_fault=False)
+    letters = [letter(offset=i) for i in range(12)]
+    with pytest.raises(DeadLetterUnavailable) as caught:
+        queue(sqs).send(letters)
+    assert caught.value.unsent == letters  # the first batch failed: all twelve are to be redelivered
