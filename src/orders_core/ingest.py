@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 Valid = list[tuple[KafkaRecord, Order]]
 Letters = list[tuple[KafkaRecord, DeadLetter]]
+Refused = tuple[KafkaRecord, Order, StoreRejected]
 
 
 @dataclass(slots=True)
@@ -62,6 +63,14 @@ def _dead_letter(
         reason=reason, message=message, topic=record.topic, partition=record.partition, offset=record.offset,
         key=record.key, value=record.value, errors=errors or [], order_uid=order_uid,
     )  # fmt: skip
+
+
+def known_good_order() -> Order:
+    """A valid order under a fresh uid, as the generator makes them."""
+    from .generator import iter_orders  # here: the generator's pools are built only on this rare path
+
+    [(_uid, value)] = list(iter_orders(1))
+    return parse_order(value)
 
 
 def check_record(record: KafkaRecord) -> Order | DeadLetter:
@@ -226,27 +235,39 @@ class IngestService:
             outcomes = self._store.store_orders([order for _, order in chunk])
             return [(record, order, outcome) for (record, order), outcome in zip(chunk, outcomes, strict=True)], []
         except StoreRejected as exc:
-            if len(chunk) == 1:
+            if len(chunk) > 1:
+                log.warning("PostgreSQL refused a batch of %d (%s); storing its orders one by one", len(chunk), exc)
+                stored, refused = self._store_each(chunk)
+            else:
                 [(record, order)] = chunk
-                return [], [(record, _dead_letter(record, "store_rejected", str(exc), order_uid=order.order_uid))]
-            log.warning("PostgreSQL refused a batch of %d (%s); storing its orders one by one", len(chunk), exc)
+                stored, refused = [], [(record, order, exc)]
+        if not stored and len({exc.sqlstate for *_, exc in refused}) == 1:
+            self._unless_store_at_fault(refused[0][2])
+        letters = [
+            (record, _dead_letter(record, "store_rejected", str(exc), order_uid=order.order_uid))
+            for record, order, exc in refused
+        ]
+        return stored, letters
+
+    def _store_each(self, chunk: Valid) -> tuple[list[tuple[KafkaRecord, Order, StoreOutcome]], list[Refused]]:
         stored: list[tuple[KafkaRecord, Order, StoreOutcome]] = []
-        refused: list[tuple[KafkaRecord, Order, StoreRejected]] = []
+        refused: list[Refused] = []
         for record, order in chunk:
             try:
                 [outcome] = self._store.store_orders([order])
                 stored.append((record, order, outcome))
             except StoreRejected as exc:
                 refused.append((record, order, exc))
-        if not stored and len({exc.sqlstate for *_, exc in refused}) == 1:
-            # Every order refused for one same reason: the store (a constraint, a trigger) is at fault far more
-            # likely than every order at once. Retry them all rather than dead-letter a whole batch.
-            raise StoreUnavailable(f"PostgreSQL refused every order of the batch alike: {refused[0][2]}")
-        letters = [
-            (record, _dead_letter(record, "store_rejected", str(exc), order_uid=order.order_uid))
-            for record, order, exc in refused
-        ]
-        return stored, letters
+        return stored, refused
+
+    def _unless_store_at_fault(self, refusal: StoreRejected) -> None:
+        """Every order refused for one same reason: is the store at fault (a constraint or a trigger added by
+        mistake), or are the orders? A known-good order, tried and rolled back, tells: refused alike, the
+        store is at fault and every record is retried (StoreUnavailable); taken, the orders are dead-lettered,
+        so two bad orders at the end of a quiet partition never hold it up."""
+        probe = self._store.refusal_of(known_good_order())
+        if probe is not None and probe.sqlstate == refusal.sqlstate:
+            raise StoreUnavailable(f"PostgreSQL refuses any order alike, a known-good one included: {refusal}")
 
     def _write_through(self, fresh: dict[str, bytes]) -> None:
         try:

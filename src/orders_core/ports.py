@@ -9,12 +9,16 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from .dead_letters import DeadLetter
     from .model import Order
-    from .storage import StoreOutcome
+    from .storage import StoreOutcome, StoreRejected
 
 
 class OrderStorage(Protocol):
     def store_orders(self, orders: Sequence[Order], /) -> list[StoreOutcome]:
         """Each order's outcome, in the order given; raises StoreRejected, StoreTimeout or StoreUnavailable."""
+        ...
+
+    def refusal_of(self, order: Order, /) -> StoreRejected | None:
+        """How the store refuses this order for its content (None: it takes it); stores nothing."""
         ...
 
 

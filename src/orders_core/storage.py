@@ -334,6 +334,28 @@ class OrderStore:
             hashes[uid] = sha
         return hashes
 
+    def refusal_of(self, order: Order) -> StoreRejected | None:
+        """How PostgreSQL refuses ``order`` for its content, or None when it takes it: tried on a connection of
+        its own, in a transaction that is always rolled back, so nothing is ever stored."""
+        document = order.to_json()
+        conn = self.connect()
+        try:
+            conn.run("START TRANSACTION")
+            conn.run(_INSERT_ORDERS, orders=f"[{document.decode()}]", shas=content_sha256(document),
+                     version=CANONICAL_VERSION)  # fmt: skip
+        except DatabaseError as exc:
+            sqlstate, message = _server_error(exc)
+            if sqlstate.startswith(_DATA_SQLSTATE_CLASSES):
+                return StoreRejected(f"PostgreSQL refused the orders: {message} ({sqlstate})", sqlstate)
+            raise StoreUnavailable(f"PostgreSQL cannot store now: {message} ({sqlstate or '?'})") from exc
+        except (InterfaceError, OSError) as exc:
+            raise StoreUnavailable(f"PostgreSQL connection failed: {exc}") from exc
+        finally:
+            with contextlib.suppress(Exception):  # a broken connection has nothing to roll back
+                conn.run("ROLLBACK")
+                conn.close()
+        return None
+
     def get_order_json(self, order_uid: str) -> bytes | None:
         """The stored order as canonical JSON, or None when there is no such order (one query)."""
         rows = self._run(_ORDER_JSON, uid=order_uid)

@@ -115,7 +115,9 @@ def test_a_store_fault_fails_every_record_and_dead_letters_nothing_then_the_rede
     with fault(admin, connect_admin):
         during = client.post("/", json=event)
     assert during.status_code == 503, during.json
-    assert [f["itemIdentifier"] for f in during.json["batchItemFailures"]] == [f"orders-0@{o}" for o in (70, 71, 72)]
+    assert [f["itemIdentifier"] for f in during.json["batchItemFailures"]] == [
+        {"partition": "orders-0", "offset": offset} for offset in (70, 71, 72)
+    ]
     assert drain(settings) == [] and stored_count(admin, orders) == 0
 
     after = client.post("/", json=event)
@@ -143,8 +145,48 @@ def test_a_slow_order_is_split_out_and_redelivered_while_the_rest_of_its_batch_i
     finally:
         admin.run("DROP TRIGGER slow_customer ON orders")
         admin.run("DROP FUNCTION slow_customer()")
-    assert during["batchItemFailures"] == [{"itemIdentifier": "orders-0@32"}]
+    assert during["batchItemFailures"] == [{"itemIdentifier": {"partition": "orders-0", "offset": 32}}]
     assert (during["stored"], during["dead_lettered"]) == (3, 0) and drain(settings) == []
     after = client.post("/", json=event).json
     assert (after["stored"], after["duplicates"], after["batchItemFailures"]) == (1, 3, [])
     assert stored_count(admin, orders) == 4
+
+
+@contextlib.contextmanager
+def check_constraint(admin: pg8000.native.Connection, condition: str) -> Iterator[None]:
+    """A CHECK constraint on orders (NOT VALID: the rows already stored are not checked)."""
+    admin.run(f"ALTER TABLE orders ADD CONSTRAINT under_test CHECK ({condition}) NOT VALID")
+    try:
+        yield
+    finally:
+        admin.run("ALTER TABLE orders DROP CONSTRAINT under_test")
+
+
+def test_a_constraint_refusing_every_order_fails_even_a_lone_record_and_stores_nothing(
+    client: flask.testing.FlaskClient, admin: pg8000.native.Connection, make_order: Any, settings: Settings
+) -> None:
+    """GIVEN a constraint added by mistake that refuses every order (23514) WHEN a batch of one order arrives
+    THEN it is failed, not dead-lettered (a known-good order, tried and rolled back, is refused alike), and
+    the probe left nothing behind; AND once the constraint is dropped its redelivery stores it."""
+    drain(settings)
+    before = int(admin.run("SELECT count(*) FROM orders")[0][0])
+    order = make_order()
+    event = kafka_event([order_bytes(order)], first_offset=90)
+    with check_constraint(admin, "order_uid = ''"):
+        during = client.post("/", json=event)
+    assert during.status_code == 503 and drain(settings) == []
+    assert int(admin.run("SELECT count(*) FROM orders")[0][0]) == before
+    assert client.post("/", json=event).json["stored"] == 1
+
+
+def test_orders_a_constraint_refuses_for_their_content_are_dead_lettered_even_alone_in_their_batch(
+    client: flask.testing.FlaskClient, admin: pg8000.native.Connection, make_order: Any, settings: Settings
+) -> None:
+    """GIVEN a constraint that refuses one customer's orders WHEN a batch holds only two such orders (the
+    tail of a quiet partition) THEN both are dead-lettered as store_rejected: the partition is not held."""
+    drain(settings)
+    orders = [make_order(customer_id="blocked"), make_order(customer_id="blocked")]
+    with check_constraint(admin, "customer_id <> 'blocked'"):
+        answer = client.post("/", json=kafka_event([order_bytes(o) for o in orders], first_offset=95)).json
+    assert answer["batchItemFailures"] == [] and answer["dead_lettered"] == 2
+    assert [letter["reason"] for letter in drain(settings)] == ["store_rejected"] * 2

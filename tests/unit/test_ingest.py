@@ -48,6 +48,13 @@ class FakeStore:
                 outcomes.append(StoreOutcome.DUPLICATE if known == document else StoreOutcome.CONFLICT)
         return outcomes
 
+    def refusal_of(self, order: Order, /) -> StoreRejected | None:
+        if self.down:
+            raise StoreUnavailable("down")
+        if self.refuse_all_with:
+            return StoreRejected("refused alike", self.refuse_all_with)
+        return StoreRejected("refused", "23514") if order.customer_id == self.refused_customer else None
+
 
 class FakeQueue:
     def __init__(self) -> None:
@@ -238,6 +245,30 @@ def test_every_order_refused_alike_fails_the_batch_instead_of_dead_lettering_it(
     records = records_of(make_order(), make_order(), make_order())
     report = service(parts).ingest(records)
     assert report.failed == records and queue.letters == [] and store.orders == {}
+
+
+def test_a_lone_order_refused_like_any_order_is_retried_not_dead_lettered(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
+) -> None:
+    """GIVEN a store that refuses every order alike WHEN a batch of one arrives (a quiet partition)
+    THEN it is failed for redelivery, as a bigger batch would be: the store is at fault, not the order."""
+    store, queue, _ = parts
+    store.refuse_all_with = "23514"
+    records = records_of(make_order())
+    report = service(parts).ingest(records)
+    assert report.failed == records and queue.letters == []
+
+
+def test_orders_refused_alike_for_their_own_content_are_dead_lettered_not_held(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
+) -> None:
+    """GIVEN a store that refuses some orders for their content WHEN a batch holds only such orders (the tail of a
+    quiet partition) THEN a known-good order is taken, so they are dead-lettered: the partition goes on."""
+    store, queue, _ = parts
+    store.refused_customer = "refused"
+    records = records_of(make_order(customer_id="refused"), make_order(customer_id="refused"))
+    report = service(parts).ingest(records)
+    assert report.failed == [] and [letter.reason for letter in queue.letters] == ["store_rejected"] * 2
 
 
 def test_a_slow_order_is_split_out_and_redelivered_while_the_rest_is_stored(
