@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
@@ -72,10 +72,14 @@ class Letter:
 
     @property
     def redrive_count(self) -> int:
-        for name, value in self.headers:
-            if name == REDRIVE_COUNT_HEADER and value.isdigit():
-                return int(value)
-        return 0
+        return _redrive_count(self.headers)
+
+
+def _redrive_count(headers: Sequence[tuple[str, bytes]]) -> int:
+    for name, value in headers:
+        if name == REDRIVE_COUNT_HEADER and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _unb64(text: Any) -> bytes | None:
@@ -231,17 +235,18 @@ class Redriver:
 
     def record_of(self, letter: Letter) -> tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]]]:
         """Key, value and headers to produce: the value re-read from Kafka when the letter holds only its start."""
-        value = letter.value
+        value, kept = letter.value, letter.headers
         if letter.body.get("value_truncated") or letter.body.get("value_bytes", 0) != len(value or b""):
-            value = self._reread(letter)
-        headers: list[tuple[str, str | bytes | None]] = [h for h in letter.headers if h[0] not in OUR_HEADERS]
+            value, kept = self._reread(letter)  # the letter holds only the value's start, or none of it
+        redrives = max(letter.redrive_count, _redrive_count(kept))
+        headers: list[tuple[str, str | bytes | None]] = [h for h in kept if h[0] not in OUR_HEADERS]
         headers += [
-            (REDRIVE_COUNT_HEADER, str(letter.redrive_count + 1).encode()),
+            (REDRIVE_COUNT_HEADER, str(redrives + 1).encode()),
             (REDRIVEN_FROM_HEADER, f"{letter.coordinates} sqs:{letter.message_id}".encode()),
         ]
         return letter.key, value, headers
 
-    def _reread(self, letter: Letter) -> bytes:
+    def _reread(self, letter: Letter) -> tuple[bytes, list[tuple[str, bytes]]]:
         body = letter.body
         consumer = Consumer(
             {"bootstrap.servers": self._settings.kafka_bootstrap_servers, "group.id": "orders-dlq-reread",
@@ -262,7 +267,8 @@ class Redriver:
                 value = message.value() or b""
                 if hashlib.sha256(value).hexdigest() != body.get("value_sha256"):
                     raise LetterUnreadable("the record in Kafka is not the one the letter describes")
-                return bytes(value)
+                headers = cast(list[tuple[str, bytes | None]], message.headers() or [])
+                return bytes(value), [(name, raw or b"") for name, raw in headers]
         finally:
             consumer.close()
         raise LetterUnreadable("the value was cut to fit the queue and Kafka no longer holds the record")

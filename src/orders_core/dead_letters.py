@@ -41,6 +41,7 @@ MAX_ERRORS_BYTES = 16 * 1024
 MAX_TEXT = 1000  # the message, an error's field or message
 MAX_NAME = 128  # the reason, the order_uid
 MAX_TOPIC = 256  # Kafka's own limit is 249
+MAX_HEADERS, MAX_HEADER_NAME, MAX_HEADER_BYTES = 16, 64, 256  # the record's headers: at most about 7 KiB
 
 
 class DeadLetterUnavailable(Exception):
@@ -78,6 +79,7 @@ class DeadLetter:
     value: bytes | None
     errors: list[dict[str, str]] = field(default_factory=list)
     order_uid: str | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()  # the record's own (a redrive counts itself in one)
 
     def to_message(self) -> str:
         """The SQS body: ASCII JSON, under SQS_MAX_BYTES, with the raw key and value in base64."""
@@ -97,6 +99,10 @@ class DeadLetter:
             "errors": _bounded_errors(self.errors),
             "error_count": len(self.errors),
             "order_uid": _text(self.order_uid, MAX_NAME),
+            "headers": [
+                [_text(name, MAX_HEADER_NAME), base64.b64encode(value[:MAX_HEADER_BYTES]).decode()]
+                for name, value in self.headers[:MAX_HEADERS]
+            ],
         }
         text = json.dumps(body)  # ensure_ascii: lone surrogates, U+FFFE and the like travel as \u escapes
         return text if len(text) <= SQS_MAX_BYTES else self.minimal_message()

@@ -61,7 +61,7 @@ def _dead_letter(
 ) -> DeadLetter:  # fmt: skip
     return DeadLetter(
         reason=reason, message=message, topic=record.topic, partition=record.partition, offset=record.offset,
-        key=record.key, value=record.value, errors=errors or [], order_uid=order_uid,
+        key=record.key, value=record.value, errors=errors or [], order_uid=order_uid, headers=record.headers,
     )  # fmt: skip
 
 

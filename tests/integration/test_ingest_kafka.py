@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -227,3 +229,54 @@ def test_sigterm_finishes_the_batch_in_flight_commits_and_exits(
     assert pipeline.committed() == pipeline.stored_count(orders)
     pipeline.trigger.start()
     pipeline.wait_stored(orders)
+
+
+def orders_dlq(pipeline: Pipeline, *args: str) -> dict[str, Any]:
+    """Run the dead-letter tool as a person would, against the pipeline's services; its JSON answer."""
+    done = subprocess.run(
+        [str(services.VENV_BIN / "orders-dlq"), *args], env={**os.environ, **pipeline.env},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def test_a_record_refused_by_a_rule_is_redriven_after_the_rule_is_relaxed_and_stored(
+    pipeline: Pipeline, make_order: Callable[..., dict[str, Any]], settings: Settings
+) -> None:
+    """GIVEN a database rule refusing one customer's orders, and such an order dead-lettered as store_rejected
+    WHEN the rule is relaxed and the letter redriven THEN the order is stored equal, the letter is gone, and the
+    redriven record says where it came from and that it was redriven once."""
+    blocked, other = make_order(customer_id="blocked"), make_order()
+    pipeline.db.run("ALTER TABLE orders ADD CONSTRAINT no_blocked CHECK (customer_id <> 'blocked') NOT VALID")
+    try:
+        pipeline.trigger.start()
+        pipeline.produce_orders([blocked, other])
+        pipeline.wait_stored([other])
+        services.wait_until(lambda: orders_dlq(pipeline, "stats")["letters"] == 1, 60, "the letter")
+    finally:
+        pipeline.db.run("ALTER TABLE orders DROP CONSTRAINT no_blocked")
+    assert orders_dlq(pipeline, "stats")["by_reason"]["store_rejected"]["count"] == 1
+    assert orders_dlq(pipeline, "redrive", "--dry-run")["redriven"] == 1
+    assert orders_dlq(pipeline, "stats")["letters"] == 1  # a dry run changes nothing
+
+    assert orders_dlq(pipeline, "redrive", "--reason", "store_rejected")["redriven"] == 1
+
+    pipeline.wait_stored([blocked])
+    assert pipeline.stored(blocked["order_uid"]) == blocked
+    assert orders_dlq(pipeline, "stats")["letters"] == 0
+    consumer = Consumer({"bootstrap.servers": pipeline.env["KAFKA_BOOTSTRAP_SERVERS"], "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer.subscribe([pipeline.topic])
+    try:
+        redriven: list[Any] = []
+        services.wait_until(
+            lambda: bool(redriven.extend(m for m in consumer.consume(10, 1.0) if m.headers()) or redriven),
+            30, "the redriven record",
+        )  # fmt: skip
+    finally:
+        consumer.close()
+    headers = dict(redriven[0].headers())
+    assert headers["orders-redrive-count"] == b"1" and json.loads(redriven[0].value()) == blocked
+    assert headers["orders-redriven-from"].startswith(f"{pipeline.topic}-".encode())
