@@ -161,7 +161,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test carries the marker of the folder it lives in, so `-m unit` and friends select tiers."""
     for item in items:
         tier = Path(str(item.fspath)).parent.name
-        if tier in {"unit", "functions", "integration", "browser", "infra"}:
+        if tier in {"unit", "functions", "integration", "browser", "infra", "faults"}:
             item.add_marker(getattr(pytest.mark, tier))
 
 
