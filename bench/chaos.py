@@ -246,16 +246,39 @@ def read_topic(settings: Settings) -> list[KafkaRecord]:
         consumer.close()
 
 
-def drain_dead_letters(settings: Settings) -> list[dict[str, Any]]:
-    """Every letter in the dead-letter queue, received and deleted."""
-    sqs = make_sqs_client(settings)
-    url = sqs.get_queue_url(QueueName=settings.dlq_queue_name)["QueueUrl"]
-    letters: list[dict[str, Any]] = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
-        letters += [json.loads(message["Body"]) for message in messages]
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-        sqs.delete_message_batch(QueueUrl=url, Entries=entries)
-    return letters
+class LetterCollector(threading.Thread):
+    """Drains the dead-letter queue as the run goes (the queue stays short, the end comes sooner); ``finish``
+    drains what is left and returns every letter received."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(name="letter-collector", daemon=True)
+        self.settings = settings
+        self.letters: list[dict[str, Any]] = []
+        self.stopping = threading.Event()
+
+    def drain(self) -> None:
+        sqs = make_sqs_client(self.settings)
+        url = sqs.get_queue_url(QueueName=self.settings.dlq_queue_name)["QueueUrl"]
+        # A short visibility: a letter received just before the endpoint died is soon received again.
+        while messages := sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=5
+        ).get("Messages"):
+            self.letters += [json.loads(message["Body"]) for message in messages]
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+
+    def run(self) -> None:
+        while not self.stopping.wait(2.0):
+            try:
+                self.drain()
+            except Exception as exc:  # the endpoint restarting: drain again at the next tick
+                print(f"  dead-letter queue not readable: {type(exc).__name__}", flush=True)
+
+    def finish(self) -> list[dict[str, Any]]:
+        self.stopping.set()
+        self.join()
+        self.drain()
+        return self.letters
 
 
 def check_outcomes(records: list[KafkaRecord], letters: list[dict[str, Any]], store: OrderStore,
@@ -313,9 +336,10 @@ def run_chaos(duration_s: float, parent: Path, seed: int | None = None, rate: fl
     with chaos_stack(parent) as stack:
         settings = stack.settings()
         print(f"chaos: services up in {time.monotonic() - begun:.0f} s", flush=True)
-        producer = SteadyProducer(settings, rate)
+        producer, collector = SteadyProducer(settings, rate), LetterCollector(settings)
         started = time.monotonic()
         producer.start()
+        collector.start()
         print(f"chaos: {duration_s:.0f} s, {rate:.0f} orders/s, killing {', '.join(targets)}", flush=True)
         # Faults stop a little before the traffic, so each one has orders after it to measure recovery by.
         faults = inject_faults(stack, targets, started + duration_s - min(10.0, duration_s / 5), rng, gap_s)
@@ -330,7 +354,7 @@ def run_chaos(duration_s: float, parent: Path, seed: int | None = None, rate: fl
             else f"chaos: partitions still behind after {caught_up_s:.0f} s: {behind}",
             flush=True,
         )
-        figures = account(settings, faults)
+        figures = account(settings, faults, collector)
     return {
         **figures,
         "faults_injected": len(faults),
@@ -344,12 +368,12 @@ def run_chaos(duration_s: float, parent: Path, seed: int | None = None, rate: fl
     }
 
 
-def account(settings: Settings, faults: list[Fault]) -> dict[str, Any]:
+def account(settings: Settings, faults: list[Fault], collector: LetterCollector) -> dict[str, Any]:
     """Every record of the topic against the store and the dead-letter queue, and how fast ingest recovered."""
     began = time.monotonic()
     records = read_topic(settings)
     read_at = time.monotonic()
-    letters = drain_dead_letters(settings)
+    letters = collector.finish()
     drained_at = time.monotonic()
     db = pg8000.native.Connection("orders", password="orders", port=settings.pg_port, database="orders")
     rows = db.run("SELECT order_uid, extract(epoch FROM ingested_at)::float8 FROM orders ORDER BY 2")
