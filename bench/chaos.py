@@ -319,6 +319,14 @@ def check_outcomes(records: list[KafkaRecord], letters: list[dict[str, Any]], st
     }  # fmt: skip
 
 
+def stored_count(settings: Settings) -> int:
+    db = pg8000.native.Connection("orders", password="orders", port=settings.pg_port, database="orders")
+    try:
+        return int(db.run("SELECT count(*) FROM orders")[0][0])
+    finally:
+        db.close()
+
+
 def longest_recovery(faults: list[Fault], stored_at: list[float]) -> float:
     """The longest time from a fault to the first order stored after it."""
     longest = 0.0
@@ -341,6 +349,8 @@ def run_chaos(duration_s: float, parent: Path, seed: int | None = None, rate: fl
         started = time.monotonic()
         producer.start()
         collector.start()
+        # Faults begin once orders flow end to end: a fault before the trigger first joins its group proves little.
+        services.wait_until(lambda: stored_count(settings) > 0, 120, "the first order stored", 0.2)
         print(f"chaos: {duration_s:.0f} s, {rate:.0f} orders/s, killing {', '.join(targets)}", flush=True)
         # Faults stop a little before the traffic, so each one has orders after it to measure recovery by.
         faults = inject_faults(stack, targets, started + duration_s - min(10.0, duration_s / 5), rng, gap_s)
