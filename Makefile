@@ -8,7 +8,7 @@ APT_PACKAGES := memcached chromium wrk
 N ?= 1000
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: up down test lint bench generate install deps-system deps-python deps-kafka deps-sqs clean
+.PHONY: up down test lint bench chaos generate install deps-system deps-python deps-kafka deps-sqs clean
 
 up: install
 	@infra/native/up.sh
@@ -27,6 +27,11 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# Faults at random moments under a steady stream, then every record accounted for (bench/chaos.json).
+# CHAOS_S: seconds of traffic and faults (default 180).
+chaos: install
+	$(BIN)/python -m bench.chaos
 
 generate: install
 	$(BIN)/orders-generate $(N)
@@ -56,4 +61,4 @@ deps-sqs:
 	@infra/native/sqs.sh fetch
 
 clean:
-	rm -rf .local $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/artifacts bench/results.json
+	rm -rf .local $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/artifacts bench/results.json bench/chaos.json

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     trigger_retry_initial_s: float = 0.2
     trigger_retry_max_s: float = 30.0
     trigger_request_timeout_s: float = 60.0
+    # The trigger's static member id in its consumer group (unique per running trigger; empty: a dynamic member).
+    # Set, a trigger restarted after a SIGKILL resumes at once; but SIGTERM then does not leave the group.
+    trigger_instance_id: str | None = None
     # One invocation's event: AWS Lambda's payload limit of a synchronous invocation (6 MB).
     trigger_max_event_bytes: int = Field(6 * 1024 * 1024, ge=4096)
 

@@ -112,6 +112,9 @@ class Trigger:
                 "auto.offset.reset": "earliest",
                 "max.poll.interval.ms": 300_000,
                 "fetch.wait.max.ms": 100,
+                # Static membership: a trigger restarted after a crash rejoins as itself and gets its partitions
+                # back at once, instead of after the dead member's session timeout (45 s).
+                **({"group.instance.id": settings.trigger_instance_id} if settings.trigger_instance_id else {}),
             }
         )
         # Owned by the consumer's (main) thread; workers only read them, under the lock.

@@ -1,0 +1,428 @@
+"""Chaos run (`make chaos`): a steady stream of orders, about 5 % of them invalid, while the trigger,
+``ingest_order``, PostgreSQL, memcached and the Kafka broker are SIGKILLed and restarted at random moments.
+
+At the end, with the topic itself as the truth (a producer may report a failure for a record the broker
+kept), it checks that every valid order in the topic is stored exactly once and equal to what was sent,
+that every invalid record is in the dead-letter queue (distinct by topic/partition/offset), and that the
+trigger's group has committed every partition to its end. Writes ``bench/chaos.json``; exits 1 when
+anything was lost or duplicated or a partition was left behind.
+
+Usage: ``CHAOS_S=180 python -m bench.chaos`` (seconds of faults and traffic; ``make chaos`` runs this).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pg8000.native
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from devstack import ROOT, services
+from orders_core.config import Settings
+from orders_core.dead_letters import make_sqs_client
+from orders_core.generator import iter_orders
+from orders_core.ingest import check_record
+from orders_core.kafka_event import KafkaRecord
+from orders_core.model import Order
+from orders_core.storage import OrderStore
+from orders_core.trigger import record_of
+
+RESULTS = Path(__file__).resolve().parent / "chaos.json"
+RATE = 200  # orders per second: a steady stream, well below what the pipeline takes on two cores
+INVALID_RATIO = 0.05
+STALL_WARNING_S = 60.0  # reported, not failed: the run's verdict is about records, not speed
+TOPIC, GROUP = "orders", "orders-ingest-trigger"
+# The AWS endpoint (the dead-letter queue) is `make up`'s: ElasticMQ, which keeps its queue on disk through a
+# SIGKILL (a moto server would lose the dead letters themselves).
+AWS_ENDPOINT = services.sqs
+TARGETS = ("trigger", "ingest_order", "postgres", "memcached", "kafka", "aws")
+
+
+@dataclass
+class Stack:
+    """Every process of the pipeline, each restartable in place (same port, same data directory)."""
+
+    work: Path
+    env: dict[str, str]
+    processes: dict[str, services.Service] = field(default_factory=dict)
+
+    def settings(self) -> Settings:
+        return Settings(
+            pg_host="127.0.0.1", pg_port=int(self.env["PGPORT"]), memcached_servers=self.env["MEMCACHED_SERVERS"],
+            kafka_bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"], kafka_topic=TOPIC, kafka_group_id=GROUP,
+            aws_endpoint_url=self.env["AWS_ENDPOINT_URL"], dlq_queue_name="orders-dlq", dlq_queue_url=None,
+        )  # fmt: skip
+
+
+@contextmanager
+def chaos_stack(parent: Path) -> Iterator[Stack]:
+    """Start every service in a fresh folder under ``parent``, set up as ``orders-setup`` does; stop them
+    all on exit. This process's own environment is left as it is (a test session shares it)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
+    work.chmod(0o755)  # the postgres user must reach its data directory
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, work, True)
+        stack.callback(keep_logs, work)  # runs after every service stopped
+        made = Stack(work, {"LOG_LEVEL": "WARNING", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
+        for name, maker in (("postgres", services.postgres), ("memcached", services.memcached),
+                            ("aws", AWS_ENDPOINT), ("kafka", services.kafka)):  # fmt: skip
+            made.processes[name] = maker(work).start()
+            stack.callback(made.processes[name].stop)
+        ports = {name: service.port for name, service in made.processes.items()}
+        made.env |= {
+            "PGHOST": "127.0.0.1", "PGPORT": str(ports["postgres"]),
+            "MEMCACHED_SERVERS": f"127.0.0.1:{ports['memcached']}",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['aws']}",
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['kafka']}", "KAFKA_TOPIC": TOPIC, "KAFKA_GROUP_ID": GROUP,
+        }  # fmt: skip
+        setup = [str(services.VENV_BIN / "orders-setup"), "--wait", "--timeout", "60"]
+        subprocess.run(setup, env={**os.environ, **made.env}, check=True)
+        ingest = made.processes["ingest_order"] = services.function("ingest_order", made.env, work).start()
+        stack.callback(ingest.stop)
+        # Retries capped at 2 s (default 30 s): the run measures recovery, not the longest backoff.
+        # A static member of its group, as `make up`'s trigger: restarted after a SIGKILL, it takes its partitions
+        # back at once instead of waiting for the killed consumer's session to time out.
+        trigger_env = {**made.env, "INGEST_URL": f"http://127.0.0.1:{ingest.port}/", "TRIGGER_RETRY_MAX_S": "2",
+                       "LOG_LEVEL": "INFO", "TRIGGER_INSTANCE_ID": "chaos-trigger"}  # fmt: skip
+        trigger = made.processes["trigger"] = services.Service("trigger", ["orders-trigger"], trigger_env, 0, work,
+                                                               ready=lambda: True).start()  # fmt: skip
+        stack.callback(trigger.stop)
+        yield made
+
+
+def keep_logs(work: Path) -> None:
+    """Keep the last run's service logs (the work folder itself is removed) for whoever reads a failure."""
+    kept = ROOT / ".local" / "chaos-logs"
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.mkdir(parents=True)
+    for log in work.glob("*.log"):
+        shutil.copy(log, kept / log.name)
+
+
+class SteadyProducer(threading.Thread):
+    """Produces generated orders (``INVALID_RATIO`` of them invalid) at ``rate`` per second until stopped."""
+
+    def __init__(self, settings: Settings, rate: float) -> None:
+        super().__init__(name="steady-producer", daemon=True)
+        # A long delivery timeout: records wait in the producer while the broker restarts.
+        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True,
+                                  "acks": "all", "linger.ms": 20, "message.timeout.ms": 600_000})  # fmt: skip
+        self.topic, self.rate = settings.kafka_topic, rate
+        self.stopping = threading.Event()
+        self.sent = self.failed = 0
+
+    def _delivered(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self.failed += 1
+
+    def run(self) -> None:
+        started = time.monotonic()
+        for index, (uid, value) in enumerate(iter_orders(10**9, invalid_ratio=INVALID_RATIO)):
+            if self.stopping.is_set():
+                break
+            delay = started + index / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            while True:
+                try:
+                    self.producer.produce(self.topic, value, uid.encode(), on_delivery=self._delivered)
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+            self.sent += 1
+            self.producer.poll(0)
+
+    def finish(self, timeout: float) -> int:
+        """Stop producing, wait for every delivery report and close the producer (or it keeps reconnecting
+        to the broker once it is stopped); returns how many reports are still missing."""
+        self.stopping.set()
+        self.join()
+        unacknowledged = int(self.producer.flush(timeout))
+        del self.producer  # the last reference: librdkafka's client is destroyed with it
+        return unacknowledged
+
+
+@dataclass(frozen=True)
+class Fault:
+    target: str
+    killed_at: float  # epoch seconds, the clock of PostgreSQL's ingested_at on this machine
+    down_s: float  # from the SIGKILL until the restarted process was ready again
+
+
+def inject_faults(stack: Stack, targets: tuple[str, ...], until: float, rng: random.Random,
+                  gap_s: tuple[float, float]) -> list[Fault]:  # fmt: skip
+    """SIGKILL the targets at random moments until ``until`` (monotonic), one at a time, each restarted on its
+    port and data directory after a random pause. Rounds in random order: every target is hit as often."""
+    faults: list[Fault] = []
+    plan: list[str] = []
+    while time.monotonic() + gap_s[1] < until:
+        time.sleep(rng.uniform(*gap_s))
+        if not plan:
+            plan = rng.sample(targets, len(targets))
+        target = plan.pop()
+        service = stack.processes[target]
+        service.kill()
+        killed_at, down_started = time.time(), time.monotonic()
+        time.sleep(rng.uniform(0.0, 2.0))
+        try:
+            service.start()
+        except RuntimeError:  # e.g. a port still held for a moment: one more try, then the run fails
+            time.sleep(2.0)
+            service.start()
+        faults.append(Fault(target, killed_at, time.monotonic() - down_started))
+        print(f"  {len(faults):3d}. {time.strftime('%H:%M:%S', time.localtime(killed_at))} {target:<12} "
+              f"down {faults[-1].down_s:5.1f} s", flush=True)  # fmt: skip
+    return faults
+
+
+def partitions_behind(settings: Settings) -> dict[int, int]:
+    """Records not yet committed by the trigger's group, per partition that has any."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": settings.kafka_group_id})
+    try:
+        partitions = [TopicPartition(settings.kafka_topic, p) for p in range(settings.kafka_topic_partitions)]
+        committed = consumer.committed(partitions, timeout=10)
+        behind = {}
+        for tp in committed:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            if high > max(tp.offset, 0):
+                behind[tp.partition] = high - max(tp.offset, 0)
+        return behind
+    finally:
+        consumer.close()
+
+
+def wait_caught_up(settings: Settings, timeout: float) -> dict[int, int]:
+    """Wait until no partition is behind (or ``timeout``); returns what is still behind."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            behind = partitions_behind(settings)
+        except Exception as exc:  # the broker answering slowly after a restart: ask again
+            print(f"  offsets not readable yet: {exc}", flush=True)
+            behind = {-1: -1}
+        if not behind or time.monotonic() > deadline:
+            return behind
+        time.sleep(1.0)
+
+
+def read_topic(settings: Settings) -> list[KafkaRecord]:
+    """Every record in the topic, from the first offset to the end of each partition."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "chaos-oracle",
+                         "enable.auto.commit": False})  # fmt: skip
+    try:
+        ends = {}
+        for p in range(settings.kafka_topic_partitions):
+            ends[p] = consumer.get_watermark_offsets(TopicPartition(settings.kafka_topic, p), timeout=10)[1]
+        consumer.assign([TopicPartition(settings.kafka_topic, p, OFFSET_BEGINNING) for p in ends])
+        records: list[KafkaRecord] = []
+        left = {p for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + 300
+        while left:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the topic could not be read to its end (partitions {sorted(left)})")
+            for message in consumer.consume(num_messages=1000, timeout=5):
+                if message.error() or message.partition() not in left:
+                    continue
+                records.append(record_of(message))
+                if message.offset() + 1 >= ends[message.partition()]:
+                    left.discard(message.partition())
+        return records
+    finally:
+        consumer.close()
+
+
+class LetterCollector(threading.Thread):
+    """Drains the dead-letter queue as the run goes (the queue stays short, the end comes sooner); ``finish``
+    drains what is left and returns every letter received."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(name="letter-collector", daemon=True)
+        self.settings = settings
+        self.letters: list[dict[str, Any]] = []
+        self.stopping = threading.Event()
+
+    def drain(self) -> None:
+        sqs = make_sqs_client(self.settings)
+        url = sqs.get_queue_url(QueueName=self.settings.dlq_queue_name)["QueueUrl"]
+        # A short visibility: a letter received just before the endpoint died is soon received again.
+        while messages := sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=5
+        ).get("Messages"):
+            self.letters += [json.loads(message["Body"]) for message in messages]
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+
+    def run(self) -> None:
+        while not self.stopping.wait(2.0):
+            try:
+                self.drain()
+            except Exception as exc:  # the endpoint restarting: drain again at the next tick
+                print(f"  dead-letter queue not readable: {type(exc).__name__}", flush=True)
+
+    def finish(self) -> list[dict[str, Any]]:
+        self.stopping.set()
+        self.join()
+        self.drain()
+        return self.letters
+
+
+def check_outcomes(records: list[KafkaRecord], letters: list[dict[str, Any]], store: OrderStore,
+                   stored_uids: set[str]) -> dict[str, Any]:  # fmt: skip
+    """Compare what the topic holds with what was stored and dead-lettered."""
+    valid: dict[KafkaRecord, Order] = {}
+    invalid: set[tuple[str, int, int]] = set()
+    for record in records:
+        checked = check_record(record)  # the project's own rule for what is valid
+        if isinstance(checked, Order):
+            valid[record] = checked
+        else:
+            invalid.add((record.topic, record.partition, record.offset))
+    lettered = {(letter["topic"], letter["partition"], letter["offset"]) for letter in letters}
+    with ThreadPoolExecutor(4) as pool:  # OrderStore keeps one connection per thread
+        found = dict(zip(valid, pool.map(lambda order: store.get_order_json(order.order_uid), valid.values()),
+                         strict=True))  # fmt: skip
+    missing = [r for r, order in valid.items() if found[r] is None]
+    unequal = [r for r, order in valid.items() if found[r] is not None and found[r] != order.to_json()]
+    undelivered_letters = invalid - lettered
+    # A valid record also dead-lettered came out twice (e.g. a redelivery taken for a conflict).
+    valid_lettered = [r for r in valid if (r.topic, r.partition, r.offset) in lettered]
+    unexpected = stored_uids - {order.order_uid for order in valid.values()}
+    for what, where in (("missing", [f"{r.partition}@{r.offset}" for r in missing]),
+                        ("stored unequal", [f"{r.partition}@{r.offset}" for r in unequal]),
+                        ("not dead-lettered", [f"{p}@{o}" for _t, p, o in sorted(undelivered_letters)]),
+                        ("also dead-lettered", [f"{r.partition}@{r.offset}" for r in valid_lettered]),
+                        ("stored, never produced", sorted(unexpected))):  # fmt: skip
+        if where:
+            print(f"  {what}: {len(where)}, e.g. partition@offset {', '.join(where[:10])}", flush=True)
+    return {
+        "produced": len(records), "valid": len(valid), "invalid": len(invalid), "stored": len(stored_uids),
+        "dead_lettered": len(lettered & invalid), "dead_letter_copies": len(letters),
+        "lost": len(missing) + len(unequal) + len(undelivered_letters), "missing": len(missing),
+        "unequal": len(unequal), "invalid_not_dead_lettered": len(undelivered_letters),
+        "duplicated": len(valid_lettered), "stored_not_produced": len(unexpected),
+    }  # fmt: skip
+
+
+def stored_count(settings: Settings) -> int:
+    db = pg8000.native.Connection("orders", password="orders", port=settings.pg_port, database="orders")
+    try:
+        return int(db.run("SELECT count(*) FROM orders")[0][0])
+    finally:
+        db.close()
+
+
+def longest_recovery(faults: list[Fault], stored_at: list[float]) -> float:
+    """The longest time from a fault to the first order stored after it."""
+    longest = 0.0
+    for fault in faults:
+        index = bisect.bisect_right(stored_at, fault.killed_at)
+        if index < len(stored_at):
+            longest = max(longest, stored_at[index] - fault.killed_at)
+    return longest
+
+
+def run_chaos(duration_s: float, parent: Path, seed: int | None = None, rate: float = RATE,
+              gap_s: tuple[float, float] = (1.0, 4.0), catch_up_s: float = 180.0,
+              targets: tuple[str, ...] = TARGETS) -> dict[str, Any]:  # fmt: skip
+    """Run the pipeline under faults for ``duration_s`` and return the figures (see the module docstring)."""
+    rng, begun = random.Random(seed), time.monotonic()
+    with chaos_stack(parent) as stack:
+        settings = stack.settings()
+        print(f"chaos: services up in {time.monotonic() - begun:.0f} s", flush=True)
+        producer, collector = SteadyProducer(settings, rate), LetterCollector(settings)
+        started = time.monotonic()
+        producer.start()
+        collector.start()
+        # Faults begin once orders flow end to end: a fault before the trigger first joins its group proves little.
+        services.wait_until(lambda: stored_count(settings) > 0, 120, "the first order stored", 0.2)
+        print(f"chaos: {duration_s:.0f} s, {rate:.0f} orders/s, killing {', '.join(targets)}", flush=True)
+        # Faults stop a little before the traffic, so each one has orders after it to measure recovery by.
+        faults = inject_faults(stack, targets, started + duration_s - min(10.0, duration_s / 5), rng, gap_s)
+        time.sleep(max(0.0, started + duration_s - time.monotonic()))
+        unacknowledged = producer.finish(timeout=120)
+        traffic_ended = time.monotonic()
+        behind = wait_caught_up(settings, catch_up_s)
+        caught_up_s = time.monotonic() - traffic_ended
+        print(
+            f"chaos: {len(faults)} faults; every partition committed {caught_up_s:.0f} s after the traffic"
+            if not behind
+            else f"chaos: partitions still behind after {caught_up_s:.0f} s: {behind}",
+            flush=True,
+        )
+        figures = account(settings, faults, collector)
+    return {
+        **figures,
+        "faults_injected": len(faults),
+        **{f"faults_{target}": sum(f.target == target for f in faults) for target in targets},
+        "longest_down_s": round(max((fault.down_s for fault in faults), default=0.0), 1),
+        "partitions_behind": len(behind),
+        "catch_up_s": round(caught_up_s, 1),
+        "producer_delivery_failures": producer.failed,
+        "producer_unacknowledged": unacknowledged,
+        "duration_s": duration_s,
+    }
+
+
+def account(settings: Settings, faults: list[Fault], collector: LetterCollector) -> dict[str, Any]:
+    """Every record of the topic against the store and the dead-letter queue, and how fast ingest recovered."""
+    began = time.monotonic()
+    records = read_topic(settings)
+    read_at = time.monotonic()
+    letters = collector.finish()
+    drained_at = time.monotonic()
+    db = pg8000.native.Connection("orders", password="orders", port=settings.pg_port, database="orders")
+    rows = db.run("SELECT order_uid, extract(epoch FROM ingested_at)::float8 FROM orders ORDER BY 2")
+    db.close()
+    store = OrderStore(settings)
+    figures = check_outcomes(records, letters, store, {row[0] for row in rows})
+    store.close()
+    stored_at = [row[1] for row in rows]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(stored_at)]
+    print(f"chaos: {len(records)} records read in {read_at - began:.0f} s, {len(letters)} letters drained in "
+          f"{drained_at - read_at:.0f} s, {len(rows)} orders compared in {time.monotonic() - drained_at:.0f} s",
+          flush=True)  # fmt: skip
+    return {
+        **figures,
+        "longest_fault_to_stored_s": round(longest_recovery(faults, stored_at), 1),
+        "longest_without_stored_s": round(max(gaps, default=0.0), 1),
+    }
+
+
+def passed(figures: dict[str, Any]) -> bool:
+    return not (figures["lost"] or figures["duplicated"] or figures["stored_not_produced"]
+                or figures["partitions_behind"])  # fmt: skip
+
+
+def main() -> int:
+    duration_s = float(os.environ.get("CHAOS_S", "180"))
+    figures = run_chaos(duration_s, ROOT / ".local" / "chaos")
+    RESULTS.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(json.dumps(figures, indent=2, sort_keys=True))
+    ok = passed(figures)
+    if figures["longest_without_stored_s"] > STALL_WARNING_S:
+        print(f"chaos: warning: no order was stored for {figures['longest_without_stored_s']:.0f} s at a stretch")
+    print(f"chaos: {'PASS' if ok else 'FAIL'} (figures in {RESULTS.relative_to(ROOT)}; service logs in "
+          f".local/chaos-logs)")  # fmt: skip
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.exit(main())
