@@ -168,15 +168,9 @@ def start_get_order(env: dict[str, str], work: Path) -> services.Service:
     """get_order as the native runner starts it (infra/native/function.sh), once it answers /health."""
     function = services.function("get_order", env, work).start()
 
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{function.port}/health", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
     try:
-        services.wait_until(healthy, 60, "get_order /health")
+        services.wait_until(lambda: services.answers_ok(f"http://127.0.0.1:{function.port}/health"), 60,
+                            "get_order /health")  # fmt: skip
     except TimeoutError:
         function.stop()
         raise

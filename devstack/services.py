@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 import pg8000.native
@@ -35,6 +36,15 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
+
+
+def answers_ok(url: str) -> bool:
+    """Whether ``url`` answers 200 now."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - our own http URLs
+            return bool(answer.status == 200)
+    except OSError:
+        return False
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
@@ -159,14 +169,7 @@ def sqs(work: Path) -> Service:
     """
     port = free_port()
     env = {"AWS_PORT": str(port), "SQS_DATA_DIR": str(work / "sqs-data")}
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-                return bool(answer.status == 200)
-        except OSError:
-            return False
-
+    healthy = partial(answers_ok, f"http://127.0.0.1:{port}/health")
     return Service("sqs", [str(ROOT / "infra/native/sqs.sh"), "run"], env, port, work, healthy, start_timeout=120)
 
 

@@ -48,44 +48,7 @@ die() { log "ERROR: $*"; exit 1; }
 abs_dir() { mkdir -p "$1" && (cd "$1" && pwd); }
 
 fetch() {
-    [[ -f "$POM" ]] || die "missing $POM"
-    local want marker
-    want="$(sha256sum "$POM" | cut -d' ' -f1)"
-    KAFKA_LIBS_DIR="$(abs_dir "$KAFKA_LIBS_DIR")"
-    marker="$KAFKA_LIBS_DIR/.pom.sha256"
-    if [[ -f "$marker" && "$(cat "$marker")" == "$want" ]]; then
-        return 0
-    fi
-
-    # Serialise concurrent fetches (e.g. two services starting at once).
-    local lockfd
-    if command -v flock >/dev/null 2>&1; then
-        exec {lockfd}>"$KAFKA_LIBS_DIR/.fetch.lock"
-        flock "$lockfd"
-        if [[ -f "$marker" && "$(cat "$marker")" == "$want" ]]; then
-            exec {lockfd}>&-
-            return 0
-        fi
-    fi
-
-    command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to fetch Kafka jars)"
-    log "fetching Kafka jars from Maven Central into $KAFKA_LIBS_DIR ..."
-    local tmp
-    tmp="$(mktemp -d "$KAFKA_LIBS_DIR/.tmp.XXXXXX")"
-    # mvn -q still emits stray ANSI codes; keep its output only for errors.
-    if ! mvn -B -q -f "$POM" dependency:copy-dependencies \
-            -DoutputDirectory="$tmp" -DincludeScope=runtime >"$tmp/mvn.log" 2>&1; then
-        cat "$tmp/mvn.log" >&2
-        rm -rf "$tmp"
-        die "mvn dependency:copy-dependencies failed"
-    fi
-    compgen -G "$tmp/kafka_2.13-*.jar" >/dev/null || { rm -rf "$tmp"; die "kafka_2.13 jar missing after fetch"; }
-    rm -f "$marker" "$KAFKA_LIBS_DIR"/*.jar
-    mv "$tmp"/*.jar "$KAFKA_LIBS_DIR"/
-    rm -rf "$tmp"
-    echo "$want" >"$marker"
-    log "fetched $(ls "$KAFKA_LIBS_DIR"/*.jar | wc -l) jars"
-    if [[ -n "${lockfd:-}" ]]; then exec {lockfd}>&-; fi
+    "$SCRIPT_DIR/fetch-jars.sh" "$POM" "$KAFKA_LIBS_DIR" 'kafka_2.13-*.jar'
 }
 
 # Kafka cluster ids are 16 random bytes, base64url without padding (22 chars).

@@ -33,33 +33,9 @@ log() { echo "[sqs.sh] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 abs_dir() { mkdir -p "$1" && (cd "$1" && pwd); }
 
-# As infra/native/kafka.sh: the jars of the pom, once per pom content, one fetch at a time.
+# The jars of the pom, once per pom content, one fetch at a time (fetch-jars.sh, as kafka.sh).
 fetch() {
-    [[ -f "$POM" ]] || die "missing $POM"
-    local want marker lockfd tmp
-    want="$(sha256sum "$POM" | cut -d' ' -f1)"
-    SQS_LIBS_DIR="$(abs_dir "$SQS_LIBS_DIR")"
-    marker="$SQS_LIBS_DIR/.pom.sha256"
-    [[ -f "$marker" && "$(cat "$marker")" == "$want" ]] && return 0
-    exec {lockfd}>"$SQS_LIBS_DIR/.fetch.lock"
-    flock "$lockfd"
-    if [[ -f "$marker" && "$(cat "$marker")" == "$want" ]]; then exec {lockfd}>&-; return 0; fi
-    command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to fetch the ElasticMQ jars)"
-    log "fetching ElasticMQ jars from Maven Central into $SQS_LIBS_DIR ..."
-    tmp="$(mktemp -d "$SQS_LIBS_DIR/.tmp.XXXXXX")"
-    if ! mvn -B -q -f "$POM" dependency:copy-dependencies \
-            -DoutputDirectory="$tmp" -DincludeScope=runtime >"$tmp/mvn.log" 2>&1; then
-        cat "$tmp/mvn.log" >&2
-        rm -rf "$tmp"
-        die "mvn dependency:copy-dependencies failed"
-    fi
-    compgen -G "$tmp/elasticmq-server_2.13-*.jar" >/dev/null || { rm -rf "$tmp"; die "elasticmq-server jar missing after fetch"; }
-    rm -f "$marker" "$SQS_LIBS_DIR"/*.jar
-    mv "$tmp"/*.jar "$SQS_LIBS_DIR"/
-    rm -rf "$tmp"
-    echo "$want" >"$marker"
-    log "fetched $(ls "$SQS_LIBS_DIR"/*.jar | wc -l) jars"
-    exec {lockfd}>&-
+    "$SCRIPT_DIR/fetch-jars.sh" "$POM" "$SQS_LIBS_DIR" 'elasticmq-server_2.13-*.jar'
 }
 
 run() {
