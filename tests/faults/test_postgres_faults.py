@@ -20,34 +20,20 @@ Connect = Callable[[], pg8000.native.Connection]
 Fault = Callable[[pg8000.native.Connection, Connect], contextlib.AbstractContextManager[None]]
 
 
-@contextlib.contextmanager
-def read_only_database(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
-    """25006: every new session is read-only."""
-    admin.run("ALTER DATABASE orders SET default_transaction_read_only = on")
-    try:
-        yield
-    finally:
-        admin.run("ALTER DATABASE orders RESET default_transaction_read_only")
+def sql_fault(inject: list[str], lift: list[str]) -> Fault:
+    """A fault that statements run by the database owner inject, and others lift."""
 
+    @contextlib.contextmanager
+    def fault(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
+        for statement in inject:
+            admin.run(statement)
+        try:
+            yield
+        finally:
+            for statement in lift:
+                admin.run(statement)
 
-@contextlib.contextmanager
-def insert_revoked(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
-    """42501: the function's role may no longer insert orders."""
-    admin.run(f"REVOKE INSERT ON orders FROM {INGEST_ROLE}")
-    try:
-        yield
-    finally:
-        admin.run(f"GRANT INSERT ON orders TO {INGEST_ROLE}")
-
-
-@contextlib.contextmanager
-def table_missing(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
-    """42P01: a table renamed away (a migration half done, say)."""
-    admin.run("ALTER TABLE items RENAME TO items_elsewhere")
-    try:
-        yield
-    finally:
-        admin.run("ALTER TABLE items_elsewhere RENAME TO items")
+    return fault
 
 
 @contextlib.contextmanager
@@ -63,37 +49,28 @@ def table_locked(admin: pg8000.native.Connection, connect: Connect) -> Iterator[
         holder.close()
 
 
-@contextlib.contextmanager
-def every_insert_slow(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
-    """57014: a trigger makes every insert outlast the function's statement_timeout."""
-    admin.run("CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM pg_sleep(60); "
-              "RETURN NEW; END$$")  # fmt: skip
-    admin.run("CREATE TRIGGER slow_insert BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow_insert()")
-    try:
-        yield
-    finally:
-        admin.run("DROP TRIGGER slow_insert ON orders")
-        admin.run("DROP FUNCTION slow_insert()")
-
-
-@contextlib.contextmanager
-def password_changed(admin: pg8000.native.Connection, connect: Connect) -> Iterator[None]:
-    """28P01: the function's password is no longer the role's."""
-    admin.run(f"ALTER ROLE {INGEST_ROLE} PASSWORD 'rotated-elsewhere'")
-    try:
-        yield
-    finally:
-        admin.run(f"ALTER ROLE {INGEST_ROLE} PASSWORD '{INGEST_PASSWORD}'")
-
-
 FAULTS: dict[str, Fault] = {
-    "read-only (25006)": read_only_database,
-    "insert revoked (42501)": insert_revoked,
-    "table missing (42P01)": table_missing,
+    # 25006: every new session is read-only.
+    "read-only (25006)": sql_fault(["ALTER DATABASE orders SET default_transaction_read_only = on"],
+                                   ["ALTER DATABASE orders RESET default_transaction_read_only"]),
+    # 42501: the function's role may no longer insert orders.
+    "insert revoked (42501)": sql_fault([f"REVOKE INSERT ON orders FROM {INGEST_ROLE}"],
+                                        [f"GRANT INSERT ON orders TO {INGEST_ROLE}"]),
+    # 42P01: a table renamed away (a migration half done, say).
+    "table missing (42P01)": sql_fault(["ALTER TABLE items RENAME TO items_elsewhere"],
+                                       ["ALTER TABLE items_elsewhere RENAME TO items"]),
     "lock held (55P03)": table_locked,
-    "statement timeout (57014)": every_insert_slow,
-    "authentication (28P01)": password_changed,
-}
+    # 57014: a trigger makes every insert outlast the function's statement_timeout.
+    "statement timeout (57014)": sql_fault(
+        ["CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM pg_sleep(60); "
+         "RETURN NEW; END$$",
+         "CREATE TRIGGER slow_insert BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow_insert()"],
+        ["DROP TRIGGER slow_insert ON orders", "DROP FUNCTION slow_insert()"],
+    ),
+    # 28P01: the function's password is no longer the role's.
+    "authentication (28P01)": sql_fault([f"ALTER ROLE {INGEST_ROLE} PASSWORD 'rotated-elsewhere'"],
+                                        [f"ALTER ROLE {INGEST_ROLE} PASSWORD '{INGEST_PASSWORD}'"]),
+}  # fmt: skip
 
 
 def stored_count(admin: pg8000.native.Connection, orders: list[dict[str, Any]]) -> int:

@@ -127,28 +127,22 @@ def test_conflicting_order_is_dead_lettered_not_stored_over(
     assert json.loads(store.orders[first["order_uid"]])["entry"] == first["entry"]
 
 
-def test_store_down_fails_the_whole_batch_and_sends_nothing(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
+@pytest.mark.parametrize(
+    ("down", "stored", "failed"),
+    [("store", 0, [0, 1]), ("queue", 1, [1])],
+    ids=["store down: the whole batch", "queue down: only the refused record"],
+)
+def test_a_dependency_down_fails_the_records_that_need_it_and_dead_letters_nothing(
+    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any, down: str, stored: int, failed: list[int]
 ) -> None:
     store, queue, _ = parts
-    store.down = True
+    (store if down == "store" else queue).down = True
     records = [record(json.dumps(make_order()).encode()), record(b"garbage", 1)]
     report = service(parts).ingest(records)
-    assert report.failed == records and queue.letters == []
+    assert report.stored == stored and report.failed == [records[i] for i in failed] and queue.letters == []
     assert report.as_dict()["batchItemFailures"] == [
-        {"itemIdentifier": {"partition": "orders-0", "offset": 0}},
-        {"itemIdentifier": {"partition": "orders-0", "offset": 1}},
+        {"itemIdentifier": {"partition": "orders-0", "offset": i}} for i in failed
     ]
-
-
-def test_queue_down_fails_only_the_refused_records(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
-) -> None:
-    _, queue, _ = parts
-    queue.down = True
-    records = [record(json.dumps(make_order()).encode()), record(b"garbage", 1)]
-    report = service(parts).ingest(records)
-    assert report.stored == 1 and report.failed == [records[1]]
 
 
 def test_cache_failure_never_fails_the_ingest(make_order: Any) -> None:
