@@ -24,8 +24,8 @@
 # triggers Kafka's clean shutdown.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+# shellcheck source=infra/native/jvm-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/jvm-common.sh"
 POM="$REPO_ROOT/infra/kafka/pom.xml"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
@@ -38,14 +38,6 @@ KAFKA_HEAP="${KAFKA_HEAP:--Xmx512m -Xms256m}"
 KAFKA_NUM_PARTITIONS="${KAFKA_NUM_PARTITIONS:-3}"
 KAFKA_LOG_LEVEL="${KAFKA_LOG_LEVEL:-WARN}"
 KAFKA_OPTS="${KAFKA_OPTS:-}"
-
-if [[ -n "${JAVA_HOME:-}" ]]; then JAVA="$JAVA_HOME/bin/java"; else JAVA="java"; fi
-
-log() { echo "[kafka.sh] $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# Make a (possibly relative) directory path absolute, creating it.
-abs_dir() { mkdir -p "$1" && (cd "$1" && pwd); }
 
 fetch() {
     "$SCRIPT_DIR/fetch-jars.sh" "$POM" "$KAFKA_LIBS_DIR" 'kafka_2.13-*.jar'

@@ -18,8 +18,8 @@
 # ElasticMQ is exec'd, so the caller (honcho, a test) owns the PID; SIGTERM stops it cleanly.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+# shellcheck source=infra/native/jvm-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/jvm-common.sh"
 POM="$REPO_ROOT/infra/sqs/pom.xml"
 CONF="$REPO_ROOT/infra/sqs/elasticmq.conf"
 
@@ -27,11 +27,6 @@ export AWS_PORT="${AWS_PORT:-4566}" SQS_HOST="${SQS_HOST:-127.0.0.1}" AWS_REGION
 SQS_DATA_DIR="${SQS_DATA_DIR:-$REPO_ROOT/.local/sqs-data}"
 SQS_LIBS_DIR="${SQS_LIBS_DIR:-$REPO_ROOT/.local/sqs-libs}"
 SQS_HEAP="${SQS_HEAP:--Xmx256m -Xms64m}"
-if [[ -n "${JAVA_HOME:-}" ]]; then JAVA="$JAVA_HOME/bin/java"; else JAVA="java"; fi
-
-log() { echo "[sqs.sh] $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-abs_dir() { mkdir -p "$1" && (cd "$1" && pwd); }
 
 # The jars of the pom, once per pom content, one fetch at a time (fetch-jars.sh, as kafka.sh).
 fetch() {
