@@ -89,7 +89,7 @@ def _list_path(limit_max: int) -> dict[str, Any]:
     limit = {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": limit_max, "default": 20}}  # fmt: skip
     responses = {
-        "200": _json("Order summaries, newest first.", "RecentOrders"),
+        "200": _json("Order summaries, the last stored first.", "RecentOrders"),
         "400": _error("limit is not a whole number in range."),
         "404": _error("Listing orders is turned off in this deployment."),
         "503": _error("PostgreSQL cannot be reached.", **_RETRY),

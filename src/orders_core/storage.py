@@ -153,7 +153,7 @@ SELECT o.order_uid, o.track_number,
        to_char(o.date_created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
        p.amount, p.currency, (SELECT count(*) FROM items i WHERE i.order_uid = o.order_uid)
 FROM orders o JOIN payments p USING (order_uid)
-ORDER BY o.date_created DESC, o.order_uid
+ORDER BY o.ingested_at DESC, o.date_created DESC, o.order_uid
 LIMIT :limit
 """
 

@@ -118,6 +118,10 @@ def test_recent_orders_newest_first_and_bounded(
         "date_created": "2099-01-02T00:00:00Z", "amount": newest["payment"]["amount"],
         "currency": newest["payment"]["currency"], "item_count": len(newest["items"]),
     }  # fmt: skip
+    # Recent means stored last, whatever date the client gave its order (a late delivery, a generated order)
+    late = make_order(date_created="2001-01-01T00:00:00Z")
+    seed_orders([late])
+    assert client.get("/orders?limit=1").json["orders"][0]["order_uid"] == late["order_uid"]
     for bad in ("0", "101", "ten", "-1"):
         assert client.get(f"/orders?limit={bad}").status_code == 400
 
