@@ -11,7 +11,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -42,31 +42,39 @@ MAX_BODY_BYTES = 4 * 1024 * 1024  # a metrics page is a few KiB; a larger one is
 # most, however many are open (and a flood of /ops cannot become a flood of scrapes).
 REUSE_S = 1.0
 
-Fetch = Callable[[str], str]
-
 
 class MetricsScraper:
     """Scrapes the configured sources concurrently, each within ``timeout_s``; a dead source is reported, never
-    fatal. Thread-safe: one scrape at a time, its answer shared for :data:`REUSE_S`."""
+    fatal. Thread-safe: one scrape at a time, its answer shared for :data:`REUSE_S`. The scrape runs on the
+    caller's thread (get_order's PostgreSQL pool in ASGI mode), so other callers never wait for it."""
 
-    def __init__(self, sources: Mapping[str, str], timeout_s: float, fetch: Fetch | None = None) -> None:
+    def __init__(self, sources: Mapping[str, str], timeout_s: float) -> None:
         self._sources = dict(sources)
         self._timeout_s = timeout_s
         self._http = urllib3.PoolManager(maxsize=2, retries=False, timeout=urllib3.Timeout(total=timeout_s))
-        self._fetch = fetch or self._get
         self._lock = threading.Lock()
         self._last: tuple[float, dict[str, Any]] | None = None
 
     def snapshot(self) -> dict[str, Any]:
-        """``{"time", "sources": {name: state}, "counters", "partitions"}``, at most :data:`REUSE_S` old."""
-        with self._lock:
-            if self._last is None or time.monotonic() - self._last[0] >= REUSE_S:
+        """``{"time", "sources": {name: state}, "counters", "partitions"}``, at most :data:`REUSE_S` old, or the
+        last one while another thread is scraping (a request never waits behind another's scrape)."""
+        last = self._last
+        if last is not None and time.monotonic() - last[0] < REUSE_S:
+            return last[1]
+        if not self._lock.acquire(blocking=last is None):  # only the very first callers wait: there is nothing yet
+            assert last is not None
+            return last[1]
+        try:
+            if self._last is last:  # nobody refreshed it while this thread waited
                 self._last = (time.monotonic(), self._scrape())
+            assert self._last is not None
             return self._last[1]
+        finally:
+            self._lock.release()
 
     def _scrape(self) -> dict[str, Any]:
         pool = ThreadPoolExecutor(max_workers=len(self._sources), thread_name_prefix="ops-scrape")
-        futures = {name: pool.submit(self._fetch, url) for name, url in self._sources.items()}
+        futures = {name: pool.submit(self._get, url) for name, url in self._sources.items()}
         # A deadline for the whole answer: a source that trickles bytes must not hold it past the timeout.
         wait(futures.values(), timeout=self._timeout_s + 0.5)
         pool.shutdown(wait=False, cancel_futures=True)

@@ -3,16 +3,19 @@ metric endpoints serving real Prometheus text with the names the functions and t
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import flask.testing
 import functions_framework
 import pytest
 
-from devstack.services import free_port
+from devstack.services import free_port, wait_until
 from orders_core import runtime
 from orders_core.config import Settings
+from orders_core.ops import REUSE_S, MetricsScraper
 from tests.support.metrics import Fleet, silent_server, stand_ins
 
 Client = Callable[[str], flask.testing.FlaskClient]
@@ -124,3 +127,24 @@ def test_a_malformed_source_list_stops_the_function_with_the_reason(monkeypatch:
 @pytest.fixture
 def unused_url() -> str:
     return f"http://127.0.0.1:{free_port()}/metrics"
+
+
+def test_a_request_never_waits_behind_another_ones_scrape(fleet: Fleet) -> None:
+    # GIVEN figures scraped once, then a source that stops answering (its answer held back)
+    scraper = MetricsScraper({"ingest_order": fleet.ingest.url}, timeout_s=8)
+    fleet.records.labels("stored").inc(5)
+    first = scraper.snapshot()
+    fleet.ingest.gate.clear()
+    time.sleep(REUSE_S)
+    # WHEN one request is scraping the held source and another asks meanwhile
+    scraping = threading.Thread(target=scraper.snapshot)
+    scraping.start()
+    wait_until(lambda: fleet.ingest.waiting > 0, 10, "the scrape to reach the held source")
+    meanwhile: list[dict[str, Any]] = []
+    asking = threading.Thread(target=lambda: meanwhile.append(scraper.snapshot()))
+    asking.start()
+    asking.join(timeout=5)
+    # THEN the second gets the last figures at once, while the scrape still waits on the source
+    assert meanwhile == [first] and scraping.is_alive()
+    fleet.ingest.gate.set()
+    scraping.join(timeout=15)

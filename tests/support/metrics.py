@@ -19,10 +19,16 @@ class MetricsStandIn:
         self.registry = CollectorRegistry()
         self.status = 200
         self.body: bytes | None = None
+        self.gate = threading.Event()  # cleared: requests wait until it is set again
+        self.gate.set()
+        self.waiting = 0  # requests held at the gate
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                stand_in.waiting += 1
+                stand_in.gate.wait(30)
+                stand_in.waiting -= 1
                 body = stand_in.body if stand_in.body is not None else generate_latest(stand_in.registry)
                 self.send_response(stand_in.status if self.path == "/metrics" else 404)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
