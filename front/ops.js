@@ -217,33 +217,38 @@
     );
   }
 
+  // One poll loop at a time: a loop whose controller was replaced (the view left, the tab hidden) ends.
   async function poll() {
-    controller = new AbortController();
-    const timeout = setTimeout(() => controller.abort(), TIMEOUT_MS);
+    const mine = new AbortController();
+    controller = mine;
+    const timeout = setTimeout(() => mine.abort(), TIMEOUT_MS);
     try {
-      const response = await fetch(`${API_BASE}/ops`, { signal: controller.signal, headers: { Accept: "application/json" } });
+      const response = await fetch(`${API_BASE}/ops`, { signal: mine.signal, headers: { Accept: "application/json" } });
       if (response.status === 404) {
         statusLine.textContent = "The ops view is off for this API: it names no metrics sources (OPS_METRICS_URLS).";
         return; // nothing to poll: it stays off until the page is reloaded
       }
       if (!response.ok) throw new Error(`the API answered ${response.status}`);
       const snapshot = await response.json();
+      if (controller !== mine) return;
       showSources(snapshot.sources);
       record(snapshot);
       const down = Object.values(byKey(snapshot.sources)).filter((s) => s !== "ok").length;
       const when = new Date(num(snapshot.time) * 1000).toLocaleTimeString();
       statusLine.textContent = `Updated ${when}${down ? ` · ${down} source${down > 1 ? "s" : ""} not answering` : ""}`;
     } catch (error) {
-      if (!opsView.hidden) statusLine.textContent = `Figures are unavailable (${error.message || error}); trying again.`;
+      if (controller !== mine) return;
+      statusLine.textContent = `Figures are unavailable (${error.message || error}); trying again.`;
     } finally {
       clearTimeout(timeout);
     }
-    if (!opsView.hidden) timer = setTimeout(poll, POLL_MS);
+    timer = setTimeout(poll, POLL_MS);
   }
 
   function stopPolling() {
     clearTimeout(timer);
     if (controller) controller.abort();
+    controller = null;
   }
 
   // ---------------------------------------------------------------- the two views
@@ -276,6 +281,11 @@
     else if (location.hash === "" || location.hash === "#orders") show(false);
   }
 
+  // A hidden tab asks nothing; it catches up when shown again (the next rates span the gap).
+  document.addEventListener("visibilitychange", () => {
+    stopPolling();
+    if (!document.hidden && !opsView.hidden) poll();
+  });
   window.addEventListener("hashchange", fromHash);
   window.addEventListener("popstate", fromHash);
   $("lookup-form").addEventListener("submit", () => show(false)); // a lookup from the ops view shows the order

@@ -123,6 +123,10 @@ def test_ops_view_shows_live_rates_and_a_chart_per_figure(
     page.get_by_role("link", name="Lookup").click()
     expect(page.locator("#orders-layout")).to_be_visible()
     expect(page.locator("#ops-view")).to_be_hidden()
+    with page.expect_response(lambda response: response.url.endswith("/ops"), timeout=SLOW):
+        page.get_by_role("link", name="Ops").click()  # back again: it asks at once and goes on
+    expect(page.locator("#ops-view")).to_be_visible()
+    wait_for_polls(page, 1)
 
 
 def test_ops_view_on_a_phone_in_dark_mode(browser: Browser, front_url: str, ops_api: str, artifacts_dir: Path) -> None:
