@@ -34,7 +34,8 @@ def work_dir(kind: str) -> Path:
 
 def environment(started: Mapping[str, Service]) -> dict[str, str]:
     """The settings' environment for these services (by their ``MAKERS`` names); the rest keep their defaults."""
-    env = {"LOG_LEVEL": "WARNING"}
+    # /ops scrapes nothing unless a test names its sources: the Procfile's default would reach a running `make up`.
+    env = {"LOG_LEVEL": "WARNING", "OPS_METRICS_URLS": ""}
     if "postgres" in started:
         env |= {"PGHOST": "127.0.0.1", "PGPORT": str(started["postgres"].port)}
     if "memcached" in started:

@@ -4,4 +4,5 @@
 // allowApiOverride: whether a `?api=URL` query parameter may point the page at another API. On for the local
 //   stack and the tests; set it to false in a deployment, or a crafted link to the real page could make it show
 //   anyone's made-up "order" under the real address. Either way the page connects to the chosen API only.
-window.ORDERS_CONFIG = { apiBase: null, allowApiOverride: true };
+// opsPollSeconds: how often the ops view (#ops) asks the API's /ops for fresh figures.
+window.ORDERS_CONFIG = { apiBase: null, allowApiOverride: true, opsPollSeconds: 5 };

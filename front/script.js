@@ -20,6 +20,7 @@
 
   const API_BASE = resolveApiBase();
   connectOnlyTo(API_BASE);
+  window.ORDERS_API_BASE = API_BASE; // the ops view (ops.js) asks the same API, and only it
 
   // ---------------------------------------------------------------- configuration
 

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     # get_order's ASGI adapter: reads waiting for a PostgreSQL thread beyond this answer 503 at once, so a flood
     # queues neither memory nor latency without bound.
     lookup_queue_max: int = Field(256, ge=1)
+    # get_order's GET /ops (the page's ops view): "name=url,name=url", each a process's Prometheus /metrics,
+    # scraped server-side within OPS_SCRAPE_TIMEOUT_S. Empty (the deployed default: CloudWatch holds the
+    # figures there) answers 404.
+    ops_metrics_urls: str = ""
+    ops_scrape_timeout_s: float = Field(1.0, gt=0, le=10)
 
     # Generator
     generate_max_count: int = 1_000_000
@@ -120,6 +125,21 @@ class Settings(BaseSettings):
     @property
     def cors_origins(self) -> frozenset[str]:
         return frozenset(o.strip() for o in self.cors_allow_origins.split(",") if o.strip())
+
+    @field_validator("ops_metrics_urls")
+    @classmethod
+    def _named_http_urls(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            name, _, url = entry.partition("=")
+            if not name.strip() or not url.strip().startswith(("http://", "https://")):
+                raise ValueError(f"expected name=http://host:port/metrics, got {entry!r}")
+        return value
+
+    @property
+    def ops_metrics_sources(self) -> dict[str, str]:
+        """OPS_METRICS_URLS as name -> URL, in the order given."""
+        entries = (e.strip().partition("=") for e in self.ops_metrics_urls.split(",") if e.strip())
+        return {name.strip(): url.strip() for name, _, url in entries}
 
     @property
     def memcached_server_list(self) -> list[str]:

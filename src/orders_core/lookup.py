@@ -1,6 +1,7 @@
 """The lookup API, independent of how the request arrived (functions-framework or a Lambda function URL).
 
-Routes: ``GET /orders/{order_uid}``, ``GET /orders?limit=N``, ``GET /health``, ``GET /openapi.json``; HEAD and
+Routes: ``GET /orders/{order_uid}``, ``GET /orders?limit=N``, ``GET /health``, ``GET /openapi.json``,
+``GET /ops`` (the ops view's figures, when ``OPS_METRICS_URLS`` names sources); HEAD and
 CORS preflight on each. Every error is JSON ``{"error", "message"}``; no stack trace ever reaches the client.
 """
 
@@ -16,6 +17,7 @@ from .cache import Tier
 from .config import Settings
 from .model import ORDER_UID_RE
 from .openapi import openapi_document
+from .ops import MetricsScraper
 from .responses import JSON_TYPE, HttpResponse, error, json_response, method_not_allowed
 from .storage import OrderSummary, StoreUnavailable
 
@@ -47,7 +49,7 @@ class OrderLookupCache(Protocol):
 class Route:
     """A request that needs data: what it asks for, and what its answer depends on."""
 
-    resource: Literal["order", "recent", "health"]
+    resource: Literal["order", "recent", "health", "ops"]
     origin: str | None = None
     order_uid: str = ""
     if_none_match: str | None = None
@@ -80,6 +82,8 @@ class LookupService:
         self._store = store
         self._cache = cache
         self._cors_origins = settings.cors_origins  # a property that parses the setting: once, not per request
+        sources = settings.ops_metrics_sources
+        self._ops = MetricsScraper(sources, settings.ops_scrape_timeout_s) if sources else None
 
     def handle(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> HttpResponse:
         """Answer one request; ``headers`` keys are lower-case. May wait on PostgreSQL."""
@@ -102,7 +106,7 @@ class LookupService:
     def answer_from_cache(self, route: Route) -> HttpResponse | None:
         """The answer when a cache tier has it (the order, or that it does not exist), else None."""
         if route.resource != "order":
-            return None  # health and recent orders always ask PostgreSQL
+            return None  # health and recent orders always ask PostgreSQL; /ops waits on the scrape
         try:
             answer = self._order_from_cache(route.order_uid, route.if_none_match)
         except Exception:
@@ -116,6 +120,8 @@ class LookupService:
                 answer = self._order_from_store(route.order_uid, route.if_none_match)
             elif route.resource == "recent":
                 answer = self._recent(route.limit)
+            elif route.resource == "ops" and self._ops is not None:
+                answer = json_response(200, self._ops.snapshot(), **{"Cache-Control": "no-store"})
             else:
                 answer = self._health()
         except Exception:
@@ -131,7 +137,9 @@ class LookupService:
     def _route(
         self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
     ) -> Route | HttpResponse:
-        resources: dict[str, Literal["recent", "health"]] = {"/orders": "recent", "/health": "health"}
+        resources: dict[str, Literal["recent", "health", "ops"]] = {"/orders": "recent", "/health": "health"}
+        if self._ops is not None:  # unconfigured, /ops is an unknown path like any other
+            resources["/ops"] = "ops"
         if path not in resources and path != "/openapi.json" and not path.startswith("/orders/"):
             return error(404, "not_found", f"No such endpoint: {path}. Try /orders/{{order_uid}}.")
         if method == "OPTIONS":

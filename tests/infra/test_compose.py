@@ -126,3 +126,23 @@ def test_sqs_runs_the_native_configuration_and_keeps_its_data_on_a_volume(compos
     assert (ROOT / "infra" / mounts["/opt/elasticmq.conf"]).resolve() == ROOT / "infra" / "sqs" / "elasticmq.conf"
     data_dir = (service.get("environment") or {}).get("SQS_DATA_DIR", "/data")
     assert data_dir in mounts and mounts[data_dir] in compose["volumes"]
+
+
+def test_ops_sources_name_processes_at_their_addresses(compose: Compose) -> None:
+    """get_order's /ops scrapes each process at its own address: compose's names on the compose network, the
+    Procfile's default on each process's port (a process that serves no port yet is checked once it does)."""
+    with mock.patch.dict(os.environ, ours(compose)["get_order"], clear=True):
+        in_compose = Settings().ops_metrics_sources
+    network = reachable(compose)
+    for name, url in in_compose.items():
+        assert name in procfile(), name
+        if name in network.values():
+            assert network.get((str(urlsplit(url).hostname), int(urlsplit(url).port or 0))) == name, name
+    native = re.search(r'OPS_METRICS_URLS="\$\{OPS_METRICS_URLS-(.*)\}"', procfile()["get_order"])
+    assert native, "the Procfile's get_order line sets no OPS_METRICS_URLS default"
+    ports = {name: m.group(1) for name, command in procfile().items() if (m := re.search(r":-(\d+)\}", command))}
+    for entry in native.group(1).split(","):
+        name, _, url = entry.partition("=")
+        assert name in in_compose, name
+        default_port = re.search(r":-(\d+)\}", url)
+        assert default_port and default_port.group(1) == ports.get(name, default_port.group(1)), name
