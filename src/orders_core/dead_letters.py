@@ -1,7 +1,7 @@
 """The dead-letter queue: an SQS queue holding every record the ingest refused, with the reason.
 
-Locally it is LocalStack or a moto server reached through a localstack-client session; on AWS (no
-``AWS_ENDPOINT_URL``) it is real SQS through boto3.
+Locally it is ElasticMQ (``make up``) or a moto server (the tests) at ``AWS_ENDPOINT_URL``; on AWS (no
+``AWS_ENDPOINT_URL``) it is real SQS. boto3 either way.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
-import localstack_client.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -124,16 +122,23 @@ class DeadLetter:
 
 
 def make_sqs_client(settings: Settings) -> Any:
-    """An SQS client with short timeouts: LocalStack/moto when an endpoint is set, real AWS otherwise."""
+    """An SQS client with short timeouts, for the endpoint of ``settings``: the local one (ElasticMQ, moto) when
+    it names one, real AWS otherwise.
+
+    boto3 is given the endpoint itself: a localstack-client session would take ``AWS_ENDPOINT_URL`` from the
+    process environment over what it is given, so a tool or a test whose settings name another endpoint than
+    its environment would read one queue and write another.
+    """
     config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
-    if settings.aws_endpoint_url:
-        netloc = urlsplit(settings.aws_endpoint_url).netloc
-        session = localstack_client.session.Session(
-            aws_access_key_id="test", aws_secret_access_key="test", aws_session_token=None,  # noqa: S106
-            region_name=settings.aws_region, localstack_host=netloc,
-        )  # fmt: skip
-        return session.client("sqs", config=config)
-    return boto3.client("sqs", region_name=settings.aws_region, config=config)
+    session = boto3.session.Session(region_name=settings.aws_region)
+    if settings.aws_endpoint_url and session.get_credentials() is None:
+        # A local endpoint takes any credentials; a shell without AWS settings still reaches it.
+        session = boto3.session.Session(
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            region_name=settings.aws_region,  # noqa: S106
+        )
+    return session.client("sqs", endpoint_url=settings.aws_endpoint_url or None, config=config)
 
 
 class DeadLetterQueue:

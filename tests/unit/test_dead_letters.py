@@ -93,3 +93,16 @@ def test_a_queue_failing_on_its_side_names_the_letters_not_sent() -> None:
     with pytest.raises(DeadLetterUnavailable) as caught:
         queue(sqs).send(letters)
     assert caught.value.unsent == letters  # the first batch failed: all twelve are to be redelivered
+
+
+def test_the_queue_client_talks_to_the_endpoint_of_its_settings_not_of_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a process whose environment names one endpoint (a test session's, say)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    # WHEN a tool makes a client from settings that name another
+    from orders_core.dead_letters import make_sqs_client
+
+    client = make_sqs_client(Settings(aws_endpoint_url="http://127.0.0.1:4566"))
+    # THEN it talks to that one
+    assert client.meta.endpoint_url == "http://127.0.0.1:4566"
