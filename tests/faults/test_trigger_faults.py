@@ -147,7 +147,7 @@ class Rig:
     def trigger(self) -> services.Service:
         """A new trigger process in the group, started."""
         name = f"trigger-{self.topic}-{len(self.triggers)}"
-        service = services.Service(name, ["orders-trigger"], self.env, 0, self.work_dir, ready=lambda: True)
+        service = services.trigger(self.env, self.work_dir, name)
         self.triggers.append(service.start())
         return service
 
