@@ -148,7 +148,8 @@ class Trigger:
         duration_ms = round((time.monotonic() - started) * 1000, 1)
         span = f"{records[0].label}..{records[-1].offset}"
         log.log(logging.INFO if outcome == "accepted" else logging.WARNING,
-                "invoked with %s (%d records): %s; took %d in %.1f ms", span, len(records), answer, took, duration_ms,
+                "invoked %s with %s (%d records): %s; took %d in %.1f ms", request_id, span, len(records), answer,
+                took, duration_ms,
                 extra={"function": "trigger", "request_id": request_id, "partition": records[0].partition_name,
                        "first_record": records[0].label, "last_record": records[-1].label, "records": len(records),
                        "taken": took, "answer": answer, "outcome": outcome, "duration_ms": duration_ms,
