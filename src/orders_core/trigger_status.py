@@ -167,6 +167,8 @@ def serve_status(status: TriggerStatus, host: str, port: int) -> ThreadingHTTPSe
             else:
                 self._send(error(404, "not_found", f"No such endpoint: {path[:100]}. Try /status or /metrics."))
 
+        do_HEAD = do_GET  # _send leaves the body out
+
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             # http.server's own errors (a bad request line, an unknown method) in JSON, as every answer.
             self.close_connection = True

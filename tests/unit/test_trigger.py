@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
+from prometheus_client import generate_latest
+
 from orders_core.kafka_event import KafkaRecord
 from orders_core.trigger import PartitionWorker, accepted_prefix
+from orders_core.trigger_status import TriggerStatus, lags_of
 
 RECORDS = [KafkaRecord("orders", 0, offset, 0, None, b"{}") for offset in range(5)]
 
@@ -44,3 +48,31 @@ def test_commits_stop_before_the_first_failed_record() -> None:
     assert accepted_prefix(RECORDS, {("orders-0", 2), ("orders-0", 4)}) == 2
     assert accepted_prefix(RECORDS, set()) == 5
     assert accepted_prefix(RECORDS, {("orders-0", 0)}) == 0
+
+
+def test_lag_is_read_per_partition_from_librdkafka_statistics_and_unknown_stays_unknown() -> None:
+    """librdkafka lists an internal partition -1 and says -1 for a lag it cannot compute (nothing committed)."""
+    statistics = {
+        "topics": {
+            "orders": {"partitions": {"0": {"consumer_lag": 7}, "1": {"consumer_lag": -1}, "-1": {"consumer_lag": -1}}},
+            "other": {"partitions": {"0": {"consumer_lag": 99}}},
+        }
+    }
+    assert lags_of(statistics, "orders") == {0: 7, 1: None}
+    assert lags_of({}, "orders") == {}
+
+
+def test_a_revoked_partition_leaves_status_and_metrics_at_once() -> None:
+    status = TriggerStatus("orders")
+    status.assign([("orders", 0), ("orders", 1)])
+    status.committed(("orders", 1), 42)
+    status.set_retrying(("orders", 1), True)
+    status.statistics(json.dumps({"topics": {"orders": {"partitions": {"0": {"consumer_lag": 3}}}}}))
+    assert status.as_json()["retrying"] == ["orders-1"]
+    assert status.as_json()["partitions"]["orders-0"]["lag"] == 3
+    status.unassign([("orders", 1)])
+    status.committed(("orders", 1), 50)  # a late commit answer for a partition no longer ours
+    assert status.as_json()["assigned"] == ["orders-0"] and status.as_json()["retrying"] == []
+    metrics = generate_latest(status.registry).decode()
+    assert 'orders_trigger_consumer_lag{partition="0",topic="orders"} 3.0' in metrics
+    assert 'partition="1"' not in metrics
