@@ -45,13 +45,20 @@ def _iso(seconds: float | None) -> str | None:
 
 def lags_of(statistics: Mapping[str, Any], topic: str) -> dict[int, int | None]:
     """Each partition's consumer lag in librdkafka's statistics: the end of the partition less the
-    committed offset; None while either is unknown (librdkafka says -1: nothing committed yet, say)."""
+    committed offset; None while either is unknown.
+
+    librdkafka says -1 when the group never committed on the partition; consuming then starts at the
+    partition's first offset (``auto.offset.reset=earliest``), so the lag is all of it: end less start."""
     partitions = statistics.get("topics", {}).get(topic, {}).get("partitions", {})
     lags: dict[int, int | None] = {}
     for name, figures in partitions.items():
-        if int(name) >= 0:  # librdkafka lists an internal partition -1
-            lag = figures.get("consumer_lag", -1)
-            lags[int(name)] = lag if isinstance(lag, int) and lag >= 0 else None
+        if int(name) < 0:  # librdkafka lists an internal partition -1
+            continue
+        lag = figures.get("consumer_lag", -1)
+        if lag == -1 and figures.get("committed_offset", -1) < 0:
+            end, start = figures.get("ls_offset", -1), figures.get("lo_offset", -1)
+            lag = end - start if end >= 0 and start >= 0 else -1
+        lags[int(name)] = lag if isinstance(lag, int) and lag >= 0 else None
     return lags
 
 

@@ -440,3 +440,20 @@ def test_the_status_server_answers_json_even_to_what_it_does_not_serve(rig: Call
             urllib.request.urlopen(request, timeout=5)
         assert refused.value.code == status
         assert json.loads(refused.value.read())["error"]
+
+
+def test_a_group_that_never_committed_shows_its_whole_backlog_as_lag(rig: Callable[..., Rig]) -> None:
+    """GIVEN a new consumer group WHEN the stand-in fails the very first batch of partition 0 while 12 records
+    wait THEN the lag of partition 0 is 12 (the group never committed: it starts at the first offset), and
+    0 once the stand-in takes them."""
+    r = rig(TRIGGER_STATISTICS_INTERVAL_S="0.2")
+    failing = threading.Event()
+    failing.set()
+    r.stand_in.answer = take_all_but(lambda record: failing.is_set())
+    r.produce(0, 12)
+    trigger = r.trigger()
+    services.wait_until(lambda: partition_figures(r, trigger, 0).get("lag") == 12, 30, "partition 0's lag 12", 0.2)
+    assert partition_figures(r, trigger, 0)["committed_offset"] is None
+    failing.clear()
+    r.wait_everything_committed()
+    services.wait_until(lambda: partition_figures(r, trigger, 0).get("lag") == 0, 30, "partition 0's lag 0", 0.2)

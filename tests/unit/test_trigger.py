@@ -51,14 +51,12 @@ def test_commits_stop_before_the_first_failed_record() -> None:
 
 
 def test_lag_is_read_per_partition_from_librdkafka_statistics_and_unknown_stays_unknown() -> None:
-    """librdkafka lists an internal partition -1 and says -1 for a lag it cannot compute (nothing committed)."""
-    statistics = {
-        "topics": {
-            "orders": {"partitions": {"0": {"consumer_lag": 7}, "1": {"consumer_lag": -1}, "-1": {"consumer_lag": -1}}},
-            "other": {"partitions": {"0": {"consumer_lag": 99}}},
-        }
-    }
-    assert lags_of(statistics, "orders") == {0: 7, 1: None}
+    """librdkafka lists an internal partition -1 and says -1 for a lag it cannot compute: with nothing committed
+    the lag is the whole partition (consuming starts at its first offset), else unknown."""
+    never_committed = {"consumer_lag": -1, "committed_offset": -1001, "lo_offset": 10, "ls_offset": 30}
+    partitions = {"0": {"consumer_lag": 7}, "1": {"consumer_lag": -1}, "2": never_committed, "-1": {"consumer_lag": -1}}
+    statistics = {"topics": {"orders": {"partitions": partitions}, "other": {"partitions": {"0": {"consumer_lag": 9}}}}}
+    assert lags_of(statistics, "orders") == {0: 7, 1: None, 2: 20}
     assert lags_of({}, "orders") == {}
 
 
