@@ -62,6 +62,13 @@ def lags_of(statistics: Mapping[str, Any], topic: str) -> dict[int, int | None]:
     return lags
 
 
+def committed_of(statistics: Mapping[str, Any], topic: str) -> dict[int, int]:
+    """Each partition's committed offset as librdkafka knows it (read from the group when assigned)."""
+    partitions = statistics.get("topics", {}).get(topic, {}).get("partitions", {})
+    return {int(name): offset for name, figures in partitions.items()
+            if isinstance(offset := figures.get("committed_offset"), int) and offset >= 0}  # fmt: skip
+
+
 class TriggerStatus:
     """The trigger's state as it reports it: written by the consumer's thread (assignments, commits,
     statistics) and the delivery threads (retrying), read by the status server's threads."""
@@ -103,7 +110,8 @@ class TriggerStatus:
     def statistics(self, statistics_json: str) -> None:
         """librdkafka's ``stats_cb``: note each assigned partition's lag."""
         try:
-            lags = lags_of(json.loads(statistics_json), self.topic)
+            statistics = json.loads(statistics_json)
+            lags, committed = lags_of(statistics, self.topic), committed_of(statistics, self.topic)
         except (ValueError, AttributeError, TypeError):  # never break the consumer's poll over a report
             log.warning("unreadable librdkafka statistics", exc_info=True)
             return
@@ -112,6 +120,8 @@ class TriggerStatus:
             for (topic, partition), state in self._partitions.items():
                 if topic == self.topic and partition in lags:
                     state.lag = lags[partition]
+                if topic == self.topic and state.committed_offset is None and partition in committed:
+                    state.committed_offset = committed[partition]  # committed before this trigger took it
 
     def partitions(self) -> dict[PartitionKey, PartitionState]:
         """A copy of each assigned partition's state."""

@@ -60,6 +60,16 @@ def test_lag_is_read_per_partition_from_librdkafka_statistics_and_unknown_stays_
     assert lags_of({}, "orders") == {}
 
 
+def test_a_partition_committed_before_this_trigger_shows_that_commit_until_its_own() -> None:
+    status = TriggerStatus("orders")
+    status.assign([("orders", 0)])
+    status.statistics(json.dumps({"topics": {"orders": {"partitions": {"0": {"committed_offset": 40}}}}}))
+    assert status.as_json()["partitions"]["orders-0"]["committed_offset"] == 40
+    status.committed(("orders", 0), 45)
+    status.statistics(json.dumps({"topics": {"orders": {"partitions": {"0": {"committed_offset": 44}}}}}))
+    assert status.as_json()["partitions"]["orders-0"]["committed_offset"] == 45  # its own confirmed commit
+
+
 def test_a_revoked_partition_leaves_status_and_metrics_at_once() -> None:
     status = TriggerStatus("orders")
     status.assign([("orders", 0), ("orders", 1)])
