@@ -199,6 +199,7 @@ def front(work: Path) -> Service:
     return procfile_process("front", {"PYTHON": sys.executable}, work)
 
 
-def trigger(env: Mapping[str, str], work: Path) -> Service:
-    """orders-trigger; it serves nothing, so it counts as ready once it runs."""
-    return Service("trigger", ["orders-trigger"], env, 0, work, ready=lambda: True)
+def trigger(env: Mapping[str, str], work: Path, name: str = "trigger") -> Service:
+    """orders-trigger, its status server on a free port (``service.port``): ready once that answers."""
+    port = free_port()
+    return Service(name, ["orders-trigger"], {**env, "TRIGGER_STATUS_PORT": str(port)}, port, work)

@@ -3,6 +3,7 @@
 Two adapters over one core: ``http_entry`` (functions-framework; the local trigger POSTs the Lambda Kafka
 event to it) and ``handler`` (AWS Lambda with a Kafka event source mapping reporting batch item failures).
 Both answer AWS's partial batch response: the records to redeliver, named by partition and offset.
+``GET /health`` (functions-framework only) is its readiness: 200 when PostgreSQL and the queue answer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import functions_framework
 from orders_core import runtime
 from orders_core.kafka_event import BadEvent, decode_event
 from orders_core.logs import configure_logging
+from orders_core.readiness import readiness
 from orders_core.responses import HttpResponse, error, json_response, method_not_allowed
 
 configure_logging()
@@ -31,6 +33,8 @@ def _flask(answer: HttpResponse) -> flask.Response:
 
 @functions_framework.http
 def http_entry(request: flask.Request) -> flask.Response:
+    if request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: PostgreSQL and the queue
+        return _flask(readiness(postgres=runtime.order_store().ping, queue=runtime.dead_letter_queue().ping))
     if request.method != "POST":
         return _flask(method_not_allowed(request.method, "POST"))
     # Only JSON: a web page can POST text/plain or a form to any address without asking first.

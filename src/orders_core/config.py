@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     trigger_instance_id: str | None = None
     # One invocation's event: AWS Lambda's payload limit of a synchronous invocation (6 MB).
     trigger_max_event_bytes: int = Field(6 * 1024 * 1024, ge=4096)
+    # The trigger's own HTTP server: GET /status (JSON) and GET /metrics (Prometheus); port 0 turns it off.
+    # The host is the loopback locally; a container binds every address so that others can scrape it.
+    trigger_status_host: str = "127.0.0.1"
+    trigger_status_port: int = Field(8083, ge=0, le=65535)
+    # How often librdkafka reports its statistics, whence each partition's consumer lag.
+    trigger_statistics_interval_s: float = Field(5.0, ge=0.1, le=3600)
 
     # HTTP
     cors_allow_origins: str = "http://localhost:3000,http://127.0.0.1:3000"

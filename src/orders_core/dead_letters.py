@@ -158,6 +158,16 @@ class DeadLetterQueue:
                 self._queue_url = self._client.get_queue_url(QueueName=self._settings.dlq_queue_name)["QueueUrl"]
             return self._client, self._queue_url
 
+    def ping(self) -> None:
+        """Raise ``DeadLetterUnavailable`` unless the queue answers (readiness)."""
+        try:
+            client, queue_url = self._target()
+            client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        except (BotoCoreError, ClientError) as exc:
+            with self._lock:
+                self._queue_url = self._settings.dlq_queue_url
+            raise DeadLetterUnavailable(f"dead-letter queue unreachable: {exc}") from exc
+
     def send(self, letters: Sequence[DeadLetter]) -> None:
         """Send every letter or raise ``DeadLetterUnavailable`` naming those not sent (to be redelivered)."""
         sent = 0

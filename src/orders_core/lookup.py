@@ -1,7 +1,8 @@
 """The lookup API, independent of how the request arrived (functions-framework or a Lambda function URL).
 
-Routes: ``GET /orders/{order_uid}``, ``GET /orders?limit=N``, ``GET /health``, ``GET /openapi.json``,
-``GET /ops`` (the ops view's figures, when ``OPS_METRICS_URLS`` names sources); HEAD and
+Routes: ``GET /orders/{order_uid}``, ``GET /orders?limit=N``, ``GET /health`` (readiness: PostgreSQL answers),
+``GET /livez`` (liveness: the process answers, whatever its dependencies), ``GET /openapi.json``, ``GET /ops``
+(the ops view's figures, when ``OPS_METRICS_URLS`` names sources); HEAD and
 CORS preflight on each. Every error is JSON ``{"error", "message"}``; no stack trace ever reaches the client.
 """
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 ORDER_CACHE_CONTROL = "public, max-age=31536000, immutable"  # an order never changes once stored
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 DEFAULT_RECENT = 20
+STATIC_PATHS = ("/openapi.json", "/livez")  # answered without data
 
 
 class OrderReader(Protocol):
@@ -140,7 +142,7 @@ class LookupService:
         resources: dict[str, Literal["recent", "health", "ops"]] = {"/orders": "recent", "/health": "health"}
         if self._ops is not None:  # unconfigured, /ops is an unknown path like any other
             resources["/ops"] = "ops"
-        if path not in resources and path != "/openapi.json" and not path.startswith("/orders/"):
+        if path not in resources and path not in STATIC_PATHS and not path.startswith("/orders/"):
             return error(404, "not_found", f"No such endpoint: {path}. Try /orders/{{order_uid}}.")
         if method == "OPTIONS":
             return HttpResponse(204, headers={"Allow": ALLOWED_METHODS})
@@ -149,6 +151,8 @@ class LookupService:
         origin = headers.get("origin")
         if path == "/openapi.json":
             return json_response(200, openapi_document(self._settings.recent_orders_max))
+        if path == "/livez":  # no dependency asked: restarting the process would not mend PostgreSQL
+            return json_response(200, {"status": "ok"}, **{"Cache-Control": "no-store"})
         if path == "/orders" and not self._settings.recent_orders_enabled:
             return error(404, "not_found", "Listing orders is turned off here; look an order up by its order_uid.")
         if path in resources:

@@ -34,9 +34,14 @@ class Health(BaseModel):
     memcached: str
 
 
+class Live(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["ok"]
+
+
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (Order, ErrorBody, RecentOrders, Health):
+    for model in (Order, ErrorBody, RecentOrders, Health, Live):
         schema = TypeAdapter(model).json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -117,6 +122,13 @@ def openapi_document(limit_max: int) -> dict[str, Any]:
             "/orders/{order_uid}": _order_path(),
             "/orders": _list_path(limit_max),
             "/health": {"get": {"operationId": "health", "summary": "Readiness", "responses": health}},
+            "/livez": {
+                "get": {
+                    "operationId": "liveness",
+                    "summary": "Liveness: the process answers",
+                    "responses": {"200": _json("Always, while the process answers: no dependency is asked.", "Live")},
+                }
+            },
         },
         "components": {"schemas": _schemas()},
     }

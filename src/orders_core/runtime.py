@@ -24,8 +24,13 @@ def order_cache() -> OrderCache:
 
 
 @cache
+def dead_letter_queue() -> DeadLetterQueue:
+    return DeadLetterQueue(get_settings())
+
+
+@cache
 def ingest_service() -> IngestService:
-    return IngestService(order_store(), DeadLetterQueue(get_settings()), order_cache())
+    return IngestService(order_store(), dead_letter_queue(), order_cache())
 
 
 @cache
@@ -35,6 +40,6 @@ def lookup_service() -> LookupService:
 
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for made in (order_store, order_cache, ingest_service, lookup_service):
+    for made in (order_store, order_cache, dead_letter_queue, ingest_service, lookup_service):
         made.cache_clear()
     get_settings.cache_clear()

@@ -11,6 +11,10 @@ Only a partition whose deliveries are retrying is paused; the others keep flowin
 was consumed before it, and a partition no longer assigned is never committed. SIGTERM finishes the
 invocations in flight, commits, leaves the group and exits; a delivery thread that fails unexpectedly stops
 the trigger with a non-zero status, so its records are redelivered.
+
+Every invocation carries a fresh ``Function-Execution-Id`` header (its request id) and is logged as one line
+with its records' coordinates, its answer, what the function took and how long it took. The trigger's own
+HTTP server (``trigger_status``) reports its partitions, commits, consumer lag and retries.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ import queue
 import signal
 import sys
 import threading
+import time
+import uuid
 from collections.abc import Sequence
 from typing import cast
 
 import urllib3
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from .config import Settings, get_settings
 from .kafka_event import KafkaRecord, encode_events, failed_offsets
 from .logs import configure_logging
+from .trigger_status import TriggerStatus, serve_status
 
 log = logging.getLogger("orders_core.trigger")
 QUEUED_BATCHES = 2  # per partition, waiting behind the one in flight
@@ -97,6 +104,7 @@ class Trigger:
         self.settings = settings
         self.stopping = threading.Event()
         self.failure: BaseException | None = None
+        self.status = TriggerStatus(settings.kafka_topic)
         self._http = urllib3.PoolManager(
             num_pools=2,
             maxsize=16,
@@ -112,6 +120,10 @@ class Trigger:
                 "auto.offset.reset": "earliest",
                 "max.poll.interval.ms": 300_000,
                 "fetch.wait.max.ms": 100,
+                # Both callbacks run on the consumer's thread, inside consume().
+                "statistics.interval.ms": int(settings.trigger_statistics_interval_s * 1000),
+                "stats_cb": self.status.statistics,
+                "on_commit": self._on_commit,
                 # Static membership: a trigger restarted after a crash rejoins as itself and gets its partitions
                 # back at once, instead of after the dead member's session timeout (45 s).
                 **({"group.instance.id": settings.trigger_instance_id} if settings.trigger_instance_id else {}),
@@ -130,24 +142,37 @@ class Trigger:
     # -- delivering (worker threads) --------------------------------------------------------------
 
     def invoke(self, records: Sequence[KafkaRecord], body: bytes) -> int:
-        """POST one event; returns how many leading records the function took (stored or dead-lettered)."""
+        """POST one event; returns how many leading records the function took (stored or dead-lettered).
+        Logs one line per invocation: its request id, the records' coordinates, the answer, the time."""
+        request_id, started = str(uuid.uuid4()), time.monotonic()
+        took, answer = self._call(records, body, request_id)
+        outcome = "accepted" if took == len(records) else "retried"
+        self.status.batches.labels(outcome).inc()
+        duration_ms = round((time.monotonic() - started) * 1000, 1)
+        span = f"{records[0].label}..{records[-1].offset}"
+        log.log(logging.INFO if outcome == "accepted" else logging.WARNING,
+                "invoked %s with %s (%d records): %s; took %d in %.1f ms", request_id, span, len(records), answer,
+                took, duration_ms,
+                extra={"function": "trigger", "request_id": request_id, "partition": records[0].partition_name,
+                       "first_record": records[0].label, "last_record": records[-1].label, "records": len(records),
+                       "taken": took, "answer": answer, "outcome": outcome, "duration_ms": duration_ms,
+                       "event_bytes": len(body)})  # fmt: skip
+        return took
+
+    def _call(self, records: Sequence[KafkaRecord], body: bytes, request_id: str) -> tuple[int, str]:
+        """How many leading records the function took, and its answer in a few words."""
+        headers = {"Content-Type": "application/json", "Function-Execution-Id": request_id}
         try:
-            response = self._http.request(
-                "POST", self.settings.ingest_url, body=body, headers={"Content-Type": "application/json"}
-            )
+            response = self._http.request("POST", self.settings.ingest_url, body=body, headers=headers)
         except urllib3.exceptions.HTTPError as exc:  # unreachable, or timed out (perhaps after storing)
-            log.warning("ingest unreachable (%s); retrying %s and the %d after it", exc, records[0].label,
-                        len(records) - 1)  # fmt: skip
-            return 0
+            return 0, f"unreachable ({exc})"
         if response.status != 200:
-            log.warning("ingest answered %s: %s", response.status, response.data[:300].decode(errors="replace"))
-            return 0
+            return 0, f"{response.status} {response.data[:300].decode(errors='replace')}"
         try:
             failed = failed_offsets(json.loads(response.data), records)
         except (ValueError, RecursionError) as exc:  # not JSON, or not a response for this batch
-            log.warning("ingest answered 200 but %s; retrying the batch from %s", exc, records[0].label)
-            return 0
-        return accepted_prefix(records, failed)
+            return 0, f"200 but {exc}"
+        return accepted_prefix(records, failed), f"200, {len(failed)} failed"
 
     def deliver_batch(self, batch: list[KafkaRecord], worker: PartitionWorker) -> int:
         """Invoke the function with one partition's batch, in events within the size limit, retrying what
@@ -169,6 +194,7 @@ class Trigger:
                 complete = took == len(records)
             except Exception:  # whatever went wrong, the records are retried, never skipped
                 log.exception("delivering %s failed unexpectedly", batch[taken].label)
+            self.status.set_retrying(worker.key, not complete)
             if complete:
                 delay = s.trigger_retry_initial_s
                 continue
@@ -191,6 +217,14 @@ class Trigger:
 
     # -- consuming (the main thread) --------------------------------------------------------------
 
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's answer to a commit: what the broker confirmed is the partition's last commit."""
+        if error is not None:
+            log.warning("commit failed, records will be redelivered: %s", error)
+        for tp in partitions:
+            if tp.error is None and tp.offset >= 0:
+                self.status.committed((tp.topic, tp.partition), tp.offset)
+
     def commit(self, wait: bool = False) -> None:
         with self._lock:
             offsets = [
@@ -200,8 +234,8 @@ class Trigger:
         if not offsets:
             return
         try:
-            if wait:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
+            if wait:  # its answer comes here: no poll may follow to run on_commit
+                self._on_commit(None, self._consumer.commit(offsets=offsets, asynchronous=False) or [])
             else:
                 self._consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:  # e.g. a rebalance: the records come again, storing them is harmless
@@ -256,6 +290,7 @@ class Trigger:
         with self._lock:
             self.generation += 1
             self.assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        self.status.assign((tp.topic, tp.partition) for tp in partitions)
         log.info("assigned %s", sorted(f"{tp.topic}-{tp.partition}" for tp in partitions))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -265,6 +300,7 @@ class Trigger:
         with self._lock:
             self.generation += 1
             self.assigned -= keys
+        self.status.unassign(keys)
         log.info("revoked %s", sorted(f"{t}-{p}" for t, p in keys))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -272,6 +308,7 @@ class Trigger:
         with self._lock:  # first: another consumer owns them now, nothing of theirs may be committed
             self.generation += 1
             self.assigned -= keys
+        self.status.unassign(keys)
         self._drop(keys)
         log.warning("lost %s", sorted(f"{t}-{p}" for t, p in keys))
 
@@ -328,7 +365,12 @@ class Trigger:
 
 def main(argv: list[str] | None = None) -> None:
     configure_logging()
-    trigger = Trigger(get_settings())
+    settings = get_settings()
+    trigger = Trigger(settings)
+    # Bound before consuming: a port taken by another process stops the trigger at once, saying so.
+    server = None
+    if settings.trigger_status_port:
+        server = serve_status(trigger.status, settings.trigger_status_host, settings.trigger_status_port)
 
     def stop(signum: int, _frame: object) -> None:
         log.info("signal %d: finishing the invocations in flight", signum)
@@ -336,7 +378,11 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    trigger.run()
+    try:
+        trigger.run()
+    finally:
+        if server is not None:
+            server.shutdown()
     if trigger.failure is not None:
         sys.exit(1)
 

@@ -11,6 +11,8 @@ import json
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -67,6 +69,7 @@ class StandIn:
         self.answer: Answer = take_all_but()
         self.taken: dict[int, set[int]] = defaultdict(set)
         self.calls: list[tuple[int, int, int, int]] = []  # partition, first offset, records, event bytes
+        self.execution_ids: list[str] = []  # each invocation's Function-Execution-Id header
         self.lock = threading.Lock()
         stand_in = self
 
@@ -76,6 +79,7 @@ class StandIn:
                 records = decode_event(json.loads(body))
                 with stand_in.lock:
                     stand_in.calls.append((records[0].partition, records[0].offset, len(records), len(body)))
+                    stand_in.execution_ids.append(self.headers.get("Function-Execution-Id", ""))
                     reply = stand_in.answer(records)
                 time.sleep(reply.delay_s)
                 if reply.delay_s < REQUEST_TIMEOUT_S:
@@ -147,7 +151,7 @@ class Rig:
     def trigger(self) -> services.Service:
         """A new trigger process in the group, started."""
         name = f"trigger-{self.topic}-{len(self.triggers)}"
-        service = services.Service(name, ["orders-trigger"], self.env, 0, self.work_dir, ready=lambda: True)
+        service = services.trigger(self.env, self.work_dir, name)
         self.triggers.append(service.start())
         return service
 
@@ -175,7 +179,10 @@ class Rig:
 
     def wait_committed(self, expected: dict[int, int], timeout: float = 45) -> None:
         def reached() -> bool:
-            committed = self.committed()
+            try:
+                committed = self.committed()
+            except KafkaException:  # e.g. the group coordinator still loading on a fresh broker: ask again
+                return False
             return all(committed[p] == offset for p, offset in expected.items())
 
         services.wait_until(reached, timeout, f"offsets {expected} committed", 0.2)
@@ -337,3 +344,116 @@ def test_events_stay_within_the_size_limit_and_an_oversized_record_still_goes(ri
     assert all(size <= 20_000 for _, _, count, size in calls if count > 1)
     assert [(first, count) for _, first, count, size in calls if size > 20_000] == [(20, 1)]
     assert max(count for _, _, count, _ in calls) > 1
+
+
+def status_of(trigger: services.Service) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{trigger.port}/status", timeout=5) as answer:
+        assert answer.headers["Content-Type"].startswith("application/json")
+        status: dict[str, Any] = json.loads(answer.read())
+        return status
+
+
+def metrics_of(trigger: services.Service) -> dict[str, float]:
+    """The trigger's Prometheus samples, by name and labels as written: 'name{label="value",...}'."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{trigger.port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    lines = (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {sample: float(value) for sample, value in lines}
+
+
+def partition_figures(r: Rig, trigger: services.Service, partition: int) -> dict[str, Any]:
+    figures: dict[str, Any] = status_of(trigger)["partitions"].get(f"{r.topic}-{partition}", {})
+    return figures
+
+
+def test_status_shows_the_partitions_assigned_and_their_commits_once_orders_flow(rig: Callable[..., Rig]) -> None:
+    """GIVEN a trigger consuming three partitions WHEN orders flow through it THEN GET /status lists the three
+    as assigned, each with its last commit and no lag, and GET /metrics says the same."""
+    r = rig(TRIGGER_STATISTICS_INTERVAL_S="0.2")
+    trigger = r.trigger()
+    for partition in range(PARTITIONS):
+        r.produce(partition, 10 + partition)
+    r.wait_everything_committed()
+
+    def settled() -> bool:
+        figures = status_of(trigger)["partitions"]
+        return all(figures.get(f"{r.topic}-{p}", {}).get("lag") == 0 for p in range(PARTITIONS))
+
+    services.wait_until(settled, 30, "every partition's lag 0", 0.2)
+    status = status_of(trigger)
+    assert status["assigned"] == [f"{r.topic}-{p}" for p in range(PARTITIONS)] and status["retrying"] == []
+    for partition in range(PARTITIONS):
+        figures = status["partitions"][f"{r.topic}-{partition}"]
+        assert figures["committed_offset"] == 10 + partition and figures["committed_at"] and not figures["retrying"]
+    metrics = metrics_of(trigger)
+    for partition in range(PARTITIONS):
+        labels = f'partition="{partition}",topic="{r.topic}"'
+        assert metrics[f"orders_trigger_committed_offset{{{labels}}}"] == 10 + partition
+        assert metrics[f"orders_trigger_consumer_lag{{{labels}}}"] == 0
+        assert metrics[f"orders_trigger_partition_retrying{{{labels}}}"] == 0
+    assert metrics['orders_trigger_batches_total{outcome="accepted"}'] >= PARTITIONS
+
+
+def test_status_shows_a_retrying_partition_and_its_lag_until_the_backlog_is_taken(rig: Callable[..., Rig]) -> None:
+    """GIVEN partition 0 committed at 5 WHEN the ingest stand-in fails its records while 20 more wait THEN
+    GET /status and /metrics show partition 0 retrying with a lag above 0, every attempt carrying a fresh
+    Function-Execution-Id that the trigger's log names; once the stand-in takes them, the lag is 0 again
+    and nothing retries."""
+    r = rig(TRIGGER_STATISTICS_INTERVAL_S="0.2")
+    failing = threading.Event()
+    r.stand_in.answer = take_all_but(lambda record: failing.is_set() and record.partition == 0)
+    trigger = r.trigger()
+    r.produce(0, 5)
+    r.wait_committed({0: 5})
+    failing.set()
+    r.produce(0, 20)
+
+    def retrying_with_lag() -> bool:
+        figures = partition_figures(r, trigger, 0)
+        return bool(figures.get("retrying")) and (figures.get("lag") or 0) > 0
+
+    services.wait_until(retrying_with_lag, 30, "partition 0 retrying with a lag", 0.2)
+    assert status_of(trigger)["retrying"] == [f"{r.topic}-0"]
+    assert partition_figures(r, trigger, 0)["committed_offset"] == 5
+    labels = f'partition="0",topic="{r.topic}"'
+    metrics = metrics_of(trigger)
+    assert metrics[f"orders_trigger_partition_retrying{{{labels}}}"] == 1
+    assert metrics[f"orders_trigger_consumer_lag{{{labels}}}"] > 0
+    assert metrics['orders_trigger_batches_total{outcome="retried"}'] >= 1
+    services.wait_until(lambda: r.stand_in.calls_from(0, 5) >= 2, 30, "the batch retried")
+
+    failing.clear()
+    r.wait_everything_committed()
+    services.wait_until(lambda: partition_figures(r, trigger, 0).get("lag") == 0, 30, "partition 0's lag 0", 0.2)
+    assert status_of(trigger)["retrying"] == [] and partition_figures(r, trigger, 0)["committed_offset"] == 25
+    ids = list(r.stand_in.execution_ids)
+    assert len(set(ids)) == len(ids) and all(uuid.UUID(each) for each in ids)  # fresh per attempt
+    log = trigger.log_tail(1000)
+    assert all(each in log for each in ids)
+
+
+def test_the_status_server_answers_json_even_to_what_it_does_not_serve(rig: Callable[..., Rig]) -> None:
+    trigger = rig().trigger()
+    for method, path, status in [("GET", "/nowhere", 404), ("POST", "/status", 501)]:
+        request = urllib.request.Request(f"http://127.0.0.1:{trigger.port}{path}", method=method, data=None)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == status
+        assert json.loads(refused.value.read())["error"]
+
+
+def test_a_group_that_never_committed_shows_its_whole_backlog_as_lag(rig: Callable[..., Rig]) -> None:
+    """GIVEN a new consumer group WHEN the stand-in fails the very first batch of partition 0 while 12 records
+    wait THEN the lag of partition 0 is 12 (the group never committed: it starts at the first offset), and
+    0 once the stand-in takes them."""
+    r = rig(TRIGGER_STATISTICS_INTERVAL_S="0.2")
+    failing = threading.Event()
+    failing.set()
+    r.stand_in.answer = take_all_but(lambda record: failing.is_set())
+    r.produce(0, 12)
+    trigger = r.trigger()
+    services.wait_until(lambda: partition_figures(r, trigger, 0).get("lag") == 12, 30, "partition 0's lag 12", 0.2)
+    assert partition_figures(r, trigger, 0)["committed_offset"] is None
+    failing.clear()
+    r.wait_everything_committed()
+    services.wait_until(lambda: partition_figures(r, trigger, 0).get("lag") == 0, 30, "partition 0's lag 0", 0.2)

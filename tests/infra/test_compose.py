@@ -92,6 +92,24 @@ def test_native_defaults_address_the_procfile_ports() -> None:
     assert int(defaults.memcached_server_list[0].rsplit(":", 1)[1]) == ports["memcached"]
     assert urlsplit(defaults.aws_endpoint_url).port == ports["aws"]
     assert urlsplit(defaults.ingest_url).port == ports["ingest_order"]
+    assert defaults.trigger_status_port == ports["trigger"]
+
+
+def test_http_health_checks_ask_the_process_they_check(compose: Compose) -> None:
+    """Each HTTP health check asks its own container on the port its process serves (a function's PORT, the
+    trigger's status server), and the trigger's status server is published as the native runner serves it."""
+    checked = set()
+    for name, env in ours(compose).items():
+        command = " ".join(compose["services"][name].get("healthcheck", {}).get("test") or [])
+        if asked := re.search(r"http://127\.0\.0\.1:(\d+)/", command):
+            with mock.patch.dict(os.environ, env, clear=True):
+                settings = Settings()
+            assert int(asked.group(1)) == int(env.get("PORT") or settings.trigger_status_port), name
+            checked.add(name)
+    assert {"get_order", "ingest_order", "trigger"} <= checked
+    trigger = compose["services"]["trigger"]
+    assert trigger["ports"] == [f"127.0.0.1:{Settings.model_construct().trigger_status_port}:"
+                                f"{trigger['environment']['TRIGGER_STATUS_PORT']}"]  # fmt: skip
 
 
 def test_function_services_serve_what_the_procfile_serves(compose: Compose) -> None:

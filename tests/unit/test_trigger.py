@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
+from prometheus_client import generate_latest
+
 from orders_core.kafka_event import KafkaRecord
 from orders_core.trigger import PartitionWorker, accepted_prefix
+from orders_core.trigger_status import TriggerStatus, lags_of
 
 RECORDS = [KafkaRecord("orders", 0, offset, 0, None, b"{}") for offset in range(5)]
 
@@ -44,3 +48,39 @@ def test_commits_stop_before_the_first_failed_record() -> None:
     assert accepted_prefix(RECORDS, {("orders-0", 2), ("orders-0", 4)}) == 2
     assert accepted_prefix(RECORDS, set()) == 5
     assert accepted_prefix(RECORDS, {("orders-0", 0)}) == 0
+
+
+def test_lag_is_read_per_partition_from_librdkafka_statistics_and_unknown_stays_unknown() -> None:
+    """librdkafka lists an internal partition -1 and says -1 for a lag it cannot compute: with nothing committed
+    the lag is the whole partition (consuming starts at its first offset), else unknown."""
+    never_committed = {"consumer_lag": -1, "committed_offset": -1001, "lo_offset": 10, "ls_offset": 30}
+    partitions = {"0": {"consumer_lag": 7}, "1": {"consumer_lag": -1}, "2": never_committed, "-1": {"consumer_lag": -1}}
+    statistics = {"topics": {"orders": {"partitions": partitions}, "other": {"partitions": {"0": {"consumer_lag": 9}}}}}
+    assert lags_of(statistics, "orders") == {0: 7, 1: None, 2: 20}
+    assert lags_of({}, "orders") == {}
+
+
+def test_a_partition_committed_before_this_trigger_shows_that_commit_until_its_own() -> None:
+    status = TriggerStatus("orders")
+    status.assign([("orders", 0)])
+    status.statistics(json.dumps({"topics": {"orders": {"partitions": {"0": {"committed_offset": 40}}}}}))
+    assert status.as_json()["partitions"]["orders-0"]["committed_offset"] == 40
+    status.committed(("orders", 0), 45)
+    status.statistics(json.dumps({"topics": {"orders": {"partitions": {"0": {"committed_offset": 44}}}}}))
+    assert status.as_json()["partitions"]["orders-0"]["committed_offset"] == 45  # its own confirmed commit
+
+
+def test_a_revoked_partition_leaves_status_and_metrics_at_once() -> None:
+    status = TriggerStatus("orders")
+    status.assign([("orders", 0), ("orders", 1)])
+    status.committed(("orders", 1), 42)
+    status.set_retrying(("orders", 1), True)
+    status.statistics(json.dumps({"topics": {"orders": {"partitions": {"0": {"consumer_lag": 3}}}}}))
+    assert status.as_json()["retrying"] == ["orders-1"]
+    assert status.as_json()["partitions"]["orders-0"]["lag"] == 3
+    status.unassign([("orders", 1)])
+    status.committed(("orders", 1), 50)  # a late commit answer for a partition no longer ours
+    assert status.as_json()["assigned"] == ["orders-0"] and status.as_json()["retrying"] == []
+    metrics = generate_latest(status.registry).decode()
+    assert 'orders_trigger_consumer_lag{partition="0",topic="orders"} 3.0' in metrics
+    assert 'partition="1"' not in metrics
