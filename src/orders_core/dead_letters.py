@@ -78,6 +78,7 @@ class DeadLetter:
     value: bytes | None
     errors: list[dict[str, str]] = field(default_factory=list)
     order_uid: str | None = None
+    request_id: str | None = None  # the invocation that refused the record: its log line tells the rest
 
     def to_message(self) -> str:
         """The SQS body: ASCII JSON, under SQS_MAX_BYTES, with the raw key and value in base64."""
@@ -97,6 +98,7 @@ class DeadLetter:
             "errors": _bounded_errors(self.errors),
             "error_count": len(self.errors),
             "order_uid": _text(self.order_uid, MAX_NAME),
+            "request_id": _text(self.request_id, MAX_NAME),
         }
         text = json.dumps(body)  # ensure_ascii: lone surrogates, U+FFFE and the like travel as \u escapes
         return text if len(text) <= SQS_MAX_BYTES else self.minimal_message()
@@ -112,6 +114,7 @@ class DeadLetter:
                 "offset": self.offset,
                 "value_bytes": len(value),
                 "value_sha256": hashlib.sha256(value).hexdigest(),
+                "request_id": _text(self.request_id, MAX_NAME),
                 "minimal": True,
             }
         )
