@@ -45,13 +45,11 @@ def _generate(payload: Any, emit: metrics.Emit) -> dict[str, Any]:
 def http_entry(request: flask.Request) -> flask.Response:
     """POST ``application/json``, optionally ``{"count", "seed", "invalid_ratio", "max_items"}`` -> 200 with
     what was produced; ``GET /metrics``: the orders produced so far."""
-    if request.path == "/metrics":
-        answer = (
-            metrics.exposition() if request.method in ("GET", "HEAD") else method_not_allowed(request.method, "GET")
-        )
-        return flask.Response(answer.body, status=answer.status, headers=answer.headers)
-    with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
-        answer = _answer(request)
+    if request.path == metrics.PATH:
+        answer = metrics.endpoint(request.method)
+    else:
+        with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
+            answer = _answer(request)
     return flask.Response(answer.body, status=answer.status, headers=answer.headers)
 
 

@@ -55,10 +55,8 @@ def _flask(answer: HttpResponse) -> flask.Response:
 
 @functions_framework.http
 def http_entry(request: flask.Request) -> flask.Response:
-    if request.path == "/metrics":
-        return _flask(
-            metrics.exposition() if request.method in ("GET", "HEAD") else method_not_allowed(request.method, "GET")
-        )
+    if request.path == metrics.PATH:
+        return _flask(metrics.endpoint(request.method))
     request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
     with logs.invocation(FUNCTION, request_id):
         answer = _answer(request, request_id)

@@ -81,8 +81,8 @@ class _InvocationFields(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """A plain line for people, its fields appended as ``key=value`` (values that are not plain words in
-    JSON, so a newline in a field cannot start a line of its own)."""
+    """A plain line for people, its fields appended as ``key=value``: a value in JSON unless it is a plain
+    word, so a newline in a field (a path, a header) cannot start a line of its own."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -96,8 +96,9 @@ class TextFormatter(logging.Formatter):
 
 
 def _plain(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
-    return text if _PLAIN.fullmatch(text) else json.dumps(text)
+    if isinstance(value, str):
+        return value if _PLAIN.fullmatch(value) else json.dumps(value)
+    return json.dumps(value, default=str, separators=(",", ":"))
 
 
 def configure_logging() -> None:
