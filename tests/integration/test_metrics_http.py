@@ -64,9 +64,10 @@ def per_worker(service: services.Service, name: str, labels: Labels) -> list[flo
 
 
 def counted_by_both_workers(
-    service: services.Service, send: Callable[[], None], name: str, labels: Labels, each: int = 1
+    service: services.Service, send: Callable[[], None], name: str, labels: Labels, each: int = 1, before: int = 0
 ) -> int:
-    """Send requests (each adding ``each``), many at once, until both workers counted some; how many were sent."""
+    """Send requests (each adding ``each`` to ``before``), many at once, until both workers counted some; how
+    many were sent."""
     base = f"http://127.0.0.1:{service.port}"
     sent = 0
     deadline = time.monotonic() + 120
@@ -76,7 +77,7 @@ def counted_by_both_workers(
             list(pool.map(lambda _: send(), range(16)))
             sent += 16
     for _ in range(6):  # each scrape is answered by either worker
-        assert scraped(base, name, labels) == sent * each
+        assert scraped(base, name, labels) == before + sent * each
     return sent
 
 
@@ -93,15 +94,23 @@ def running(stack_env: dict[str, str], work_dir: Path) -> Iterator[Callable[...,
         service.stop()
 
 
-def test_get_order_metrics_add_up_both_workers(running: Callable[..., services.Service]) -> None:
-    service = running("get_order", FUNCTION_TARGET="asgi")
+def test_get_order_metrics_add_up_both_workers_and_each_request_logs_its_id(
+    running: Callable[..., services.Service],
+) -> None:
+    service = running("get_order", FUNCTION_TARGET="asgi", LOG_LEVEL="INFO")
     base = f"http://127.0.0.1:{service.port}"
+    request = urllib.request.Request(f"{base}/orders/{uuid.uuid4().hex}", headers={"Function-Execution-Id": "asgi-1"})
+    with pytest.raises(HTTPError):
+        urllib.request.urlopen(request, timeout=60)
+    services.wait_until(lambda: '"request_id":"asgi-1"' in service.log_path.read_text(), 30, "the request's log line")
+    [line] = [json.loads(text) for text in service.log_path.read_text().splitlines() if '"asgi-1"' in text]
+    assert (line["function"], line["message"], line["status"]) == ("get_order", "lookup answered", 404)
 
     def lookup_unknown() -> None:
         assert call(f"{base}/orders/{uuid.uuid4().hex}") == 404
 
-    counted_by_both_workers(service, lookup_unknown, "orders_lookup_responses_total", {"status": "404"})
-    assert scraped(base, "orders_lookup_seconds_count", {}) >= 32
+    sent = counted_by_both_workers(service, lookup_unknown, "orders_lookup_responses_total", {"status": "404"}, 1, 1)
+    assert scraped(base, "orders_lookup_seconds_count", {}) == sent + 1
 
 
 def test_ingest_order_metrics_add_up_both_workers(
