@@ -57,16 +57,16 @@ def record_spans(records: Iterable[KafkaRecord]) -> list[str]:
     return [f"{name}@{low}" if low == high else f"{name}@{low}..{high}" for name, (low, high) in sorted(spans.items())]
 
 
-class _Stdout(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stdout`` is when a line is written (as logging's own last-resort handler does
-    with stderr), so a replaced stdout (a test capturing it) still gets the lines."""
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is written (as logging's own last-resort handler
+    does), so a replaced stderr (a test capturing it) still gets the lines."""
 
     def __init__(self) -> None:
         super().__init__()
 
     @property
     def stream(self) -> Any:
-        return sys.stdout
+        return sys.stderr
 
     @stream.setter
     def stream(self, value: Any) -> None:
@@ -102,9 +102,10 @@ def _plain(value: Any) -> str:
 
 
 def configure_logging() -> None:
-    """Send every logger's lines to stdout (where Lambda and the process runners collect them), one a line."""
+    """Send every logger's lines to stderr, one a line (Lambda and the process runners collect it, as stdout,
+    where the Lambda handlers print their EMF metrics)."""
     settings = get_settings()
-    handler = _Stdout()
+    handler = _Stderr()
     handler.setFormatter(LambdaPowertoolsFormatter() if settings.log_format == "json" else TextFormatter())
     handler.addFilter(_InvocationFields())
     # force: the Lambda runtime installs its own handler on the root logger; without this every line is twice.

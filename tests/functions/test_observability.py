@@ -36,7 +36,7 @@ def load(source: str) -> ModuleType:
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
-    """Every line of output that is a JSON object (stdout carries nothing else but EMF, also JSON)."""
+    """Every line of output that is a JSON object (log lines on stderr, EMF lines on stdout)."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
@@ -102,7 +102,7 @@ def test_the_request_id_the_trigger_sends_names_the_log_line_and_the_dead_letter
     capsys.readouterr()
     response = ingest.post("/", json=batch(make_order), headers={HEADER: "trigger-7f3a"})
     assert response.status_code == 200 and response.headers[HEADER] == "trigger-7f3a"
-    [line] = log_lines(capsys.readouterr().out, "batch ingested")
+    [line] = log_lines(capsys.readouterr().err, "batch ingested")
     assert line["function"] == "ingest_order" and line["request_id"] == "trigger-7f3a"
     assert {key: line[key] for key in ("records", "stored", "duplicates", "dead_lettered", "failed")} == {
         "records": 3, "stored": 2, "duplicates": 0, "dead_lettered": 1, "failed": 0,
@@ -126,7 +126,7 @@ def test_without_a_sensible_request_id_one_is_made_and_used_alike(
     response = ingest.post("/", json=batch(make_order), headers=headers)
     made = response.headers[HEADER]
     assert made != sent and re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", made)
-    [line] = log_lines(capsys.readouterr().out, "batch ingested")
+    [line] = log_lines(capsys.readouterr().err, "batch ingested")
     assert line["request_id"] == made
     assert [letter["request_id"] for letter in drain(settings)] == [made]
 
@@ -160,8 +160,8 @@ def test_the_ingest_lambda_handler_logs_its_aws_request_id_and_prints_emf_with_t
     main = load(INGEST)
     capsys.readouterr()
     main.handler(batch(make_order), SimpleNamespace(aws_request_id="c0ffee00-aws-request"))
-    out = capsys.readouterr().out
-    [line] = log_lines(out, "batch ingested")
+    out, err = capsys.readouterr()
+    [line] = log_lines(err, "batch ingested")
     assert (line["function"], line["request_id"], line["stored"]) == ("ingest_order", "c0ffee00-aws-request", 2)
     figures = emf(out)
     function = ("function", "ingest_order")
@@ -183,7 +183,7 @@ def test_lookup_logs_one_line_per_request_and_counts_answers_by_status_and_tier(
     assert lookup.get(f"/orders/{uid}").status_code == 200  # from the in-process tier
     assert lookup.get("/orders/not-there-at-all").status_code == 404
     assert lookup.get("/orders/bad%20uid").status_code == 400
-    lines = log_lines(capsys.readouterr().out, "lookup answered")
+    lines = log_lines(capsys.readouterr().err, "lookup answered")
     assert [(line["status"], line.get("tier")) for line in lines] == [(200, "database"), (200, "local"), (404, None),
                                                                   (400, None)]  # fmt: skip
     assert lines[0]["request_id"] == "page-1" and lines[0]["path"] == f"/orders/{uid}"
@@ -206,8 +206,8 @@ def test_the_lookup_lambda_handler_prints_emf_with_the_same_names(
     context = SimpleNamespace(aws_request_id="lookup-aws-1")
     for path in (f"/orders/{stored_order['order_uid']}", "/orders/not-there-either"):
         main.handler({"rawPath": path, "requestContext": {"http": {"method": "GET", "path": path}}}, context)
-    out = capsys.readouterr().out
-    assert [line["request_id"] for line in log_lines(out, "lookup answered")] == ["lookup-aws-1"] * 2
+    out, err = capsys.readouterr()
+    assert [line["request_id"] for line in log_lines(err, "lookup answered")] == ["lookup-aws-1"] * 2
     figures = emf(out)
     function = ("function", "get_order")
     assert figures[("orders_lookups_total", frozenset({function, ("tier", "database")}))] == 1
@@ -224,7 +224,7 @@ def test_log_format_text_gives_plain_lines_with_the_fields(
     client = functions_framework.create_app(target="http_entry", source=INGEST).test_client()
     capsys.readouterr()
     client.post("/", json=kafka_event([order_bytes(make_order())]), headers={HEADER: "plain-1"})
-    [line] = [line for line in capsys.readouterr().out.splitlines() if "batch ingested" in line]
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "batch ingested" in line]
     assert not line.startswith("{")
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO ingest_order: batch ingested ", line)
     assert " function=ingest_order " in line and " request_id=plain-1" in line and " stored=1 " in line
