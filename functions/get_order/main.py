@@ -47,9 +47,11 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
     seconds = time.perf_counter() - started
     tier = answer.headers.get("X-Cache")  # the tier that had the order; none for other answers
     emit(metrics.lookup_samples(answer.status, tier, seconds))
-    fields = {"method": method, "path": path[:MAX_LOGGED_PATH], "status": answer.status, "tier": tier,
-              "duration_ms": round(seconds * 1000, 2)}  # fmt: skip
-    log.log(logging.WARNING if answer.status >= 500 else logging.INFO, "lookup answered", extra=fields)
+    level = logging.WARNING if answer.status >= 500 else logging.INFO
+    if log.isEnabledFor(level):  # this runs on every lookup: no fields built for a line not written
+        fields = {"method": method, "path": path[:MAX_LOGGED_PATH], "status": answer.status, "tier": tier,
+                  "duration_ms": round(seconds * 1000, 2)}  # fmt: skip
+        log.log(level, "lookup answered", extra=fields)
 
 
 @functions_framework.http

@@ -62,15 +62,23 @@ class Sample:
 Emit = Callable[[Sequence[Sample]], None]
 
 
+# Each labelled series once looked up, kept: ``labels()`` takes a lock and builds a key on every call, which
+# a lookup answered in microseconds notices. The labels' values are few (outcomes, reasons, tiers, statuses).
+_series: dict[tuple[str, tuple[tuple[str, str], ...]], Counter | Histogram] = {}
+
+
 def to_prometheus(samples: Sequence[Sample]) -> None:
     """Add the samples to this process's Prometheus metrics (served on /metrics)."""
     for sample in samples:
-        metric = _PROMETHEUS[sample.name]
-        child = metric.labels(**sample.labels) if sample.labels else metric
-        if isinstance(child, Histogram):
-            child.observe(sample.value)
+        key = (sample.name, tuple(sample.labels.items()))
+        series = _series.get(key)
+        if series is None:
+            metric = _PROMETHEUS[sample.name]
+            series = _series[key] = metric.labels(**sample.labels) if sample.labels else metric
+        if isinstance(series, Histogram):
+            series.observe(sample.value)
         else:
-            child.inc(sample.value)
+            series.inc(sample.value)
 
 
 def to_emf(function: str) -> Emit:
