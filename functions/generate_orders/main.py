@@ -1,29 +1,55 @@
-"""generate_orders: thin HTTP (functions-framework) and EventBridge Scheduler adapters over the core."""
+"""generate_orders: thin HTTP (functions-framework) and EventBridge Scheduler adapters over the core.
+
+Each run logs one line (orders produced, how long it took) and counts the orders Kafka acknowledged:
+``GET /metrics`` locally, EMF on Lambda.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import flask
 import functions_framework
 from pydantic import ValidationError
 
+from orders_core import logs, metrics
 from orders_core.producer import GenerateRequest, ProduceError, describe_request_error, produce_orders
 from orders_core.responses import HttpResponse, error, json_response, method_not_allowed
 
+FUNCTION = "generate_orders"
+log = logging.getLogger(FUNCTION)
+logs.configure_logging()
+_emf = metrics.to_emf(FUNCTION)
 
-def _generate(payload: Any) -> dict[str, Any]:
-    """Validate the request and produce; raises ``ValidationError`` or ``ProduceError``."""
+
+def _generate(payload: Any, emit: metrics.Emit) -> dict[str, Any]:
+    """Validate the request and produce; raises ``ValidationError`` or ``ProduceError``. Counts what Kafka
+    acknowledged, also when some orders were not."""
     request = GenerateRequest.model_validate({} if payload is None else payload)
-    return produce_orders(request).as_response()
+    try:
+        result = produce_orders(request)
+    except ProduceError as exc:
+        emit(metrics.generated_samples(exc.produced, 0))
+        log.warning("orders not all produced: %s", exc, extra={"requested": request.count, "produced": exc.produced,
+                    "failed": exc.failed, "undelivered": exc.undelivered})  # fmt: skip
+        raise
+    emit(metrics.generated_samples(result.produced, result.invalid))
+    log.info("orders produced", extra={"requested": request.count, "produced": result.produced,
+             "invalid": result.invalid, "duration_ms": round(result.elapsed_s * 1000, 1)})  # fmt: skip
+    return result.as_response()
 
 
 @functions_framework.http
 def http_entry(request: flask.Request) -> flask.Response:
     """POST ``application/json``, optionally ``{"count", "seed", "invalid_ratio", "max_items"}`` -> 200 with
-    what was produced."""
-    answer = _answer(request)
+    what was produced; ``GET /metrics``: the orders produced so far."""
+    if request.path == metrics.PATH:
+        answer = metrics.endpoint(request.method)
+    else:
+        with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
+            answer = _answer(request)
     return flask.Response(answer.body, status=answer.status, headers=answer.headers)
 
 
@@ -42,7 +68,7 @@ def _answer(request: flask.Request) -> HttpResponse:
         if not isinstance(payload, dict):
             return error(400, "bad_request", "the body must be a JSON object")
     try:
-        return json_response(200, _generate(payload))
+        return json_response(200, _generate(payload, metrics.to_prometheus))
     except ValidationError as exc:
         return error(400, "bad_request", describe_request_error(exc))
     except ProduceError as exc:
@@ -53,4 +79,5 @@ def _answer(request: flask.Request) -> HttpResponse:
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
     """EventBridge Scheduler target: the schedule's Input JSON is the event; raising makes it retry."""
-    return _generate(event)
+    with logs.invocation(FUNCTION, logs.request_id_from(getattr(context, "aws_request_id", None))):
+        return _generate(event, _emf)

@@ -8,11 +8,18 @@ Three adapters over one core:
   hits, known misses and bad requests on the event loop (memcached calls have short timeouts) and runs
   whatever needs PostgreSQL in a pool of ``THREADS`` threads, so a slow query never stalls the loop.
 * ``handler`` for an AWS Lambda function URL (payload format 2.0).
+
+Each request logs one line (status, cache tier, duration) and is counted: ``GET /metrics`` locally (every
+gunicorn worker's figures), EMF on Lambda.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 from urllib.parse import unquote
@@ -23,23 +30,44 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orders_core import runtime
+from orders_core import logs, metrics, runtime
 from orders_core.config import get_settings
-from orders_core.logs import configure_logging
 from orders_core.lookup import Route
 from orders_core.responses import HttpResponse
 
-configure_logging()
+FUNCTION = "get_order"
+MAX_LOGGED_PATH = 200
+log = logging.getLogger(FUNCTION)
+logs.configure_logging()
+_emf = metrics.to_emf(FUNCTION)
+
+
+def _observe(method: str, path: str, answer: HttpResponse, started: float, emit: metrics.Emit) -> None:
+    """Count the answer and log its one line."""
+    seconds = time.perf_counter() - started
+    tier = answer.headers.get("X-Cache")  # the tier that had the order; none for other answers
+    emit(metrics.lookup_samples(answer.status, tier, seconds))
+    level = logging.WARNING if answer.status >= 500 else logging.INFO
+    if log.isEnabledFor(level):  # this runs on every lookup: no fields built for a line not written
+        fields = {"method": method, "path": path[:MAX_LOGGED_PATH], "status": answer.status, "tier": tier,
+                  "duration_ms": round(seconds * 1000, 2)}  # fmt: skip
+        log.log(level, "lookup answered", extra=fields)
 
 
 @functions_framework.http
 def http_entry(request: flask.Request) -> flask.Response:
-    answer = runtime.lookup_service().handle(
-        request.method,
-        request.path,
-        request.args,
-        {name.lower(): value for name, value in request.headers.items()},
-    )
+    if request.path == metrics.PATH:
+        answer = metrics.endpoint(request.method)
+        return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+    started = time.perf_counter()
+    with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
+        answer = runtime.lookup_service().handle(
+            request.method,
+            request.path,
+            request.args,
+            {name.lower(): value for name, value in request.headers.items()},
+        )
+        _observe(request.method, request.path, answer, started, metrics.to_prometheus)
     return flask.Response(answer.body, status=answer.status, headers=answer.headers)
 
 
@@ -64,7 +92,9 @@ class StorePool:
             return service.busy(route)
         self._pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, service.answer_from_store, route)
+            # run_in_executor does not carry context variables: the read logs as part of its request all the same.
+            read = functools.partial(contextvars.copy_context().run, service.answer_from_store, route)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, read)
         finally:
             self._pending -= 1
 
@@ -83,23 +113,34 @@ def _pool() -> StorePool:
 @functions_framework.aio.http
 async def asgi(request: Request) -> Response:
     scope = request.scope
-    service = runtime.lookup_service()
-    routed = service.route(scope["method"], scope["path"], request.query_params, request.headers)
-    if isinstance(routed, HttpResponse):
-        answer = routed
-    else:
-        answer = service.answer_from_cache(routed) or await _pool().answer(service, routed)
+    method, path = scope["method"], scope["path"]
+    if path == metrics.PATH:
+        answer = metrics.endpoint(method)
+        return Response(answer.body, answer.status, answer.headers)
+    started = time.perf_counter()
+    with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
+        service = runtime.lookup_service()
+        routed = service.route(method, path, request.query_params, request.headers)
+        if isinstance(routed, HttpResponse):
+            answer = routed
+        else:
+            answer = service.answer_from_cache(routed) or await _pool().answer(service, routed)
+        _observe(method, path, answer, started, metrics.to_prometheus)
     return Response(answer.body, answer.status, answer.headers)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    started = time.perf_counter()
     http = event.get("requestContext", {}).get("http", {})
-    answer = runtime.lookup_service().handle(
-        http.get("method", "GET"),
-        unquote(event.get("rawPath") or http.get("path") or "/"),
-        event.get("queryStringParameters") or {},
-        {name.lower(): value for name, value in (event.get("headers") or {}).items()},
-    )
+    method, path = http.get("method", "GET"), unquote(event.get("rawPath") or http.get("path") or "/")
+    with logs.invocation(FUNCTION, logs.request_id_from(getattr(context, "aws_request_id", None))):
+        answer = runtime.lookup_service().handle(
+            method,
+            path,
+            event.get("queryStringParameters") or {},
+            {name.lower(): value for name, value in (event.get("headers") or {}).items()},
+        )
+        _observe(method, path, answer, started, _emf)
     return {
         "statusCode": answer.status,
         "headers": answer.headers,

@@ -2,29 +2,53 @@
 
 Two adapters over one core: ``http_entry`` (functions-framework; the local trigger POSTs the Lambda Kafka
 event to it) and ``handler`` (AWS Lambda with a Kafka event source mapping reporting batch item failures).
-Both answer AWS's partial batch response: the records to redeliver, named by partition and offset.
+Both answer AWS's partial batch response: the records to redeliver, named by partition and offset. Each
+invocation logs one line saying what became of its batch, and counts it (``GET /metrics`` locally, EMF on Lambda).
 ``GET /health`` (functions-framework only) is its readiness: 200 when PostgreSQL and the queue answer.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
 import flask
 import functions_framework
 
-from orders_core import runtime
-from orders_core.kafka_event import BadEvent, decode_event
-from orders_core.logs import configure_logging
+from orders_core import logs, metrics, runtime
+from orders_core.ingest import IngestReport
+from orders_core.kafka_event import BadEvent, KafkaRecord, decode_event
 from orders_core.readiness import readiness
 from orders_core.responses import HttpResponse, error, json_response, method_not_allowed
 
-configure_logging()
+FUNCTION = "ingest_order"
+MAX_LOGGED_LETTERS = 50  # a batch of thousands of refused records still logs one line of sensible size
+log = logging.getLogger(FUNCTION)
+logs.configure_logging()
+_emf = metrics.to_emf(FUNCTION)
 
 
 class BatchNotStored(Exception):
     """Raised in Lambda when no record could be stored, so the platform retries the whole batch."""
+
+
+def _ingest(records: list[KafkaRecord], request_id: str, emit: metrics.Emit) -> IngestReport:
+    """Ingest one batch, then count it and log one line saying what became of it."""
+    started = time.perf_counter()
+    report = runtime.ingest_service().ingest(records, request_id)
+    seconds = time.perf_counter() - started
+    emit(metrics.ingest_samples(report, seconds))
+    fields = {
+        "records": len(records), "stored": report.stored, "duplicates": report.duplicates,
+        "dead_lettered": report.dead_lettered, "failed": len(report.failed), "duration_ms": round(seconds * 1000, 1),
+        "batch": logs.record_spans(records), "failed_records": logs.record_spans(report.failed),
+        "dead_letters": [f"{record.label} {reason}" for record, reason in report.dead_letters[:MAX_LOGGED_LETTERS]],
+        **({"error": report.failure} if report.failure else {}),
+    }  # fmt: skip
+    log.log(logging.WARNING if report.failed else logging.INFO, "batch ingested", extra=fields)
+    return report
 
 
 def _flask(answer: HttpResponse) -> flask.Response:
@@ -33,27 +57,40 @@ def _flask(answer: HttpResponse) -> flask.Response:
 
 @functions_framework.http
 def http_entry(request: flask.Request) -> flask.Response:
+    if request.path == metrics.PATH:
+        return _flask(metrics.endpoint(request.method))
     if request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: PostgreSQL and the queue
         return _flask(readiness(postgres=runtime.order_store().ping, queue=runtime.dead_letter_queue().ping))
+    request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
+    with logs.invocation(FUNCTION, request_id):
+        answer = _answer(request, request_id)
+    answer.headers[logs.REQUEST_ID_HEADER] = request_id
+    return _flask(answer)
+
+
+def _answer(request: flask.Request, request_id: str) -> HttpResponse:
     if request.method != "POST":
-        return _flask(method_not_allowed(request.method, "POST"))
+        return method_not_allowed(request.method, "POST")
     # Only JSON: a web page can POST text/plain or a form to any address without asking first.
     if request.mimetype != "application/json":
-        return _flask(error(415, "unsupported_media_type", "POST the event as application/json."))
+        return error(415, "unsupported_media_type", "POST the event as application/json.")
     try:
         records = decode_event(json.loads(request.get_data()))
     except (ValueError, RecursionError) as exc:  # BadEvent, or not JSON, or JSON nested too deeply
         message = str(exc) if isinstance(exc, BadEvent) else "the body is not JSON"
-        return _flask(error(400, "bad_request", message))
-    report = runtime.ingest_service().ingest(records)
+        log.warning("event refused: %s", message, extra={"status": 400})
+        return error(400, "bad_request", message)
+    report = _ingest(records, request_id, metrics.to_prometheus)
     # 200 with batchItemFailures when only some records failed; 503 when none could be stored.
     status = 503 if report.failed and len(report.failed) == len(records) else 200
-    return _flask(json_response(status, report.as_dict()))
+    return json_response(status, report.as_dict())
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    records = decode_event(event)
-    report = runtime.ingest_service().ingest(records)
+    request_id = logs.request_id_from(getattr(context, "aws_request_id", None))
+    with logs.invocation(FUNCTION, request_id):
+        records = decode_event(event)
+        report = _ingest(records, request_id, _emf)
     if report.failed and len(report.failed) == len(records):
         raise BatchNotStored(f"none of {len(records)} records stored: {report.failure}")
     return report.as_dict()  # the platform redelivers each partition from its first failed record

@@ -12,6 +12,10 @@ for step in ${SETUP_ONLY:-}; do only+=(--only "$step"); done
 orders-setup --wait "${only[@]}"
 # gunicorn as functions-framework runs it: WORKERS processes of THREADS threads each.
 export WORKERS="${WORKERS:-2}" THREADS="${THREADS:-8}"
+# Each worker keeps its metrics in files here, and GET /metrics adds them up (prometheus_client's multiprocess
+# mode). One folder per function and port, emptied at start: figures of an earlier run must not be counted.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$root/.local/metrics/$name-$port}"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 target="${FUNCTION_TARGET:-http_entry}"
 server=()
 if [ "$target" = asgi ]; then server=(--asgi); fi

@@ -22,6 +22,8 @@ export GENERATE_URL="${GENERATE_URL:-http://127.0.0.1:${GENERATE_PORT:-8082}}"
 schedule="$(python -c 'from orders_core.config import get_settings; s = get_settings()
 on = "%s: POST {\"count\": %d} to generate_orders" % (s.generate_schedule, s.generate_schedule_count)
 print(on if s.generate_schedule.strip() else "disabled")')"
+# Plain log lines for people reading the terminal (the cloud default is one JSON object a line).
+export LOG_FORMAT="${LOG_FORMAT:-text}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 cat <<TABLE
 orders: starting the stack (Ctrl-C or 'make down' stops it)

@@ -98,12 +98,24 @@ class Settings(BaseSettings):
     # Processes: the log level of every process; the threads of each functions-framework worker (gunicorn
     # reads THREADS itself), which also size get_order's pool for PostgreSQL reads in its ASGI adapter.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # One JSON object a line (Powertools Logger's formatter), for log search; `make up` sets text, for people.
+    log_format: Literal["json", "text"] = "json"
+    # Where each worker of a functions-framework process keeps its metrics (prometheus_client's multiprocess
+    # mode, which reads this variable itself): /metrics adds up every worker's files. Unset: in-process only.
+    prometheus_multiproc_dir: str | None = None
+    # CloudWatch namespace of the EMF metrics the Lambda handlers print (the variable Powertools Metrics reads).
+    powertools_metrics_namespace: str = "orders"
     threads: int = Field(8, ge=1)
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     # orders-scheduler (local stand-in for EventBridge Scheduler): calls generate_orders at GENERATE_URL
     # with {"count": GENERATE_SCHEDULE_COUNT} on the schedule expression; empty disables it.

@@ -78,6 +78,7 @@ class DeadLetter:
     errors: list[dict[str, str]] = field(default_factory=list)
     order_uid: str | None = None
     headers: tuple[tuple[str, bytes], ...] = ()  # the record's own (a redrive counts itself in one)
+    request_id: str | None = None  # the invocation that refused the record: its log line tells the rest
 
     def to_message(self) -> str:
         """The SQS body: ASCII JSON, under SQS_MAX_BYTES, with the raw key and value in base64."""
@@ -101,6 +102,7 @@ class DeadLetter:
                 [_text(name, MAX_HEADER_NAME), base64.b64encode(value[:MAX_HEADER_BYTES]).decode()]
                 for name, value in self.headers[:MAX_HEADERS]
             ],
+            "request_id": _text(self.request_id, MAX_NAME),
         }
         text = json.dumps(body)  # ensure_ascii: lone surrogates, U+FFFE and the like travel as \u escapes
         return text if len(text) <= SQS_MAX_BYTES else self.minimal_message()
@@ -116,6 +118,7 @@ class DeadLetter:
                 "offset": self.offset,
                 "value_bytes": len(value),
                 "value_sha256": hashlib.sha256(value).hexdigest(),
+                "request_id": _text(self.request_id, MAX_NAME),
                 "minimal": True,
             }
         )
@@ -135,8 +138,8 @@ def make_sqs_client(settings: Settings) -> Any:
         # A local endpoint takes any credentials; a shell without AWS settings still reaches it.
         session = boto3.session.Session(
             aws_access_key_id="local",
-            aws_secret_access_key="local",
-            region_name=settings.aws_region,  # noqa: S106
+            aws_secret_access_key="local",  # noqa: S106 - not a secret: a local endpoint checks none
+            region_name=settings.aws_region,
         )
     return session.client("sqs", endpoint_url=settings.aws_endpoint_url or None, config=config)
 

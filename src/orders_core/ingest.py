@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
@@ -34,6 +35,9 @@ class IngestReport:
     dead_lettered: int = 0
     failed: list[KafkaRecord] = field(default_factory=list)
     failure: str | None = None
+    # The letters sent: how many for each reason, and which record each was (for the invocation's log line).
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    dead_letters: list[tuple[KafkaRecord, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -148,7 +152,8 @@ class IngestService:
         self._dead_letters = dead_letters
         self._cache = cache
 
-    def ingest(self, records: Sequence[KafkaRecord]) -> IngestReport:
+    def ingest(self, records: Sequence[KafkaRecord], request_id: str | None = None) -> IngestReport:
+        """Store, dead-letter or fail each record; every letter names ``request_id``, the invocation that sent it."""
         report = IngestReport()
         valid: Valid = []
         letters: Letters = []
@@ -182,20 +187,22 @@ class IngestService:
         self._write_through(fresh)
         letters, held = _behind_failures(letters, report.failed)
         report.failed = _in_order([*report.failed, *held])
-        self._send(letters, report)
+        self._send([(record, replace(letter, request_id=request_id)) for record, letter in letters], report)
         return report
 
     def _send(self, letters: Letters, report: IngestReport) -> None:
+        unsent: set[int] = set()
         try:
             self._dead_letters.send([letter for _, letter in letters])
-            report.dead_lettered = len(letters)
         except DeadLetterUnavailable as exc:
             unsent = {id(letter) for letter in exc.unsent}
             failed = [record for record, letter in letters if id(letter) in unsent]
             log.warning("dead-letter queue unavailable, %d records to be redelivered: %s", len(failed), exc)
-            report.dead_lettered = len(letters) - len(failed)
             report.failed = _in_order([*report.failed, *failed])
             report.failure = str(exc)
+        report.dead_letters = [(record, letter.reason) for record, letter in letters if id(letter) not in unsent]
+        report.dead_lettered = len(report.dead_letters)
+        report.dead_letter_reasons = Counter(reason for _, reason in report.dead_letters)
 
     def _store_batch(self, valid: Valid) -> StoredBatch:
         """Store the orders in as few statements as PostgreSQL allows.

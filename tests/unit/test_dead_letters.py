@@ -75,15 +75,15 @@ def test_a_batch_is_split_by_bytes_as_well_as_by_ten() -> None:
     assert sent == list(range(30))
 
 
-def test_a_letter_the_queue_refuses_is_sent_again_as_a_minimal_letter() -> None:
+def test_a_letter_the_queue_refuses_is_sent_again_as_a_minimal_letter_naming_its_request() -> None:
     sqs = FakeSqs(refuse=lambda body: '"minimal"' not in body and json.loads(body)["offset"] == 2)
-    letters = [letter(offset=i, value=f"value {i}".encode()) for i in range(4)]
+    letters = [letter(offset=i, value=f"value {i}".encode(), request_id="req-7") for i in range(4)]
     queue(sqs).send(letters)
     assert len(sqs.batches) == 2
     [minimal] = sqs.batches[1]
     assert json.loads(minimal) == {
         "reason": "invalid", "topic": "orders", "partition": 0, "offset": 2, "value_bytes": 7,
-        "value_sha256": hashlib.sha256(b"value 2").hexdigest(), "minimal": True,
+        "value_sha256": hashlib.sha256(b"value 2").hexdigest(), "request_id": "req-7", "minimal": True,
     }  # fmt: skip
 
 

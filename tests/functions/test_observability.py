@@ -1,0 +1,231 @@
+"""What an operator reads of ingest_order and get_order in-process: one log line per invocation naming its
+request, dead letters naming it too, and the counts on /metrics (Prometheus) or printed as EMF (Lambda)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from collections.abc import Callable
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import flask.testing
+import functions_framework
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from devstack import ROOT
+from devstack.stack import drain
+from orders_core import runtime
+from orders_core.config import Settings
+from tests.support.events import kafka_event, order_bytes
+
+INGEST = "functions/ingest_order/main.py"
+LOOKUP = "functions/get_order/main.py"
+HEADER = "Function-Execution-Id"
+
+
+def load(source: str) -> ModuleType:
+    """A function's module, freshly loaded (its logging and clients set up from the current environment)."""
+    spec = importlib.util.spec_from_file_location(f"main_{abs(hash(source))}", ROOT / source)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of output that is a JSON object (log lines on stderr, EMF lines on stdout)."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def log_lines(text: str, message: str) -> list[dict[str, Any]]:
+    return [line for line in json_lines(text) if line.get("message") == message]
+
+
+def emf(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The EMF lines printed: (metric name, its dimensions) -> the sum of its values."""
+    figures: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for line in json_lines(text):
+        if "_aws" not in line:
+            continue
+        [directive] = line["_aws"]["CloudWatchMetrics"]
+        [dimensions] = directive["Dimensions"]
+        for metric in directive["Metrics"]:
+            key = (metric["Name"], frozenset((name, line[name]) for name in dimensions))
+            figures[key] = figures.get(key, 0) + sum(line[metric["Name"]])
+    return figures
+
+
+def scrape(client: flask.testing.FlaskClient) -> Callable[[str, dict[str, str]], float]:
+    """The function's /metrics now, as a lookup of one sample's value (0 when absent)."""
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for sample in family.samples
+    }
+    return lambda name, labels: samples.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture(autouse=True)
+def info_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The invocation lines are INFO (the test stack's default level is WARNING)."""
+    monkeypatch.setenv("LOG_LEVEL", "INFO")
+    runtime.reset()
+
+
+@pytest.fixture
+def ingest(settings: Settings) -> flask.testing.FlaskClient:
+    return functions_framework.create_app(target="http_entry", source=INGEST).test_client()
+
+
+@pytest.fixture
+def lookup(settings: Settings) -> flask.testing.FlaskClient:
+    return functions_framework.create_app(target="http_entry", source=LOOKUP).test_client()
+
+
+def batch(make_order: Callable[..., dict[str, Any]], first_offset: int = 40) -> dict[str, Any]:
+    """Two orders and one record that holds none, at consecutive offsets of orders-0."""
+    values = [order_bytes(make_order()), b"not an order", order_bytes(make_order())]
+    return kafka_event(values, first_offset=first_offset)
+
+
+def test_the_request_id_the_trigger_sends_names_the_log_line_and_the_dead_letter(
+    ingest: flask.testing.FlaskClient, make_order: Any, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN a batch of two orders and junk sent with a request id WHEN ingested THEN one JSON line tells
+    the whole invocation under that id, and the dead letter names the same id."""
+    drain(settings)
+    capsys.readouterr()
+    response = ingest.post("/", json=batch(make_order), headers={HEADER: "trigger-7f3a"})
+    assert response.status_code == 200 and response.headers[HEADER] == "trigger-7f3a"
+    [line] = log_lines(capsys.readouterr().err, "batch ingested")
+    assert line["function"] == "ingest_order" and line["request_id"] == "trigger-7f3a"
+    assert {key: line[key] for key in ("records", "stored", "duplicates", "dead_lettered", "failed")} == {
+        "records": 3, "stored": 2, "duplicates": 0, "dead_lettered": 1, "failed": 0,
+    }  # fmt: skip
+    assert line["batch"] == ["orders-0@40..42"] and line["dead_letters"] == ["orders-0@41 not_json"]
+    assert line["duration_ms"] >= 0 and line["level"] == "INFO"
+    [letter] = drain(settings)
+    assert (letter["offset"], letter["request_id"]) == (41, "trigger-7f3a")
+
+
+@pytest.mark.parametrize("sent", [None, "", "x" * 129, "two words", "ümlaut", "a\tb"])
+def test_without_a_sensible_request_id_one_is_made_and_used_alike(
+    ingest: flask.testing.FlaskClient, make_order: Any, settings: Settings, capsys: pytest.CaptureFixture[str],
+    sent: str | None,
+) -> None:  # fmt: skip
+    """A missing id (functions-framework makes one), or one a caller could forge lines or bloat logs with, is
+    replaced by a fresh one; the log line and the dead letter name the same."""
+    drain(settings)
+    capsys.readouterr()
+    headers = {} if sent is None else {HEADER: sent}
+    response = ingest.post("/", json=batch(make_order), headers=headers)
+    made = response.headers[HEADER]
+    assert made != sent and re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", made)
+    [line] = log_lines(capsys.readouterr().err, "batch ingested")
+    assert line["request_id"] == made
+    assert [letter["request_id"] for letter in drain(settings)] == [made]
+
+
+def test_ingest_metrics_count_records_by_outcome_and_dead_letters_by_reason(
+    ingest: flask.testing.FlaskClient, make_order: Any, settings: Settings
+) -> None:
+    before = scrape(ingest)
+    event = batch(make_order)
+    ingest.post("/", json=event)
+    ingest.post("/", json=event)  # redelivered: duplicates, and the junk dead-lettered again
+    after = scrape(ingest)
+
+    def added(name: str, **labels: str) -> float:
+        return after(name, labels) - before(name, labels)
+
+    assert added("orders_ingest_invocations_total") == 2
+    assert added("orders_ingest_records_total", outcome="stored") == 2
+    assert added("orders_ingest_records_total", outcome="duplicate") == 2
+    assert added("orders_ingest_records_total", outcome="dead_lettered") == 2
+    assert added("orders_ingest_records_total", outcome="failed") == 0
+    assert added("orders_ingest_dead_letters_total", reason="not_json") == 2
+    assert added("orders_ingest_batch_seconds_count") == 2
+    drain(settings)
+
+
+def test_the_ingest_lambda_handler_logs_its_aws_request_id_and_prints_emf_with_the_same_names(
+    make_order: Any, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    drain(settings)
+    main = load(INGEST)
+    capsys.readouterr()
+    main.handler(batch(make_order), SimpleNamespace(aws_request_id="c0ffee00-aws-request"))
+    out, err = capsys.readouterr()
+    [line] = log_lines(err, "batch ingested")
+    assert (line["function"], line["request_id"], line["stored"]) == ("ingest_order", "c0ffee00-aws-request", 2)
+    figures = emf(out)
+    function = ("function", "ingest_order")
+    assert figures[("orders_ingest_records_total", frozenset({function, ("outcome", "stored")}))] == 2
+    assert figures[("orders_ingest_records_total", frozenset({function, ("outcome", "dead_lettered")}))] == 1
+    assert figures[("orders_ingest_dead_letters_total", frozenset({function, ("reason", "not_json")}))] == 1
+    assert figures[("orders_ingest_invocations_total", frozenset({function}))] == 1
+    assert ("orders_ingest_batch_seconds", frozenset({function})) in figures
+    assert [letter["request_id"] for letter in drain(settings)] == ["c0ffee00-aws-request"]
+
+
+def test_lookup_logs_one_line_per_request_and_counts_answers_by_status_and_tier(
+    lookup: flask.testing.FlaskClient, stored_order: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    uid = stored_order["order_uid"]
+    before = scrape(lookup)
+    capsys.readouterr()
+    assert lookup.get(f"/orders/{uid}", headers={HEADER: "page-1"}).status_code == 200  # from PostgreSQL
+    assert lookup.get(f"/orders/{uid}").status_code == 200  # from the in-process tier
+    assert lookup.get("/orders/not-there-at-all").status_code == 404
+    assert lookup.get("/orders/bad%20uid").status_code == 400
+    lines = log_lines(capsys.readouterr().err, "lookup answered")
+    assert [(line["status"], line.get("tier")) for line in lines] == [(200, "database"), (200, "local"), (404, None),
+                                                                  (400, None)]  # fmt: skip
+    assert lines[0]["request_id"] == "page-1" and lines[0]["path"] == f"/orders/{uid}"
+    assert all(line["function"] == "get_order" and line["duration_ms"] >= 0 for line in lines)
+    after = scrape(lookup)
+
+    def added(name: str, **labels: str) -> float:
+        return after(name, labels) - before(name, labels)
+
+    assert [added("orders_lookups_total", tier=tier) for tier in ("local", "memcached", "database")] == [1, 0, 1]
+    assert [added("orders_lookup_responses_total", status=s) for s in ("200", "404", "400")] == [2, 1, 1]
+    assert added("orders_lookup_seconds_count") == 4
+
+
+def test_the_lookup_lambda_handler_prints_emf_with_the_same_names(
+    stored_order: dict[str, Any], settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main = load(LOOKUP)
+    capsys.readouterr()
+    context = SimpleNamespace(aws_request_id="lookup-aws-1")
+    for path in (f"/orders/{stored_order['order_uid']}", "/orders/not-there-either"):
+        main.handler({"rawPath": path, "requestContext": {"http": {"method": "GET", "path": path}}}, context)
+    out, err = capsys.readouterr()
+    assert [line["request_id"] for line in log_lines(err, "lookup answered")] == ["lookup-aws-1"] * 2
+    figures = emf(out)
+    function = ("function", "get_order")
+    assert figures[("orders_lookups_total", frozenset({function, ("tier", "database")}))] == 1
+    assert figures[("orders_lookup_responses_total", frozenset({function, ("status", "200")}))] == 1
+    assert figures[("orders_lookup_responses_total", frozenset({function, ("status", "404")}))] == 1
+    assert ("orders_lookup_seconds", frozenset({function})) in figures
+
+
+def test_log_format_text_gives_plain_lines_with_the_fields(
+    make_order: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOG_FORMAT", "text")
+    runtime.reset()
+    client = functions_framework.create_app(target="http_entry", source=INGEST).test_client()
+    capsys.readouterr()
+    client.post("/", json=kafka_event([order_bytes(make_order())]), headers={HEADER: "plain-1"})
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "batch ingested" in line]
+    assert not line.startswith("{")
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO ingest_order: batch ingested ", line)
+    assert " function=ingest_order " in line and " request_id=plain-1" in line and " stored=1 " in line
+    assert ' batch=["orders-0@0"] ' in line
