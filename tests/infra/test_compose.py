@@ -164,3 +164,14 @@ def test_ops_sources_name_processes_at_their_addresses(compose: Compose) -> None
         assert name in in_compose, name
         default_port = re.search(r":-(\d+)\}", url)
         assert default_port and default_port.group(1) == ports.get(name, default_port.group(1)), name
+
+
+def test_the_trigger_batches_as_the_settings_and_the_template_do(compose: Compose) -> None:
+    """The template's mappings batch as Settings' defaults (test_template.py); so does compose's trigger."""
+    with mock.patch.dict(os.environ, ours(compose)["trigger"], clear=True):
+        trigger = Settings()
+    defaults = Settings.model_construct()
+    assert (trigger.trigger_batch_size, trigger.trigger_batch_window_s) == (
+        defaults.trigger_batch_size,
+        defaults.trigger_batch_window_s,
+    )
