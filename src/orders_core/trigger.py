@@ -41,6 +41,7 @@ from .trigger_status import TriggerStatus, serve_status
 
 log = logging.getLogger("orders_core.trigger")
 QUEUED_BATCHES = 2  # per partition, waiting behind the one in flight
+PAUSED_POLL_S = 0.02  # how soon a paused partition is looked at again
 PartitionKey = tuple[str, int]
 
 
@@ -341,9 +342,10 @@ class Trigger:
             while not self.stopping.is_set():
                 self._hand_over()
                 generation = self.generation
-                messages = self._consumer.consume(
-                    num_messages=s.trigger_batch_size, timeout=max(s.trigger_batch_window_s, 0.01)
-                )
+                # While a partition is paused (its worker's queue full), look again soon: the queue frees as
+                # soon as an invocation returns, and a whole window's wait would idle the worker behind it.
+                window = min(s.trigger_batch_window_s, PAUSED_POLL_S) if self.paused else s.trigger_batch_window_s
+                messages = self._consumer.consume(num_messages=s.trigger_batch_size, timeout=max(window, 0.01))
                 if self.generation != generation:
                     self._rewind(len(messages))
                 else:
