@@ -12,8 +12,8 @@ import pytest
 
 from orders_core import runtime
 from orders_core.config import Settings, get_settings
+from tests.support.roles import INGEST_PASSWORD, INGEST_ROLE
 
-INGEST_ROLE, INGEST_PASSWORD = "orders_ingest", "ingest-secret"
 # Short server-side limits, so a fault shows quickly; far above what a statement of a few orders takes.
 STATEMENT_TIMEOUT_S, LOCK_TIMEOUT_S = "2", "0.5"
 

@@ -13,8 +13,8 @@ import pytest
 
 from devstack.stack import drain
 from orders_core.config import Settings
-from tests.faults.conftest import INGEST_PASSWORD, INGEST_ROLE
 from tests.support.events import kafka_event, order_bytes
+from tests.support.roles import INGEST_PASSWORD, INGEST_ROLE
 
 Connect = Callable[[], pg8000.native.Connection]
 Fault = Callable[[pg8000.native.Connection, Connect], contextlib.AbstractContextManager[None]]

@@ -231,14 +231,19 @@ def test_sigterm_finishes_the_batch_in_flight_commits_and_exits(
     pipeline.wait_stored(orders)
 
 
-def orders_dlq(pipeline: Pipeline, *args: str) -> dict[str, Any]:
-    """Run the dead-letter tool as a person would, against the pipeline's services; its JSON answer."""
+def orders_dlq_lines(pipeline: Pipeline, *args: str) -> list[str]:
+    """Run the dead-letter tool as a person would, against the pipeline's services; the lines it prints."""
     done = subprocess.run(
         [str(services.VENV_BIN / "orders-dlq"), *args], env={**os.environ, **pipeline.env},
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    answer: dict[str, Any] = json.loads(done.stdout)
+    return done.stdout.splitlines()
+
+
+def orders_dlq(pipeline: Pipeline, *args: str) -> dict[str, Any]:
+    """The tool's JSON answer."""
+    answer: dict[str, Any] = json.loads("\n".join(orders_dlq_lines(pipeline, *args)))
     return answer
 
 
@@ -280,3 +285,26 @@ def test_a_record_refused_by_a_rule_is_redriven_after_the_rule_is_relaxed_and_st
     headers = dict(redriven[0].headers())
     assert headers["orders-redrive-count"] == b"1" and json.loads(redriven[0].value()) == blocked
     assert headers["orders-redriven-from"].startswith(f"{pipeline.topic}-".encode())
+
+
+def test_a_letter_cut_to_fit_the_queue_is_redriven_whole_from_kafka_and_never_loops(
+    pipeline: Pipeline, make_order: Callable[..., dict[str, Any]]
+) -> None:
+    """GIVEN an invalid record of 200 KB, dead-lettered with its value cut to fit SQS WHEN it is redriven THEN the
+    whole record is read back from Kafka at its offset and produced again (its new letter has the same value
+    hash, and counts one redrive); AND a record redriven as often as allowed is left alone."""
+    huge = make_order(entry="E" * 200_000)  # entry is at most 32 characters: invalid
+    pipeline.trigger.start()
+    pipeline.produce_orders([huge])
+    services.wait_until(lambda: orders_dlq(pipeline, "stats")["letters"] == 1, 60, "the letter")
+    [first] = [json.loads(line) for line in orders_dlq_lines(pipeline, "peek")]
+    assert first["value_truncated"] and first["reason"] == "invalid"
+
+    assert orders_dlq(pipeline, "redrive", "--reason", "invalid")["redriven"] == 1
+    services.wait_until(lambda: orders_dlq(pipeline, "stats")["letters"] == 1, 60, "the redriven record's letter")
+    [again] = [json.loads(line) for line in orders_dlq_lines(pipeline, "peek")]
+    assert again["value_sha256"] == first["value_sha256"] and again["value_bytes"] == first["value_bytes"]
+    assert again["headers"]["orders-redrive-count"] == "1"
+
+    left = orders_dlq(pipeline, "redrive", "--reason", "invalid", "--max-redrives", "1")
+    assert left["redriven"] == 0 and "redriven 1 times already" in next(iter(left["skipped"].values()))
