@@ -104,6 +104,7 @@ def pipeline(
     made = Pipeline(stack_env, kafka_bootstrap, ingest_url, work_dir)
     yield made
     made.close()
+    drain(settings)  # no letter of this test is left for the next one to count
 
 
 @pytest.fixture

@@ -118,6 +118,7 @@ def test_ingest_order_metrics_add_up_both_workers(
 ) -> None:
     service = running("ingest_order")
     base = f"http://127.0.0.1:{service.port}"
+    drain(settings)  # letters other tests left behind
 
     def ingest_one_and_junk() -> None:
         assert call(base, kafka_event([order_bytes(make_order()), b"\xff junk"])) == 200
