@@ -34,8 +34,8 @@ import pg8000.native
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from devstack import ROOT, services
+from devstack.stack import drain
 from orders_core.config import Settings
-from orders_core.dead_letters import make_sqs_client
 from orders_core.generator import iter_orders
 from orders_core.ingest import check_record
 from orders_core.kafka_event import KafkaRecord
@@ -259,15 +259,8 @@ class LetterCollector(threading.Thread):
         self.stopping = threading.Event()
 
     def drain(self) -> None:
-        sqs = make_sqs_client(self.settings)
-        url = sqs.get_queue_url(QueueName=self.settings.dlq_queue_name)["QueueUrl"]
         # A short visibility: a letter received just before the endpoint died is soon received again.
-        while messages := sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=5
-        ).get("Messages"):
-            self.letters += [json.loads(message["Body"]) for message in messages]
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        self.letters += drain(self.settings, visibility_s=5)
 
     def run(self) -> None:
         while not self.stopping.wait(2.0):

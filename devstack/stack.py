@@ -71,16 +71,16 @@ def running(*names: str, kind: str = "bench") -> Iterator[tuple[dict[str, str], 
         yield env, work, started
 
 
-def drain(settings: Settings) -> list[dict[str, Any]]:
-    """Every dead letter waiting in the queue, removed from it."""
+def drain(settings: Settings, visibility_s: int = 30) -> list[dict[str, Any]]:
+    """Every dead letter waiting in the queue, removed from it. A letter received just before the endpoint died
+    is received again after ``visibility_s``."""
     sqs = make_sqs_client(settings)
     url = sqs.get_queue_url(QueueName=settings.dlq_queue_name)["QueueUrl"]
     bodies: list[dict[str, Any]] = []
-    while True:
-        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        messages = answer.get("Messages", [])
-        if not messages:
-            return bodies
-        for message in messages:
-            bodies.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    while messages := sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=visibility_s
+    ).get("Messages"):
+        bodies += [json.loads(message["Body"]) for message in messages]
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+    return bodies
