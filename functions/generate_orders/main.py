@@ -14,9 +14,9 @@ import flask
 import functions_framework
 from pydantic import ValidationError
 
-from orders_core import logs, metrics
-from orders_core.producer import GenerateRequest, ProduceError, describe_request_error, produce_orders
-from orders_core.responses import HttpResponse, error, json_response, method_not_allowed
+from orders_core.generator.producer import GenerateRequest, ProduceError, describe_request_error, produce_orders
+from orders_core.http import logs, metrics
+from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
 
 FUNCTION = "generate_orders"
 log = logging.getLogger(FUNCTION)

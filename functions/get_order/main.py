@@ -30,10 +30,11 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orders_core import logs, metrics, runtime
+from orders_core import bootstrap as runtime
 from orders_core.config import get_settings
-from orders_core.lookup import Route
-from orders_core.responses import HttpResponse
+from orders_core.http import logs, metrics
+from orders_core.http.api import Route
+from orders_core.http.responses import HttpResponse
 
 FUNCTION = "get_order"
 MAX_LOGGED_PATH = 200

@@ -17,11 +17,12 @@ from typing import Any
 import flask
 import functions_framework
 
-from orders_core import logs, metrics, runtime
-from orders_core.ingest import IngestReport
-from orders_core.kafka_event import BadEvent, KafkaRecord, decode_event
-from orders_core.readiness import readiness
-from orders_core.responses import HttpResponse, error, json_response, method_not_allowed
+from orders_core import bootstrap as runtime
+from orders_core.adapters.kafka_event import BadEvent, KafkaRecord, decode_event
+from orders_core.domain.ingest import IngestReport
+from orders_core.http import logs, metrics
+from orders_core.http.readiness import readiness
+from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
 
 FUNCTION = "ingest_order"
 MAX_LOGGED_LETTERS = 50  # a batch of thousands of refused records still logs one line of sensible size

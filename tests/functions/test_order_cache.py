@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from orders_core.cache import OrderCache, Tier
+from orders_core.adapters.cache import OrderCache, Tier
 from orders_core.config import Settings
 
 

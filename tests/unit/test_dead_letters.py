@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from orders_core.adapters.sqs import DeadLetter, DeadLetterQueue, DeadLetterUnavailable
 from orders_core.config import Settings
-from orders_core.dead_letters import DeadLetter, DeadLetterQueue, DeadLetterUnavailable
 
 SQS_LIMIT = 256 * 1024  # bytes of a message, and of a whole batch (SendMessageBatch)
 # Every character SQS accepts in a body; anything else is InvalidMessageContents.
@@ -101,7 +101,7 @@ def test_the_queue_client_talks_to_the_endpoint_of_its_settings_not_of_the_envir
     # GIVEN a process whose environment names one endpoint (a test session's, say)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     # WHEN a tool makes a client from settings that name another
-    from orders_core.dead_letters import make_sqs_client
+    from orders_core.adapters.sqs import make_sqs_client
 
     client = make_sqs_client(Settings(aws_endpoint_url="http://127.0.0.1:4566"))
     # THEN it talks to that one

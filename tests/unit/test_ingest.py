@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from orders_core import ingest as ingest_module
-from orders_core.dead_letters import DeadLetter, DeadLetterUnavailable
-from orders_core.ingest import IngestService, check_record
-from orders_core.kafka_event import KafkaRecord
-from orders_core.model import Order
-from orders_core.storage import StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
+from orders_core.adapters.kafka_event import KafkaRecord
+from orders_core.adapters.postgres import StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
+from orders_core.adapters.sqs import DeadLetter, DeadLetterUnavailable
+from orders_core.domain import ingest as ingest_module
+from orders_core.domain.ingest import IngestService, check_record
+from orders_core.domain.model import Order
 from tests.support.hostile import HOSTILE, duplicate_first
 
 

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from orders_core.ingest import IngestReport
-from orders_core.kafka_event import (
+from orders_core.adapters.kafka_event import (
     BadEvent,
     BadResponse,
     KafkaRecord,
@@ -18,6 +17,7 @@ from orders_core.kafka_event import (
     encode_events,
     failed_offsets,
 )
+from orders_core.domain.ingest import IngestReport
 from tests.support.events import FIXTURE, aws_event, aws_partial_response, kafka_event
 
 RECORDS = [

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from orders_core.cache import Tier
+from orders_core.adapters.cache import Tier
+from orders_core.adapters.postgres import OrderSummary, StoreUnavailable
 from orders_core.config import Settings
-from orders_core.lookup import LookupService, Route
-from orders_core.responses import HttpResponse
-from orders_core.storage import OrderSummary, StoreUnavailable
+from orders_core.http.api import LookupService, Route
+from orders_core.http.responses import HttpResponse
 
 ORDER = b'{"order_uid":"abc"}'
 

@@ -22,8 +22,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pg8000.exceptions import DatabaseError, InterfaceError
 
-from .config import Settings
-from .model import CANONICAL_VERSION, Order
+from orders_core.config import Settings
+from orders_core.domain.model import CANONICAL_VERSION, Order
 
 # SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation) are about the order itself:
 # storing it again will fail again. Every other SQLSTATE is about the store (read-only, privileges, a missing
@@ -385,7 +385,7 @@ def apply_migrations(conn: pg8000.native.Connection) -> list[str]:
         applied = {row[0] for row in conn.run("SELECT version FROM schema_migrations")}
         done: list[str] = []
         scripts = sorted(
-            (f for f in resources.files("orders_core.migrations").iterdir() if f.name.endswith(".sql")),
+            (f for f in resources.files("orders_core.adapters.migrations").iterdir() if f.name.endswith(".sql")),
             key=lambda f: f.name,
         )
         for script in scripts:

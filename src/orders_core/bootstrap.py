@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from functools import cache
 
-from .cache import OrderCache
-from .config import get_settings
-from .dead_letters import DeadLetterQueue
-from .ingest import IngestService
-from .lookup import LookupService
-from .storage import OrderStore
+from orders_core.adapters.cache import OrderCache
+from orders_core.adapters.postgres import OrderStore
+from orders_core.adapters.sqs import DeadLetterQueue
+from orders_core.config import get_settings
+from orders_core.domain.ingest import IngestService
+from orders_core.http.api import LookupService
 
 
 @cache

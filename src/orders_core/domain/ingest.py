@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
-from .dead_letters import DeadLetter, DeadLetterUnavailable
-from .kafka_event import KafkaRecord
-from .model import DuplicateKey, Order, describe_errors, parse_order, read_json
-from .ports import DeadLetterSink, OrderCacheWriter, OrderStorage
-from .storage import StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
+from orders_core.adapters.kafka_event import KafkaRecord
+from orders_core.adapters.postgres import StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
+from orders_core.adapters.sqs import DeadLetter, DeadLetterUnavailable
+from orders_core.domain.model import DuplicateKey, Order, describe_errors, parse_order, read_json
+from orders_core.domain.ports import DeadLetterSink, OrderCacheWriter, OrderStorage
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,9 @@ def _dead_letter(
 
 def known_good_order() -> Order:
     """A valid order under a fresh uid, as the generator makes them."""
-    from .generator import iter_orders  # here: the generator's pools are built only on this rare path
+    from orders_core.generator.builder import (
+        iter_orders,  # here: the generator's pools are built only on this rare path
+    )
 
     [(_uid, value)] = list(iter_orders(1))
     return parse_order(value)

@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .dead_letters import DeadLetter
-    from .model import Order
-    from .storage import StoreOutcome, StoreRejected
+    from orders_core.adapters.postgres import StoreOutcome, StoreRejected
+    from orders_core.adapters.sqs import DeadLetter
+    from orders_core.domain.model import Order
 
 
 class OrderStorage(Protocol):

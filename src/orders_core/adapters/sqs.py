@@ -19,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import Settings
+from orders_core.config import Settings
 
 log = logging.getLogger(__name__)
 

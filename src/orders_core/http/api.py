@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
-from .cache import Tier
-from .config import Settings
-from .model import ORDER_UID_RE
-from .openapi import openapi_document
-from .ops import MetricsScraper
-from .responses import JSON_TYPE, HttpResponse, error, json_response, method_not_allowed
-from .storage import OrderSummary, StoreUnavailable
+from orders_core.adapters.cache import Tier
+from orders_core.adapters.postgres import OrderSummary, StoreUnavailable
+from orders_core.config import Settings
+from orders_core.domain.model import ORDER_UID_RE
+from orders_core.http.openapi import openapi_document
+from orders_core.http.ops import MetricsScraper
+from orders_core.http.responses import JSON_TYPE, HttpResponse, error, json_response, method_not_allowed
 
 log = logging.getLogger(__name__)
 

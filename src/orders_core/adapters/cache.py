@@ -21,7 +21,7 @@ from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 from pymemcache.client.rendezvous import RendezvousHash
 
-from .config import Settings
+from orders_core.config import Settings
 
 log = logging.getLogger(__name__)
 
