@@ -35,11 +35,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from devstack import ROOT, services
 from devstack.stack import drain
-from orders_core.adapters.kafka_event import KafkaRecord
 from orders_core.adapters.postgres import OrderStore
 from orders_core.config import Settings
 from orders_core.domain.ingest import check_record
 from orders_core.domain.model import Order
+from orders_core.domain.ports import KafkaRecord
 from orders_core.generator.builder import iter_orders
 from orders_local.trigger import record_of
 

@@ -18,8 +18,9 @@ import flask
 import functions_framework
 
 from orders_core import bootstrap as runtime
-from orders_core.adapters.kafka_event import BadEvent, KafkaRecord, decode_event
+from orders_core.adapters.kafka_event import BadEvent, decode_event
 from orders_core.domain.ingest import IngestReport
+from orders_core.domain.ports import KafkaRecord
 from orders_core.http import logs, metrics
 from orders_core.http.readiness import readiness
 from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed

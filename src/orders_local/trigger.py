@@ -34,8 +34,9 @@ from typing import cast
 import urllib3
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from orders_core.adapters.kafka_event import KafkaRecord, encode_events, failed_offsets
+from orders_core.adapters.kafka_event import encode_events, failed_offsets
 from orders_core.config import Settings, get_settings
+from orders_core.domain.ports import KafkaRecord
 from orders_core.http.logs import configure_logging
 from orders_local.trigger_status import TriggerStatus, serve_status
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from orders_core.adapters.kafka_event import KafkaRecord
+from orders_core.domain.ports import KafkaRecord
 from orders_core.http.logs import TextFormatter, record_spans
 
 

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from orders_core.adapters.cache import Tier
-from orders_core.adapters.postgres import OrderSummary, StoreUnavailable
 from orders_core.config import Settings
+from orders_core.domain.ports import OrderSummary, StoreUnavailable, Tier
 from orders_core.http.api import LookupService, Route
 from orders_core.http.responses import HttpResponse
 

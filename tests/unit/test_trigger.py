@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
-from orders_core.adapters.kafka_event import KafkaRecord
+from orders_core.domain.ports import KafkaRecord
 from orders_local.trigger import PartitionWorker, accepted_prefix
 from orders_local.trigger_status import TriggerStatus, lags_of
 

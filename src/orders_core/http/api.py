@@ -12,12 +12,11 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
-from orders_core.adapters.cache import Tier
-from orders_core.adapters.postgres import OrderSummary, StoreUnavailable
 from orders_core.config import Settings
 from orders_core.domain.model import ORDER_UID_RE
+from orders_core.domain.ports import OrderLookupCache, OrderReader, StoreUnavailable, Tier
 from orders_core.http.openapi import openapi_document
 from orders_core.http.ops import MetricsScraper
 from orders_core.http.responses import JSON_TYPE, HttpResponse, error, json_response, method_not_allowed
@@ -28,23 +27,6 @@ ORDER_CACHE_CONTROL = "public, max-age=31536000, immutable"  # an order never ch
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 DEFAULT_RECENT = 20
 STATIC_PATHS = ("/openapi.json", "/livez")  # answered without data
-
-
-class OrderReader(Protocol):
-    """The store as the lookup uses it (``storage.OrderStore``)."""
-
-    def get_order_json(self, order_uid: str) -> bytes | None: ...
-    def recent_orders(self, limit: int) -> list[OrderSummary]: ...
-    def ping(self) -> None: ...
-
-
-class OrderLookupCache(Protocol):
-    """The two cache tiers as the lookup uses them (``cache.OrderCache``)."""
-
-    def get(self, order_uid: str) -> tuple[bytes | None, Tier | None]: ...
-    def put(self, order_uid: str, order_json: bytes) -> None: ...
-    def put_missing(self, order_uid: str) -> None: ...
-    def health(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
