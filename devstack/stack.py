@@ -3,7 +3,6 @@ settings at it, its set-up, and the dead-letter queue drained."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -14,7 +13,8 @@ from typing import Any
 
 from devstack import ROOT
 from devstack.services import Service, kafka, memcached, moto, postgres
-from orders_core.adapters.sqs import make_sqs_client
+from orders_core.adapters.letters import decode_letter
+from orders_core.bootstrap import dead_letter_mailbox
 from orders_core.config import Settings
 from orders_local.provision import run as run_setup
 
@@ -72,15 +72,14 @@ def running(*names: str, kind: str = "bench") -> Iterator[tuple[dict[str, str], 
 
 
 def drain(settings: Settings, visibility_s: int = 30) -> list[dict[str, Any]]:
-    """Every dead letter waiting in the queue, removed from it. A letter received just before the endpoint died
-    is received again after ``visibility_s``."""
-    sqs = make_sqs_client(settings)
-    url = sqs.get_queue_url(QueueName=settings.dlq_queue_name)["QueueUrl"]
+    """Every dead letter waiting (in the queue or on the topic of ``DEAD_LETTER_SINK``), removed from it. On SQS, a
+    letter received just before the endpoint died is received again after ``visibility_s``."""
+    mailbox = dead_letter_mailbox(settings, hold_s=visibility_s, wait_s=0)
     bodies: list[dict[str, Any]] = []
-    while messages := sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=visibility_s
-    ).get("Messages"):
-        bodies += [json.loads(message["Body"]) for message in messages]
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-        sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+    try:
+        while letters := mailbox.receive(10):
+            bodies += [decode_letter(letter.body) for letter in letters]
+            mailbox.delete(letters)
+    finally:
+        mailbox.close()
     return bodies

@@ -7,9 +7,11 @@ from functools import cache
 
 from orders_core.adapters.cache import OrderCache
 from orders_core.adapters.postgres import OrderStore
-from orders_core.adapters.sqs import DeadLetterQueue
-from orders_core.config import get_settings
+from orders_core.adapters.kafka_dlq import KafkaDeadLetterSink, KafkaMailbox
+from orders_core.adapters.sqs import DeadLetterQueue, SqsMailbox
+from orders_core.config import Settings, get_settings
 from orders_core.domain.ingest import IngestService
+from orders_core.domain.ports import DeadLetterMailbox
 from orders_core.http.api import LookupService
 
 
@@ -24,8 +26,19 @@ def order_cache() -> OrderCache:
 
 
 @cache
-def dead_letter_queue() -> DeadLetterQueue:
-    return DeadLetterQueue(get_settings())
+def dead_letter_queue() -> DeadLetterQueue | KafkaDeadLetterSink:
+    """Where refused records go (DEAD_LETTER_SINK): the SQS queue, or the Kafka topic DLQ_TOPIC."""
+    settings = get_settings()
+    return KafkaDeadLetterSink(settings) if settings.dead_letter_sink == "kafka" else DeadLetterQueue(settings)
+
+
+def dead_letter_mailbox(settings: Settings, hold_s: int = 120, wait_s: int = 1) -> DeadLetterMailbox:
+    """The dead letters as a reader takes them (orders-dlq, the dev stack's drain), from where the ingest sends
+    them; SQS holds a letter received for ``hold_s`` and waits up to ``wait_s`` for one (a topic needs neither:
+    its reader reads to the end it saw at the start)."""
+    if settings.dead_letter_sink == "kafka":
+        return KafkaMailbox(settings)
+    return SqsMailbox(settings, hold_s=hold_s, wait_s=wait_s)
 
 
 @cache

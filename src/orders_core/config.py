@@ -49,11 +49,20 @@ class Settings(BaseSettings):
     kafka_topic_partitions: int = 3
     kafka_group_id: str = "orders-ingest-trigger"
 
-    # AWS (dead-letter queue). AWS_ENDPOINT_URL set: a local SQS (ElasticMQ, or moto in tests); unset: real AWS.
-    aws_endpoint_url: str | None = "http://127.0.0.1:4566"
+    # AWS (dead-letter queue). AWS_ENDPOINT_URL set: a local SQS (ElasticMQ, or moto in tests); unset or empty:
+    # real AWS. No local default: an operator's `orders-dlq` with nothing set acts on the cloud, as it says;
+    # `make up`, compose and the tests set it.
+    aws_endpoint_url: str | None = None
     aws_region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     dlq_queue_name: str = "orders-dlq"
     dlq_queue_url: str | None = None
+    # Where the ingest sends dead letters: the SQS queue above, or a Kafka topic of the ingest's cluster (the same
+    # letters either way, adapters/letters.py). `orders-dlq` and the dev stack read whichever is set.
+    dead_letter_sink: Literal["sqs", "kafka"] = "sqs"
+    dlq_topic: str = "orders.dlq"
+    # orders-dlq's record of what it redrove (compacted, keyed by the letter's record): a redrive is done once,
+    # and a record's redrive count is known without a header on the record.
+    dlq_ledger_topic: str = "orders.dlq.redrives"
 
     # The Kafka trigger (local stand-in for the event source mapping); defaults as the cloud's.
     ingest_url: str = "http://127.0.0.1:8081"
@@ -111,6 +120,16 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("dead_letter_sink", mode="before")
+    @classmethod
+    def _lower_case_sink(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("aws_endpoint_url", mode="before")
+    @classmethod
+    def _empty_endpoint_is_aws(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_format", mode="before")
     @classmethod

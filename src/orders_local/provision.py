@@ -13,6 +13,7 @@ from collections.abc import Callable
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from orders_core.adapters.kafka_dlq import dead_letter_topics, ensure_topics
 from orders_core.adapters.postgres import OrderStore, apply_migrations
 from orders_core.adapters.sqs import ensure_queue
 from orders_core.config import Settings, get_settings
@@ -36,6 +37,8 @@ def ensure_topic(settings: Settings) -> str:
     host, _, port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
     socket.create_connection((host, int(port)), timeout=2).close()
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "socket.timeout.ms": 5000})
+    # The dead letters' topic (DEAD_LETTER_SINK=kafka) and orders-dlq's ledger, beside the orders' topic.
+    dead_letters = ", ".join(ensure_topics(settings, dead_letter_topics(settings)))
     topic = NewTopic(settings.kafka_topic, num_partitions=settings.kafka_topic_partitions, replication_factor=1)
     future = admin.create_topics([topic], operation_timeout=10, request_timeout=10)[settings.kafka_topic]
     try:
@@ -43,8 +46,8 @@ def ensure_topic(settings: Settings) -> str:
     except KafkaException as exc:
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
-        return f"topic {settings.kafka_topic} exists"
-    return f"topic {settings.kafka_topic} created with {settings.kafka_topic_partitions} partitions"
+        return f"topic {settings.kafka_topic} exists; {dead_letters}"
+    return f"topic {settings.kafka_topic} created with {settings.kafka_topic_partitions} partitions; {dead_letters}"
 
 
 def ensure_dead_letter_queue(settings: Settings) -> str:

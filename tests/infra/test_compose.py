@@ -90,7 +90,6 @@ def test_native_defaults_address_the_procfile_ports() -> None:
     ports = {name: int(m.group(1)) for name, command in procfile().items() if (m := re.search(r":-(\d+)\}", command))}
     defaults = Settings.model_construct()
     assert int(defaults.memcached_server_list[0].rsplit(":", 1)[1]) == ports["memcached"]
-    assert urlsplit(defaults.aws_endpoint_url).port == ports["aws"]
     assert urlsplit(defaults.ingest_url).port == ports["ingest_order"]
     assert defaults.trigger_status_port == ports["trigger"]
 

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from orders_local.dlq_cli import REDRIVE_COUNT_HEADER, Letter, Selection, parse_since, peek_view, stats
+from orders_core.domain.ports import ReceivedLetter
+from orders_local.dlq_cli import Letter, Selection, parse_since, peek_view, stats
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def letter(reason: str = "invalid", age_s: int = 60, redrives: int = 0, **body: Any) -> Letter:
-    headers = [[REDRIVE_COUNT_HEADER, base64.b64encode(str(redrives).encode()).decode()]] if redrives else []
-    return Letter(
-        message_id=f"m-{reason}-{age_s}",
-        receipt_handle="r",
-        sent_at=NOW - timedelta(seconds=age_s),
-        body={"reason": reason, "topic": "orders", "partition": 0, "offset": 7, "headers": headers, **body},
-    )
+    sent_at_ms = int((NOW - timedelta(seconds=age_s)).timestamp() * 1000)
+    fields = {"reason": reason, "topic": "orders", "partition": 0, "offset": 7, "headers": [], **body}
+    return Letter(ReceivedLetter(f"m-{reason}-{age_s}", json.dumps(fields), sent_at_ms, "r"), fields, redrives)
 
 
 def test_redrive_takes_every_reason_but_conflicts_by_default() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -52,11 +53,13 @@ def test_the_largest_possible_letter_fits_whole_with_every_string_bounded() -> N
     huge = letter(
         reason=worst, message=worst, topic=worst, order_uid=worst, key=b"k" * 100_000, value=b"v" * 2_000_000,
         errors=[{"field": worst, "message": worst}] * 5_000,
+        headers=tuple((worst[:500], b"\xff" * 4000) for _ in range(40)),
     )  # fmt: skip
     body = encode_letter(huge)
     assert len(body.encode()) <= SQS_LIMIT and body.isascii()
     fields = json.loads(body)
     assert fields["value_truncated"] and fields["key_truncated"] and fields["error_count"] == 5_000
+    assert fields["headers_truncated"]
     assert 0 < len(fields["errors"]) <= 50 and all(len(e["field"]) <= 1000 for e in fields["errors"])
     assert len(fields["order_uid"]) <= 128 and len(fields["message"]) <= 1000 and len(fields["topic"]) <= 256
 
@@ -87,6 +90,47 @@ def test_a_letter_the_queue_refuses_is_sent_again_as_a_minimal_letter_naming_its
         "reason": "invalid", "topic": "orders", "partition": 0, "offset": 2, "value_bytes": 7,
         "value_sha256": hashlib.sha256(b"value 2").hexdigest(), "request_id": "req-7", "minimal": True,
     }  # fmt: skip
+
+
+class FlakySqs(FakeSqs):
+    """Fails on its side (not the sender's fault) the entries of the first answer whose offset ``fail_once``
+    picks, then takes everything: as SQS does when some entries of a batch hit a throttled partition."""
+
+    def __init__(self, fail_once: Any) -> None:
+        super().__init__()
+        self.fail_once = fail_once
+        self.calls = 0
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self.calls += 1
+        failing = self.calls == 1
+        failed = [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"}
+                  for e in Entries if failing and self.fail_once(json.loads(e["MessageBody"])["offset"])]  # fmt: skip
+        refused = {f["Id"] for f in failed}
+        self.batches.append([e["MessageBody"] for e in Entries if e["Id"] not in refused])
+        return {"Successful": [{"Id": e["Id"]} for e in Entries if e["Id"] not in refused], "Failed": failed}
+
+
+def test_entries_of_a_batch_sqs_failed_are_sent_again_alone_so_none_is_duplicated() -> None:
+    # GIVEN SQS that accepts 7 of a batch of 10 letters and fails the other 3 on its side
+    sqs = FlakySqs(fail_once=lambda offset: offset in (2, 5, 8))
+    # WHEN the ingest sends the 10 letters
+    queue(sqs).send([letter(offset=i) for i in range(10)])
+    # THEN only the 3 failed letters are sent again, and every letter is on the queue exactly once
+    sent = [json.loads(body)["offset"] for batch in sqs.batches for body in batch]
+    assert [len(batch) for batch in sqs.batches] == [7, 3]
+    assert sorted(sent) == list(range(10))
+
+
+def test_a_record_s_headers_are_kept_whole_however_many_they_are_while_they_fit() -> None:
+    headers = tuple((f"h{i}", bytes([i]) * 40) for i in range(24)) + (("", b""), ("\udcff-name", b"\x00\xff"))
+    fields = json.loads(encode_letter(letter(headers=headers)))
+    assert not fields["headers_truncated"]
+    assert [(name, base64.b64decode(value)) for name, value in fields["headers"]] == list(headers)
+    # Headers too large for a letter are left out, and the letter says so (the redrive reads the record back).
+    too_many = tuple((f"h{i}", b"v" * 1000) for i in range(20))
+    cut = json.loads(encode_letter(letter(headers=too_many)))
+    assert cut["headers_truncated"] and 0 < len(cut["headers"]) < 20
 
 
 def test_a_queue_failing_on_its_side_names_the_letters_not_sent() -> None:

@@ -29,7 +29,10 @@ MAX_ERRORS_BYTES = 16 * 1024
 MAX_TEXT = 1000  # the message, an error's field or message
 MAX_NAME = 128  # the reason, the order_uid
 MAX_TOPIC = 256  # Kafka's own limit is 249
-MAX_HEADERS, MAX_HEADER_NAME, MAX_HEADER_BYTES = 16, 64, 256  # the record's headers: at most about 7 KiB
+# The record's headers are kept whole, names and values unchanged, as long as they fit in this many bytes of the
+# body: a redrive then produces the record exactly as it was written. Those that do not fit are left out and the
+# letter says so (``headers_truncated``); ``orders-dlq`` then reads the record back from Kafka.
+MAX_HEADERS_BYTES = 6 * 1024
 
 
 def _text(value: str | None, limit: int = MAX_TEXT) -> str | None:
@@ -46,6 +49,19 @@ def _bounded_errors(errors: list[dict[str, str]]) -> list[dict[str, str]]:
             break
         kept.append(bounded)
     return kept
+
+
+def _bounded_headers(headers: tuple[tuple[str, bytes], ...]) -> tuple[list[list[str]], bool]:
+    """The headers that fit MAX_HEADERS_BYTES, each whole (``[name, base64 value]``), and whether any was left."""
+    kept: list[list[str]] = []
+    size = 2
+    for name, value in headers:
+        pair = [name, base64.b64encode(value or b"").decode()]
+        size += len(json.dumps(pair)) + 2
+        if size > MAX_HEADERS_BYTES:
+            return kept, True
+        kept.append(pair)
+    return kept, False
 
 
 def encode_letter(letter: DeadLetter) -> str:
@@ -66,12 +82,9 @@ def encode_letter(letter: DeadLetter) -> str:
         "errors": _bounded_errors(letter.errors),
         "error_count": len(letter.errors),
         "order_uid": _text(letter.order_uid, MAX_NAME),
-        "headers": [
-            [_text(name, MAX_HEADER_NAME), base64.b64encode(value[:MAX_HEADER_BYTES]).decode()]
-            for name, value in letter.headers[:MAX_HEADERS]
-        ],
         "request_id": _text(letter.request_id, MAX_NAME),
     }
+    body["headers"], body["headers_truncated"] = _bounded_headers(letter.headers)
     text = json.dumps(body)  # ensure_ascii: lone surrogates, U+FFFE and the like travel as \u escapes
     return text if len(text) <= MAX_LETTER_BYTES else minimal_letter(letter)
 
@@ -91,3 +104,47 @@ def minimal_letter(letter: DeadLetter) -> str:
             "minimal": True,
         }
     )
+
+
+def decode_letter(text: str | bytes) -> dict[str, Any]:
+    """A letter's fields; ``{}`` for a body that is not a letter (a reader shows it, never fails on it)."""
+    try:
+        body = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _unb64(text: Any) -> bytes | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+
+
+def letter_key(body: dict[str, Any]) -> bytes | None:
+    return _unb64(body.get("key"))
+
+
+def letter_value(body: dict[str, Any]) -> bytes | None:
+    return _unb64(body.get("value"))
+
+
+def letter_headers(body: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """The record's headers as the letter kept them."""
+    pairs = body.get("headers") or []
+    return [(name, _unb64(value) or b"") for name, value in (p for p in pairs if isinstance(p, list) and len(p) == 2)
+            if isinstance(name, str)]  # fmt: skip
+
+
+def letter_is_whole(body: dict[str, Any]) -> bool:
+    """Whether the letter holds its record whole (key, value, every header): else Kafka has the rest."""
+    value = letter_value(body)
+    key_ok = not body.get("key_truncated")
+    value_ok = body.get("value") is None and body.get("value_bytes") == 0 or (
+        value is not None and len(value) == body.get("value_bytes") and not body.get("value_truncated")
+    )
+    return bool(key_ok and value_ok and not body.get("headers_truncated") and not body.get("minimal")
+                and isinstance(body.get("headers"), list))  # fmt: skip

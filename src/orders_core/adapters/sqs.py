@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,12 +18,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orders_core.adapters.letters import MAX_LETTER_BYTES, encode_letter, minimal_letter
 from orders_core.config import Settings
-from orders_core.domain.ports import DeadLetter, DeadLetterUnavailable
+from orders_core.domain.ports import DeadLetter, DeadLetterUnavailable, ReceivedLetter
 
 log = logging.getLogger(__name__)
 
 # SQS's documented batch limits: 10 letters, and MAX_LETTER_BYTES in all.
 SQS_BATCH = 10
+# A batch's entries that SQS failed on its side are sent again this often (only those), then handed back.
+SEND_ATTEMPTS, RETRY_PAUSE_S = 3, 0.1
+# Receipt handles SQS failed to delete or release are tried again this often.
+ACT_ATTEMPTS = 3
 
 
 def make_sqs_client(settings: Settings) -> Any:
@@ -74,38 +79,43 @@ class DeadLetterQueue:
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
         """Send every letter or raise ``DeadLetterUnavailable`` naming those not sent (to be redelivered)."""
-        sent = 0
-        try:
-            client, queue_url = self._target()
-            for batch in _batches(letters):
-                self._send_batch(client, queue_url, batch)
-                sent += len(batch)
-        except (BotoCoreError, ClientError) as exc:
-            with self._lock:
-                self._queue_url = self._settings.dlq_queue_url  # look the queue up again next time
-            raise DeadLetterUnavailable(f"dead-letter queue unreachable: {exc}", letters[sent:]) from exc
-        except DeadLetterUnavailable as exc:
-            raise DeadLetterUnavailable(str(exc), letters[sent:]) from exc
+        batches = list(_batches(letters))
+        for index, batch in enumerate(batches):
+            later = [letter for rest in batches[index + 1 :] for letter, _ in rest]
+            try:
+                client, queue_url = self._target()
+                unsent = self._send_batch(client, queue_url, batch)
+            except (BotoCoreError, ClientError) as exc:
+                with self._lock:
+                    self._queue_url = self._settings.dlq_queue_url  # look the queue up again next time
+                raise DeadLetterUnavailable(
+                    f"dead-letter queue unreachable: {exc}", [letter for letter, _ in batch] + later
+                ) from exc
+            if unsent:
+                raise DeadLetterUnavailable(f"SQS failed {len(unsent)} dead letters", unsent + later)
 
-    @staticmethod
-    def _send_batch(client: Any, queue_url: str, batch: list[tuple[DeadLetter, str]]) -> None:
-        answer = client.send_message_batch(
-            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(batch)]
-        )
-        failures = answer.get("Failed", [])
-        if not failures:
-            return
-        if not all(failure.get("SenderFault") for failure in failures):  # the queue's fault: try again later
-            raise DeadLetterUnavailable(f"SQS failed {len(failures)} dead letters: {failures}")
-        refused = [batch[int(failure["Id"])][0] for failure in failures]
-        # The queue refused these letters as they are: send each as the minimal letter, which it always takes.
-        log.warning("SQS refused %d dead letters (%s); sending minimal letters", len(refused), answer["Failed"])
-        answer = client.send_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "MessageBody": minimal_letter(letter)} for i, letter in enumerate(refused)],
-        )
-        if answer.get("Failed"):
-            raise DeadLetterUnavailable(f"SQS refused {len(answer['Failed'])} minimal dead letters: {answer['Failed']}")
+    def _send_batch(self, client: Any, queue_url: str, batch: list[tuple[DeadLetter, str]]) -> list[DeadLetter]:
+        """Send one batch; only the entries SQS failed are sent again (the others are on the queue: sending them
+        again would make duplicates). Returns the letters still not sent after ``SEND_ATTEMPTS``."""
+        pending = dict(enumerate(batch))
+        for attempt in range(SEND_ATTEMPTS):
+            if attempt:
+                time.sleep(RETRY_PAUSE_S * attempt)
+            answer = client.send_message_batch(
+                QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i, (_, body) in pending.items()]
+            )
+            failed = {int(failure["Id"]): failure for failure in answer.get("Failed", [])}
+            refused = {i: f for i, f in failed.items() if f.get("SenderFault")}
+            if refused:
+                # The queue refused these letters as they are: each goes as the minimal letter, which it always takes.
+                log.warning("SQS refused %d dead letters (%s); sending minimal letters", len(refused),
+                            list(refused.values()))  # fmt: skip
+            pending = {i: (pending[i][0], minimal_letter(pending[i][0]) if i in refused else pending[i][1])
+                       for i in failed}  # fmt: skip
+            if not pending:
+                return []
+        log.warning("SQS failed %d dead letters %d times", len(pending), SEND_ATTEMPTS)
+        return [letter for letter, _ in pending.values()]
 
 
 def _message(letter: DeadLetter) -> str:
@@ -129,6 +139,77 @@ def _batches(letters: Sequence[DeadLetter]) -> Iterator[list[tuple[DeadLetter, s
         size += len(body)
     if batch:
         yield batch
+
+
+class SqsMailbox:
+    """The dead-letter queue read page by page (``DeadLetterMailbox``): a received letter is held invisible for
+    ``hold_s``; a letter SQS hands out again after that (or after another reader released it) is not handed to
+    this reader twice."""
+
+    def __init__(self, settings: Settings, hold_s: int = 120, wait_s: int = 1, client: Any = None) -> None:
+        self._client = client or make_sqs_client(settings)
+        self._url: str = settings.dlq_queue_url or self._client.get_queue_url(QueueName=settings.dlq_queue_name)[
+            "QueueUrl"
+        ]
+        self._endpoint = settings.aws_endpoint_url or f"AWS SQS ({settings.aws_region})"
+        self._hold_s, self._wait_s = hold_s, wait_s
+        self._handles: dict[str, str] = {}  # every letter received in this run: its latest receipt handle
+
+    def describe(self) -> str:
+        return f"SQS queue {self._url} at {self._endpoint}"
+
+    def size(self) -> int:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = self._client.get_queue_attributes(QueueUrl=self._url, AttributeNames=names)["Attributes"]
+        return int(attributes[names[0]]) + int(attributes[names[1]])
+
+    def receive(self, most: int) -> list[ReceivedLetter]:
+        answer = self._client.receive_message(
+            QueueUrl=self._url, MaxNumberOfMessages=max(1, min(SQS_BATCH, most)), VisibilityTimeout=self._hold_s,
+            WaitTimeSeconds=self._wait_s, AttributeNames=["SentTimestamp"],
+        )  # fmt: skip
+        letters = []
+        for message in answer.get("Messages", []):
+            letter = ReceivedLetter(message["MessageId"], message["Body"],
+                                    int(message.get("Attributes", {}).get("SentTimestamp", "0")),
+                                    message["ReceiptHandle"])  # fmt: skip
+            if letter.letter_id not in self._handles:
+                letters.append(letter)
+            # A letter back in view after the hold is held again, not handed out twice; SQS takes only the
+            # latest receipt handle of a message, so that is the one deleting or releasing it uses.
+            self._handles[letter.letter_id] = letter.handle
+        return letters
+
+    def delete(self, letters: Sequence[ReceivedLetter]) -> list[ReceivedLetter]:
+        return self._act(letters, "delete_message_batch", {})
+
+    def release(self, letters: Sequence[ReceivedLetter]) -> list[ReceivedLetter]:
+        return self._act(letters, "change_message_visibility_batch", {"VisibilityTimeout": 0})
+
+    def _act(self, letters: Sequence[ReceivedLetter], call: str, extra: dict[str, Any]) -> list[ReceivedLetter]:
+        """Delete or release in batches of 10; the entries SQS reports ``Failed`` are tried again, and those
+        still failing (a receipt handle gone stale: the letter was received by another reader) are returned."""
+        failed: list[ReceivedLetter] = []
+        for start in range(0, len(letters), SQS_BATCH):
+            pending = dict(enumerate(letters[start : start + SQS_BATCH]))
+            for attempt in range(ACT_ATTEMPTS):
+                if attempt:
+                    time.sleep(RETRY_PAUSE_S * attempt)
+                answer = getattr(self._client, call)(
+                    QueueUrl=self._url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": self._handles.get(letter.letter_id, letter.handle), **extra}
+                             for i, letter in pending.items()],  # fmt: skip
+                )
+                pending = {int(f["Id"]): pending[int(f["Id"])] for f in answer.get("Failed", [])}
+                if not pending:
+                    break
+            if pending:
+                log.warning("SQS %s failed for %d letters", call, len(pending))
+                failed += pending.values()
+        return failed
+
+    def close(self) -> None:
+        self._handles.clear()
 
 
 def ensure_queue(settings: Settings) -> str:

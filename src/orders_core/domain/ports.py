@@ -101,8 +101,18 @@ class DeadLetter:
     value: bytes | None
     errors: list[dict[str, str]] = field(default_factory=list)
     order_uid: str | None = None
-    headers: tuple[tuple[str, bytes], ...] = ()  # the record's own (a redrive counts itself in one)
+    headers: tuple[tuple[str, bytes], ...] = ()  # the record's own, as written
     request_id: str | None = None  # the invocation that refused the record: its log line tells the rest
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedLetter:
+    """A letter as a reader of the dead letters receives it, wherever they were sent."""
+
+    letter_id: str  # unique in its destination: SQS's message id, or the letter's own topic-partition@offset
+    body: str  # as ``adapters.letters`` encoded it
+    sent_at_ms: int  # when the destination took it (epoch milliseconds)
+    handle: str  # what deleting or releasing it takes (an SQS receipt handle; a Kafka offset)
 
 
 # -- the cache tiers ---------------------------------------------------------------------------------------
@@ -131,6 +141,30 @@ class DeadLetterSink(Protocol):
     def send(self, letters: Sequence[DeadLetter], /) -> None:
         """Send every letter or raise DeadLetterUnavailable naming those not sent."""
         ...
+
+
+class DeadLetterMailbox(Protocol):
+    """The dead letters as a reader takes them: a page at a time, each letter held until deleted or released.
+
+    A letter received is not received again by this reader; deleting is for good; releasing hands it back to
+    the next reader. ``delete`` and ``release`` return the letters they could not act on (already retried).
+    """
+
+    def describe(self) -> str:
+        """Which queue or topic, on which endpoint or cluster: what an operator must see before acting."""
+        ...
+
+    def size(self) -> int:
+        """How many letters wait now (approximate on SQS): a run reads no more than this snapshot."""
+        ...
+
+    def receive(self, most: int, /) -> list[ReceivedLetter]:
+        """Up to ``most`` letters not yet received by this reader; empty when none is there now."""
+        ...
+
+    def delete(self, letters: Sequence[ReceivedLetter], /) -> list[ReceivedLetter]: ...
+    def release(self, letters: Sequence[ReceivedLetter], /) -> list[ReceivedLetter]: ...
+    def close(self) -> None: ...
 
 
 class OrderCacheWriter(Protocol):
