@@ -15,6 +15,7 @@ import pytest
 
 from devstack import services, stack
 from orders_core import bootstrap as runtime
+from orders_core.adapters.kafka_dlq import dead_letter_topics, ensure_topics
 from orders_core.adapters.postgres import OrderStore
 from orders_core.config import Settings, get_settings
 from orders_core.domain.model import Order
@@ -85,6 +86,20 @@ def settings(stack_env: dict[str, str]) -> Iterator[Settings]:
     runtime.reset()
     yield get_settings()
     runtime.reset()
+
+
+@pytest.fixture(params=["sqs", "kafka"])
+def dead_letter_settings(request: pytest.FixtureRequest, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The test's settings with the dead letters sent to each destination in turn (DEAD_LETTER_SINK): the SQS
+    queue (moto) and the Kafka topic (the test broker, the topic made as orders-setup makes it). Readers take
+    them through the same mailbox either way (devstack.stack.drain, orders-dlq)."""
+    monkeypatch.setenv("DEAD_LETTER_SINK", request.param)
+    if request.param == "kafka":
+        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", request.getfixturevalue("kafka_bootstrap"))
+        runtime.reset()
+        ensure_topics(get_settings(), dead_letter_topics(get_settings()))
+    runtime.reset()
+    return get_settings()
 
 
 @pytest.fixture

@@ -19,8 +19,10 @@ from tests.support.hostile import HOSTILE
 
 
 def test_every_hostile_record_is_dead_lettered_and_every_order_behind_one_stored(
-    client: flask.testing.FlaskClient, admin: pg8000.native.Connection, make_order: Any, settings: Settings
+    client: flask.testing.FlaskClient, admin: pg8000.native.Connection, make_order: Any,
+    dead_letter_settings: Settings,
 ) -> None:
+    settings = dead_letter_settings
     drain(settings)
     hostile = [build(make_order()) for build, _ in HOSTILE.values()]
     valid = [make_order() for _ in HOSTILE]
@@ -60,10 +62,11 @@ def ingest_at_once(app: Any, orders: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 def test_two_orders_with_one_uid_at_once_store_one_and_dead_letter_the_other_as_a_conflict(
-    admin: pg8000.native.Connection, make_order: Any, settings: Settings
+    admin: pg8000.native.Connection, make_order: Any, dead_letter_settings: Settings
 ) -> None:
     """GIVEN two different orders with the same uid on two partitions WHEN two invocations ingest them at the
     same moment (two threads) THEN exactly one is stored and the other is a conflict dead letter."""
+    settings = dead_letter_settings
     drain(settings)
     app = functions_framework.create_app(target="http_entry", source="functions/ingest_order/main.py")
     for _ in range(5):

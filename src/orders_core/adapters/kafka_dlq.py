@@ -182,6 +182,18 @@ class _Partition:
         return point, {o for o in self.deleted if o > point}
 
 
+def _committed(consumer: Consumer, partitions: list[TopicPartition], timeout_s: float = 30.0) -> list[TopicPartition]:
+    """The group's offsets; a broker just started answers "not coordinator" until its offsets topic is ready."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return list(consumer.committed(partitions, timeout=10))
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 class KafkaMailbox:
     """The letters' topic read by the group ``orders-dlq-tool`` (``DeadLetterMailbox``), up to its end when the
     reader started. Letters not deleted stay for the next reader; this one receives each once."""
@@ -199,7 +211,7 @@ class KafkaMailbox:
             if topic is None or topic.error is not None:
                 raise KafkaException(topic.error if topic is not None else f"no topic {self._topic}")
             wanted = [TopicPartition(self._topic, p) for p in sorted(topic.partitions)]
-            committed = self._consumer.committed(wanted, timeout=10)
+            committed = _committed(self._consumer, wanted)
             self._partitions: dict[int, _Partition] = {}
             for tp in committed:
                 low, high = self._consumer.get_watermark_offsets(TopicPartition(self._topic, tp.partition), timeout=10)
