@@ -570,9 +570,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     reading = Reading(mailbox)
     try:
         if args.command == "peek":
+            ledger = Ledger(settings).load()  # for each letter's redrive count
             for page in reading.pages(limit=args.max):
                 for received in page:
-                    print(json.dumps(peek_view(Letter.of(received)), ensure_ascii=False))
+                    print(json.dumps(peek_view(Letter.of(received, ledger)), ensure_ascii=False))
             return 0
         if args.command == "stats":
             tally = Tally()
