@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from devstack import services
+from devstack.stack import drain
 from orders_core.adapters.letters import encode_letter
 from orders_core.adapters.sqs import DeadLetterQueue, ensure_queue, make_sqs_client
 from orders_core.config import Settings
@@ -128,3 +129,22 @@ def test_letters_survive_a_graceful_restart_and_the_setup_runs_again(
     assert ensure_queue(settings) == url
     received = reader.receive_until(12)
     assert received == {letter.offset: json.loads(encode_letter(letter)) for letter in sent}
+
+
+def test_the_queue_s_file_stays_bounded_over_many_letters_sent_received_and_deleted(
+    endpoint: services.Service, settings: Settings
+) -> None:
+    # GIVEN the endpoint's database file after 1,000 letters were sent, received and deleted
+    queue = DeadLetterQueue(settings)
+    database = next(Path(endpoint.env["SQS_DATA_DIR"]).glob("*.mv.db"))
+
+    def cycle() -> int:
+        queue.send(letters(1000))
+        assert len(drain(settings)) == 1000
+        return database.stat().st_size
+
+    first = cycle()
+    # WHEN three times as many go through while it runs
+    sizes = [cycle() for _ in range(3)]
+    # THEN the file has not grown with them (it used to grow by some 30 KiB a letter until a clean stop)
+    assert max(sizes) < 2 * first, (first, sizes)

@@ -28,6 +28,8 @@ SQS_BATCH = 10
 SEND_ATTEMPTS, RETRY_PAUSE_S = 3, 0.1
 # Receipt handles SQS failed to delete or release are tried again this often.
 ACT_ATTEMPTS = 3
+# A reader asks again this often when an answer holds only letters it received before.
+REPEATS_ASKED = 50
 
 
 def make_sqs_client(settings: Settings) -> Any:
@@ -164,12 +166,21 @@ class SqsMailbox:
         return int(attributes[names[0]]) + int(attributes[names[1]])
 
     def receive(self, most: int) -> list[ReceivedLetter]:
-        answer = self._client.receive_message(
-            QueueUrl=self._url, MaxNumberOfMessages=max(1, min(SQS_BATCH, most)), VisibilityTimeout=self._hold_s,
-            WaitTimeSeconds=self._wait_s, AttributeNames=["SentTimestamp"],
-        )  # fmt: skip
+        # Letters back in view after the hold may fill whole answers (a queue hands out its oldest first): ask
+        # again, as they are now held once more; only an empty answer means nothing is there.
+        for _ in range(REPEATS_ASKED):
+            messages = self._client.receive_message(
+                QueueUrl=self._url, MaxNumberOfMessages=max(1, min(SQS_BATCH, most)), VisibilityTimeout=self._hold_s,
+                WaitTimeSeconds=self._wait_s, AttributeNames=["SentTimestamp"],
+            ).get("Messages", [])  # fmt: skip
+            letters = self._new(messages)
+            if letters or not messages:
+                return letters
+        return []
+
+    def _new(self, messages: list[dict[str, Any]]) -> list[ReceivedLetter]:
         letters = []
-        for message in answer.get("Messages", []):
+        for message in messages:
             letter = ReceivedLetter(message["MessageId"], message["Body"],
                                     int(message.get("Attributes", {}).get("SentTimestamp", "0")),
                                     message["ReceiptHandle"])  # fmt: skip
