@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -36,6 +37,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from devstack import ROOT, services
 from devstack.stack import drain
 from orders_core.adapters.postgres import OrderStore
+from orders_core.bootstrap import dead_letter_mailbox
 from orders_core.config import Settings
 from orders_core.domain.ingest import check_record
 from orders_core.domain.model import Order
@@ -52,6 +54,9 @@ TOPIC, GROUP = "orders", "orders-ingest-trigger"
 # SIGKILL (a moto server would lose the dead letters themselves).
 AWS_ENDPOINT = services.sqs
 TARGETS = ("trigger", "ingest_order", "postgres", "memcached", "kafka", "aws")
+# The redrive phase: letters of this many refused records are redriven by `orders-dlq` while these are killed.
+REDRIVE_LETTERS = 300
+REDRIVE_TARGETS = ("trigger", "ingest_order", "kafka", "aws")
 
 
 @dataclass
@@ -67,11 +72,12 @@ class Stack:
             pg_host="127.0.0.1", pg_port=int(self.env["PGPORT"]), memcached_servers=self.env["MEMCACHED_SERVERS"],
             kafka_bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"], kafka_topic=TOPIC, kafka_group_id=GROUP,
             aws_endpoint_url=self.env["AWS_ENDPOINT_URL"], dlq_queue_name="orders-dlq", dlq_queue_url=None,
+            dead_letter_sink=self.env["DEAD_LETTER_SINK"],
         )  # fmt: skip
 
 
 @contextmanager
-def chaos_stack(parent: Path) -> Iterator[Stack]:
+def chaos_stack(parent: Path, sink: str = "sqs") -> Iterator[Stack]:
     """Start every service in a fresh folder under ``parent``, set up as ``orders-setup`` does; stop them
     all on exit. This process's own environment is left as it is (a test session shares it)."""
     parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +86,8 @@ def chaos_stack(parent: Path) -> Iterator[Stack]:
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, work, True)
         stack.callback(keep_logs, work)  # runs after every service stopped
-        made = Stack(work, {"LOG_LEVEL": "WARNING", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
+        made = Stack(work, {"LOG_LEVEL": "WARNING", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                            "DEAD_LETTER_SINK": sink})  # fmt: skip
         for name, maker in (("postgres", services.postgres), ("memcached", services.memcached),
                             ("aws", AWS_ENDPOINT), ("kafka", services.kafka)):  # fmt: skip
             made.processes[name] = maker(work).start()
@@ -333,10 +340,11 @@ def longest_recovery(faults: list[Fault], stored_at: list[float]) -> float:
 
 def run_chaos(duration_s: float, parent: Path, seed: int | None = None, rate: float = RATE,
               gap_s: tuple[float, float] = (1.0, 4.0), catch_up_s: float = 180.0,
-              targets: tuple[str, ...] = TARGETS) -> dict[str, Any]:  # fmt: skip
+              targets: tuple[str, ...] = TARGETS, sink: str = "sqs",
+              redrive_s: float | None = None) -> dict[str, Any]:  # fmt: skip
     """Run the pipeline under faults for ``duration_s`` and return the figures (see the module docstring)."""
     rng, begun = random.Random(seed), time.monotonic()
-    with chaos_stack(parent) as stack:
+    with chaos_stack(parent, sink) as stack:
         settings = stack.settings()
         print(f"chaos: services up in {time.monotonic() - begun:.0f} s", flush=True)
         producer, collector = SteadyProducer(settings, rate), LetterCollector(settings)
@@ -360,6 +368,8 @@ def run_chaos(duration_s: float, parent: Path, seed: int | None = None, rate: fl
             flush=True,
         )
         figures = account(settings, faults, collector)
+        redrive_s = min(60.0, duration_s / 2) if redrive_s is None else redrive_s
+        figures |= redrive_under_faults(stack, settings, rng, redrive_s, gap_s, catch_up_s)
     return {
         **figures,
         "faults_injected": len(faults),
@@ -398,14 +408,88 @@ def account(settings: Settings, faults: list[Fault], collector: LetterCollector)
     }
 
 
+# ----------------------------------------------------------------------------------------------- redrive phase
+
+
+def orders_dlq(stack: Stack, *args: str) -> tuple[int, dict[str, Any]]:
+    """One run of `orders-dlq` against the stack, as an operator runs it: its exit code and its JSON answer."""
+    done = subprocess.run([str(services.VENV_BIN / "orders-dlq"), "--hold-s", "10", *args],
+                          env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=300,
+                          check=False)  # fmt: skip
+    try:
+        return done.returncode, json.loads(done.stdout)
+    except ValueError:
+        return done.returncode or 1, {"error": done.stderr.strip().splitlines()[-1:] or ["no output"]}
+
+
+def letters_waiting(settings: Settings) -> int:
+    mailbox = dead_letter_mailbox(settings, wait_s=0)
+    try:
+        return mailbox.size()
+    finally:
+        mailbox.close()
+
+
+def redrive_under_faults(stack: Stack, settings: Settings, rng: random.Random, duration_s: float,
+                         gap_s: tuple[float, float], catch_up_s: float) -> dict[str, Any]:  # fmt: skip
+    """Refused records dead-lettered, then redriven by `orders-dlq` (run again and again, as an operator would
+    after a failed run) while the trigger, ingest_order, Kafka and the dead-letter endpoint are SIGKILLed. The
+    ingest refuses the copies again, and `--max-redrives 1` leaves their letters alone. Every record must be
+    in the topic exactly twice afterwards: once as written, once redriven."""
+    marker = f"redrive-probe-{rng.randrange(10**9)}"
+    probes = [f'{{"{marker}": {i}}}'.encode() for i in range(REDRIVE_LETTERS)]  # JSON, not an order: invalid
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True})
+    for index, value in enumerate(probes):
+        producer.produce(settings.kafka_topic, value, f"probe-{index}".encode())
+    assert producer.flush(60) == 0
+    del producer
+    services.wait_until(lambda: letters_waiting(settings) >= REDRIVE_LETTERS, catch_up_s, "the probes' letters", 1)
+    print(f"chaos: redriving {REDRIVE_LETTERS} letters for {duration_s:.0f} s, killing "
+          f"{', '.join(REDRIVE_TARGETS)}", flush=True)  # fmt: skip
+    faults: list[Fault] = []
+    injector = threading.Thread(target=lambda: faults.extend(inject_faults(
+        stack, REDRIVE_TARGETS, time.monotonic() + duration_s, rng, gap_s)), daemon=True)  # fmt: skip
+    injector.start()
+    runs = failed_runs = 0
+    while True:
+        faulting = injector.is_alive()
+        code, answer = orders_dlq(stack, "redrive", "--max-redrives", "1")
+        runs += 1
+        failed_runs += code != 0
+        if not faulting and code == 0 and answer.get("redriven") == 0 and not answer.get("already_redriven"):
+            break
+        if runs > 200:
+            break
+        time.sleep(0.5)
+    injector.join()
+    wait_caught_up(settings, catch_up_s)
+    probe_values = set(probes)
+    written = [record for record in read_topic(settings) if record.value in probe_values]
+    copies = Counter(record.value for record in written)
+    # The letters of the records first refused must all be gone (redriven, or copies of one redriven): one left
+    # is a letter a run lost track of. The copies' own letters stay (--max-redrives 1 leaves them alone).
+    first_written = {(record.partition, record.offset) for record in written if copies[record.value] and
+                     record.offset == min(r.offset for r in written if r.value == record.value)}  # fmt: skip
+    left = [letter for letter in drain(settings) if (letter.get("partition"), letter.get("offset")) in first_written]
+    figures = {
+        "redrive_letters": REDRIVE_LETTERS, "redrive_runs": runs, "redrive_failed_runs": failed_runs,
+        "redrive_faults": len(faults), "redrive_lost": sum(copies.get(value, 0) < 2 for value in probes),
+        "redrive_twice": sum(copies.get(value, 0) > 2 for value in probes), "redrive_letters_left": len(left),
+    }  # fmt: skip
+    print(f"chaos: redrive phase: {figures}", flush=True)
+    return figures
+
+
 def passed(figures: dict[str, Any]) -> bool:
     return not (figures["lost"] or figures["duplicated"] or figures["stored_not_produced"]
-                or figures["partitions_behind"])  # fmt: skip
+                or figures["partitions_behind"] or figures["redrive_lost"] or figures["redrive_twice"]
+                or figures["redrive_letters_left"])  # fmt: skip
 
 
 def main() -> int:
     duration_s = float(os.environ.get("CHAOS_S", "180"))
-    figures = run_chaos(duration_s, ROOT / ".local" / "chaos")
+    # CHAOS_DLQ: where the dead letters go in the run (sqs or kafka), DEAD_LETTER_SINK's two destinations.
+    figures = run_chaos(duration_s, ROOT / ".local" / "chaos", sink=os.environ.get("CHAOS_DLQ", "sqs"))
     RESULTS.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(json.dumps(figures, indent=2, sort_keys=True))
     ok = passed(figures)

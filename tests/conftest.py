@@ -89,7 +89,9 @@ def settings(stack_env: dict[str, str]) -> Iterator[Settings]:
 
 
 @pytest.fixture(params=["sqs", "kafka"])
-def dead_letter_settings(request: pytest.FixtureRequest, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def dead_letter_settings(
+    request: pytest.FixtureRequest, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     """The test's settings with the dead letters sent to each destination in turn (DEAD_LETTER_SINK): the SQS
     queue (moto) and the Kafka topic (the test broker, the topic made as orders-setup makes it). Readers take
     them through the same mailbox either way (devstack.stack.drain, orders-dlq)."""

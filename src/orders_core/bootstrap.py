@@ -6,8 +6,8 @@ from __future__ import annotations
 from functools import cache
 
 from orders_core.adapters.cache import OrderCache
-from orders_core.adapters.postgres import OrderStore
 from orders_core.adapters.kafka_dlq import KafkaDeadLetterSink, KafkaMailbox
+from orders_core.adapters.postgres import OrderStore
 from orders_core.adapters.sqs import DeadLetterQueue, SqsMailbox
 from orders_core.config import Settings, get_settings
 from orders_core.domain.ingest import IngestService

@@ -17,6 +17,7 @@ The first line (on stderr) names the queue or topic and the Kafka cluster the ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import re
@@ -26,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -105,8 +106,14 @@ class Ledger:
 
     def load(self) -> Ledger:
         ensure_topics(self._settings, [(self.topic, 1, {"cleanup.policy": "compact"})])
-        consumer = Consumer({**kafka_client_config(self._settings), "group.id": "orders-dlq-ledger",
-                             "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
+        consumer = Consumer(
+            {
+                **kafka_client_config(self._settings),
+                "group.id": "orders-dlq-ledger",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
         try:
             _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)
             if high > 0:
@@ -121,9 +128,10 @@ class Ledger:
                                 position = high
                                 continue
                             raise KafkaException(error)
-                        position = message.offset() + 1
-                        if message.key() and message.value():
-                            self.note(message.key().decode(), json.loads(message.value()))
+                        position = (message.offset() or 0) + 1
+                        key, value = message.key(), message.value()
+                        if key and value:
+                            self.note(key.decode(), json.loads(value))
         finally:
             consumer.close()
         return self
@@ -169,10 +177,17 @@ class Tally:
         entry[1], entry[2] = min(entry[1], letter.sent_at), max(entry[2], letter.sent_at)
 
     def as_dict(self, now: datetime) -> dict[str, Any]:
-        return {"letters": self.letters, "by_reason": {
-            reason: {"count": count, "oldest_age_s": round((now - oldest).total_seconds()),
-                     "newest_age_s": round((now - newest).total_seconds())}
-            for reason, (count, oldest, newest) in sorted(self.by_reason.items())}}  # fmt: skip
+        return {
+            "letters": self.letters,
+            "by_reason": {
+                reason: {
+                    "count": count,
+                    "oldest_age_s": round((now - oldest).total_seconds()),
+                    "newest_age_s": round((now - newest).total_seconds()),
+                }
+                for reason, (count, oldest, newest) in sorted(self.by_reason.items())
+            },
+        }
 
 
 def peek_view(letter: Letter) -> dict[str, Any]:
@@ -254,9 +269,15 @@ class RedriveReport:
     by_reason: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"redriven": len(self.redriven), "skipped": self.skipped, "failed": self.failed,
-                "already_redriven": len(self.already), "duplicates": len(self.duplicates),
-                "not_deleted": self.not_deleted, "by_reason": dict(self.by_reason)}  # fmt: skip
+        return {
+            "redriven": len(self.redriven),
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "already_redriven": len(self.already),
+            "duplicates": len(self.duplicates),
+            "not_deleted": self.not_deleted,
+            "by_reason": dict(self.by_reason),
+        }
 
 
 @dataclass(frozen=True)
@@ -284,8 +305,14 @@ class Selection:
 
 def reread(settings: Settings, body: dict[str, Any]) -> Produced:
     """The record at the letter's place, read back from Kafka: key, value and every header as written."""
-    consumer = Consumer({**kafka_client_config(settings), "group.id": "orders-dlq-reread",
-                         "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
+    consumer = Consumer(
+        {
+            **kafka_client_config(settings),
+            "group.id": "orders-dlq-reread",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     try:
         consumer.assign([TopicPartition(body["topic"], body["partition"], body["offset"])])
         deadline = time.monotonic() + 15
@@ -302,7 +329,7 @@ def reread(settings: Settings, body: dict[str, Any]) -> Produced:
             if hashlib.sha256(value or b"").hexdigest() != body.get("value_sha256"):
                 raise LetterUnreadable("the record in Kafka is not the one the letter describes")
             try:
-                headers = message.headers() or []
+                headers = cast(list[tuple[str, bytes | None]], message.headers() or [])
             except Exception as exc:  # a header key that is not UTF-8: not a record we can produce as written
                 raise LetterUnreadable(f"its headers cannot be read: {exc}") from exc
             return message.key(), value, [(name, raw or b"") for name, raw in headers]
@@ -339,8 +366,9 @@ class Replayer:
         try:
             self._producer.begin_transaction()
             for source, topic, (key, value, headers), _ in jobs:
-                self._producer.produce(topic, value=value, key=key, headers=headers or None,
-                                       on_delivery=reported(source))  # fmt: skip
+                self._producer.produce(
+                    topic, value=value, key=key, headers=list(headers) or None, on_delivery=reported(source)
+                )
             self._producer.flush(60)
             if errors or len(landed) != len(jobs):
                 raise KafkaException(KafkaError(KafkaError._FAIL, "not every record was acknowledged"))
@@ -350,10 +378,9 @@ class Replayer:
                 self._producer.produce(self._ledger.topic, key=source.encode(), value=json.dumps(notes[source]))
             self._producer.commit_transaction(60)
         except KafkaException as exc:
-            try:
+            # Failing that, the transaction times out on the broker: nothing of it becomes visible either way.
+            with contextlib.suppress(KafkaException):
                 self._producer.abort_transaction(30)
-            except KafkaException:
-                pass  # the transaction times out on the broker: nothing of it becomes visible
             why = str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
             return set(), {source: errors.get(source, why) for source, *_ in jobs}
         for source, note in notes.items():
@@ -371,8 +398,14 @@ def record_of(settings: Settings, letter: Letter) -> Produced:
     return reread(settings, letter.body)
 
 
-def redrive(settings: Settings, reading: Reading, replayer: Replayer | None, ledger: Ledger, selection: Selection,
-            rebuild: Callable[[Settings, Letter], Produced] = record_of) -> RedriveReport:  # fmt: skip
+def redrive(
+    settings: Settings,
+    reading: Reading,
+    replayer: Replayer | None,
+    ledger: Ledger,
+    selection: Selection,
+    rebuild: Callable[[Settings, Letter], Produced] = record_of,
+) -> RedriveReport:
     """Redrive page by page: choose, produce (one transaction), wait for the commit, delete. Dry run without a
     replayer."""
     report = RedriveReport()
@@ -439,8 +472,11 @@ def s3_client(settings: Settings) -> Any:
 
     session = boto3.session.Session(region_name=settings.aws_region)
     if settings.aws_endpoint_url and session.get_credentials() is None:
-        session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local",  # noqa: S106
-                                        region_name=settings.aws_region)  # fmt: skip
+        session = boto3.session.Session(
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106
+            region_name=settings.aws_region,
+        )
     return session.client("s3", endpoint_url=settings.aws_endpoint_url or None)
 
 
@@ -464,12 +500,20 @@ class ReplayReport:
     kept: dict[str, str] = field(default_factory=dict)  # object key -> why it stays
 
     def as_dict(self) -> dict[str, Any]:
-        return {"objects": self.objects, "replayed": self.replayed, "already_replayed": self.already,
-                "skipped": self.skipped, "failed": self.failed, "deleted": self.deleted, "kept": self.kept}  # fmt: skip
+        return {
+            "objects": self.objects,
+            "replayed": self.replayed,
+            "already_replayed": self.already,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "deleted": self.deleted,
+            "kept": self.kept,
+        }
 
 
-def replay_failed(settings: Settings, s3: Any, bucket: str, prefix: str, replayer: Replayer | None, ledger: Ledger,
-                  max_redrives: int) -> ReplayReport:  # fmt: skip
+def replay_failed(
+    settings: Settings, s3: Any, bucket: str, prefix: str, replayer: Replayer | None, ledger: Ledger, max_redrives: int
+) -> ReplayReport:
     """Each object's records produced again (one transaction an object), the object deleted once they are."""
     report = ReplayReport()
     for listing in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -522,10 +566,15 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="orders-dlq", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--hold-s", type=int, default=HOLD_S,
-                        help=f"seconds a letter read stays hidden from other readers (SQS; default {HOLD_S})")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="orders-dlq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--hold-s",
+        type=int,
+        default=HOLD_S,
+        help=f"seconds a letter read stays hidden from other readers (SQS; default {HOLD_S})",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("stats", help="letters by reason and age (JSON)")
     peek = commands.add_parser("peek", help="letters decoded, one JSON object a line")
@@ -559,8 +608,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"acting on S3 bucket {args.bucket} (prefix {args.prefix!r}) at {where} and {cluster}")
         ledger = Ledger(settings).load()
         replayer = None if args.dry_run else Replayer(settings, ledger)
-        replay_report = replay_failed(settings, s3_client(settings), args.bucket, args.prefix, replayer, ledger,
-                                      args.max_redrives)  # fmt: skip
+        replay_report = replay_failed(
+            settings, s3_client(settings), args.bucket, args.prefix, replayer, ledger, args.max_redrives
+        )
         if replayer is not None:
             replayer.close()
         print(json.dumps({"dry_run": args.dry_run, **replay_report.as_dict()}, indent=2))
@@ -597,8 +647,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         reading.finish()
         mailbox.close()
-    print(json.dumps({"dry_run": args.dry_run, "letters_at_start": reading.snapshot, **report.as_dict(),
-                      "not_released": reading.not_released}, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "dry_run": args.dry_run,
+                "letters_at_start": reading.snapshot,
+                **report.as_dict(),
+                "not_released": reading.not_released,
+            },
+            indent=2,
+        )
+    )
     return 1 if report.failed or report.not_deleted else 0
 
 

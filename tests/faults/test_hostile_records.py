@@ -19,7 +19,9 @@ from tests.support.hostile import HOSTILE
 
 
 def test_every_hostile_record_is_dead_lettered_and_every_order_behind_one_stored(
-    client: flask.testing.FlaskClient, admin: pg8000.native.Connection, make_order: Any,
+    client: flask.testing.FlaskClient,
+    admin: pg8000.native.Connection,
+    make_order: Any,
     dead_letter_settings: Settings,
 ) -> None:
     settings = dead_letter_settings

@@ -44,8 +44,15 @@ def read_all(bootstrap: str, topic: str) -> list[Any]:
 
 
 def as_record(message: Any) -> KafkaRecord:
-    return KafkaRecord(message.topic(), message.partition(), message.offset(), message.timestamp()[1], message.key(),
-                       message.value(), tuple((n, v or b"") for n, v in message.headers() or []))  # fmt: skip
+    return KafkaRecord(
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        message.timestamp()[1],
+        message.key(),
+        message.value(),
+        tuple((n, v or b"") for n, v in message.headers() or []),
+    )
 
 
 def orders_dlq(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
@@ -60,9 +67,13 @@ def orders_dlq(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]
 
 @pytest.mark.parametrize("headers", HEADERS.values(), ids=HEADERS.keys())
 def test_a_record_s_headers_come_back_byte_for_byte_and_a_record_refused_again_is_not_redriven_forever(
-    client: flask.testing.FlaskClient, dead_letter_settings: Settings, kafka_bootstrap: str,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], headers: list[tuple[str, bytes]],
-) -> None:  # fmt: skip
+    client: flask.testing.FlaskClient,
+    dead_letter_settings: Settings,
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    headers: list[tuple[str, bytes]],
+) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     runtime.reset()
     settings = get_settings()

@@ -58,9 +58,14 @@ def elasticmq(work_dir: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: 
     folder = work_dir / f"sqs-{uuid.uuid4().hex[:8]}"
     folder.mkdir()
     endpoint = services.sqs(folder).start()
-    for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{endpoint.port}", "DLQ_QUEUE_NAME": "orders-dlq",
-                        "DEAD_LETTER_SINK": "sqs", "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-                        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():  # fmt: skip
+    for name, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{endpoint.port}",
+        "DLQ_QUEUE_NAME": "orders-dlq",
+        "DEAD_LETTER_SINK": "sqs",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+    }.items():
         monkeypatch.setenv(name, value)
     runtime.reset()
     ensure_queue(get_settings())
@@ -78,8 +83,10 @@ def test_twenty_thousand_letters_coming_back_into_view_are_counted_and_redriven_
     ensure_topics(settings, [(topic, 1, {})])
     sqs = make_sqs_client(settings)
     url = sqs.get_queue_url(QueueName=settings.dlq_queue_name)["QueueUrl"]
-    bodies = [encode_letter(DeadLetter("invalid", "m", topic, 0, offset, b"k", f"v{offset}".encode()))
-              for offset in range(LETTERS)]  # fmt: skip
+    bodies = [
+        encode_letter(DeadLetter("invalid", "m", topic, 0, offset, b"k", f"v{offset}".encode()))
+        for offset in range(LETTERS)
+    ]
 
     def send(start: int) -> None:
         entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])]
@@ -104,21 +111,32 @@ def on_failure_object(records: list[KafkaRecord], bootstrap: str) -> dict[str, A
     for S3, the whole invocation (the event) as ``payload``."""
     first = records[0]
     return {
-        "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": "arn:aws:lambda:us-east-1:0:function:f",
-                           "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 3},
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": "arn:aws:lambda:us-east-1:0:function:f",
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": 3,
+        },
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "version": "1.0",
         "timestamp": "2026-12-04T12:00:00.000Z",
-        "KafkaBatchInfo": {"batchSize": len(records), "topic": first.topic, "partition": first.partition,
-                           "offset": first.offset, "bootstrapServers": bootstrap},
+        "KafkaBatchInfo": {
+            "batchSize": len(records),
+            "topic": first.topic,
+            "partition": first.partition,
+            "offset": first.offset,
+            "bootstrapServers": bootstrap,
+        },
         "payload": build_event(records, bootstrap),
-    }  # fmt: skip
+    }
 
 
 def test_the_platform_s_failed_batches_in_s3_are_replayed_exactly_once_and_their_objects_deleted_after(
-    stack_env: dict[str, str], kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
+    stack_env: dict[str, str],
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     runtime.reset()
     settings = get_settings()
@@ -127,8 +145,18 @@ def test_the_platform_s_failed_batches_in_s3_are_replayed_exactly_once_and_their
     s3 = s3_client(settings)
     s3.create_bucket(Bucket=bucket)
     # GIVEN two batches the platform gave up on, their records with headers, in the on-failure bucket
-    records = [KafkaRecord(topic, 0, offset, 1000 + offset, b"key", f"order {offset}".encode(),
-                           (("trace", bytes([offset])), ("trace", b"again"))) for offset in range(6)]  # fmt: skip
+    records = [
+        KafkaRecord(
+            topic,
+            0,
+            offset,
+            1000 + offset,
+            b"key",
+            f"order {offset}".encode(),
+            (("trace", bytes([offset])), ("trace", b"again")),
+        )
+        for offset in range(6)
+    ]
     for name, batch in (("a", records[:4]), ("b", records[4:])):
         s3.put_object(Bucket=bucket, Key=f"aws/lambda/{name}", Body=json.dumps(on_failure_object(batch, "x")))
     s3.put_object(Bucket=bucket, Key="aws/lambda/not-ours", Body=b"{}")

@@ -123,7 +123,7 @@ def test_entries_of_a_batch_sqs_failed_are_sent_again_alone_so_none_is_duplicate
 
 
 def test_a_record_s_headers_are_kept_whole_however_many_they_are_while_they_fit() -> None:
-    headers = tuple((f"h{i}", bytes([i]) * 40) for i in range(24)) + (("", b""), ("\udcff-name", b"\x00\xff"))
+    headers = (*((f"h{i}", bytes([i]) * 40) for i in range(24)), ("", b""), ("\udcff-name", b"\x00\xff"))
     fields = json.loads(encode_letter(letter(headers=headers)))
     assert not fields["headers_truncated"]
     assert [(name, base64.b64decode(value)) for name, value in fields["headers"]] == list(headers)

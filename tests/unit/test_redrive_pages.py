@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orders_core.adapters.kafka_dlq import _Partition, _offsets, _ranges
+from orders_core.adapters.kafka_dlq import _offsets, _Partition, _ranges
 from orders_core.adapters.sqs import SqsMailbox
 from orders_core.config import Settings
 from orders_core.domain.ports import ReceivedLetter
@@ -18,8 +18,19 @@ from orders_local.dlq_cli import Ledger, Letter, Produced, Reading, Selection, r
 
 
 def body(offset: int, reason: str = "invalid") -> str:
-    return json.dumps({"reason": reason, "topic": "orders", "partition": 0, "offset": offset, "key": None,
-                       "value": "", "value_bytes": 0, "headers": [], "headers_truncated": False})  # fmt: skip
+    return json.dumps(
+        {
+            "reason": reason,
+            "topic": "orders",
+            "partition": 0,
+            "offset": offset,
+            "key": None,
+            "value": "",
+            "value_bytes": 0,
+            "headers": [],
+            "headers_truncated": False,
+        }
+    )
 
 
 class FakeSqsClient:
@@ -34,8 +45,12 @@ class FakeSqsClient:
         self.handles = 0
 
     def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict[str, Any]:
-        return {"Attributes": {"ApproximateNumberOfMessages": str(len(self.messages)),
-                               "ApproximateNumberOfMessagesNotVisible": "0"}}  # fmt: skip
+        return {
+            "Attributes": {
+                "ApproximateNumberOfMessages": str(len(self.messages)),
+                "ApproximateNumberOfMessagesNotVisible": "0",
+            }
+        }
 
     def receive_message(self, MaxNumberOfMessages: int, **_: Any) -> dict[str, Any]:
         ids = list(self.messages)
@@ -45,9 +60,14 @@ class FakeSqsClient:
         messages = []
         for message_id in [*again, *fresh][:MaxNumberOfMessages]:
             self.handles += 1
-            messages.append({"MessageId": message_id, "Body": self.messages[message_id],
-                             "ReceiptHandle": f"{message_id}#{self.handles}",
-                             "Attributes": {"SentTimestamp": "1000"}})  # fmt: skip
+            messages.append(
+                {
+                    "MessageId": message_id,
+                    "Body": self.messages[message_id],
+                    "ReceiptHandle": f"{message_id}#{self.handles}",
+                    "Attributes": {"SentTimestamp": "1000"},
+                }
+            )
         return {"Messages": messages}
 
     def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:

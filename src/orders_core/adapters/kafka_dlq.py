@@ -79,9 +79,15 @@ class KafkaDeadLetterSink:
     def _made(self) -> Any:
         if self._producer is None:
             self._producer = Producer(
-                {**kafka_client_config(self._settings), "enable.idempotence": True, "acks": "all",
-                 "linger.ms": 5, "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000), "client.id": "orders-dlq-sink"}
-            )  # fmt: skip
+                {
+                    **kafka_client_config(self._settings),
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
+                    "client.id": "orders-dlq-sink",
+                }
+            )
         return self._producer
 
     def ping(self) -> None:
@@ -115,8 +121,9 @@ class KafkaDeadLetterSink:
             body = _body(letter)
             while True:
                 try:
-                    producer.produce(self._topic, value=body.encode(), key=letter_key(letter),
-                                     on_delivery=reported(index))  # fmt: skip
+                    producer.produce(
+                        self._topic, value=body.encode(), key=letter_key(letter), on_delivery=reported(index)
+                    )
                     break
                 except BufferError:
                     producer.poll(0.1)
@@ -146,13 +153,13 @@ def _body(letter: DeadLetter) -> str:
 
 def _ranges(offsets: set[int]) -> str:
     """``{3, 4, 5, 9}`` as ``3-5,9``."""
-    parts: list[str] = []
+    runs: list[list[int]] = []
     for offset in sorted(offsets):
-        if parts and parts[-1][1] == offset - 1:
-            parts[-1] = (parts[-1][0], offset)  # type: ignore[assignment]
+        if runs and runs[-1][1] == offset - 1:
+            runs[-1][1] = offset
         else:
-            parts.append((offset, offset))  # type: ignore[arg-type]
-    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts)  # type: ignore[misc]
+            runs.append([offset, offset])
+    return ",".join(f"{first}" if first == last else f"{first}-{last}" for first, last in runs)
 
 
 def _offsets(text: str | None) -> set[int]:
@@ -202,9 +209,15 @@ class KafkaMailbox:
         self._topic, self._poll_s, self._group = settings.dlq_topic, poll_s, group
         self._cluster = settings.kafka_bootstrap_servers
         self._consumer = Consumer(
-            {**kafka_client_config(settings), "group.id": group, "enable.auto.commit": False,
-             "auto.offset.reset": "earliest", "enable.partition.eof": True, "client.id": "orders-dlq-reader"}
-        )  # fmt: skip
+            {
+                **kafka_client_config(settings),
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
+                "client.id": "orders-dlq-reader",
+            }
+        )
         try:
             metadata = self._consumer.list_topics(self._topic, timeout=10)
             topic = metadata.topics.get(self._topic)
@@ -218,9 +231,11 @@ class KafkaMailbox:
                 start = max(tp.offset, low) if tp.offset >= 0 else low
                 self._partitions[tp.partition] = _Partition(start, high, _offsets(getattr(tp, "metadata", None)))
             self._consumer.assign(
-                [TopicPartition(self._topic, p, state.committed if state.committed > 0 else OFFSET_BEGINNING)
-                 for p, state in self._partitions.items()]
-            )  # fmt: skip
+                [
+                    TopicPartition(self._topic, p, state.committed if state.committed > 0 else OFFSET_BEGINNING)
+                    for p, state in self._partitions.items()
+                ]
+            )
         except BaseException:
             self._consumer.close()
             raise
@@ -230,8 +245,9 @@ class KafkaMailbox:
         return f"Kafka topic {self._topic} (group {self._group}) on cluster {self._cluster}"
 
     def size(self) -> int:
-        return sum(max(0, s.end - s.committed - len([o for o in s.deleted if o < s.end]))
-                   for s in self._partitions.values())  # fmt: skip
+        return sum(
+            max(0, s.end - s.committed - len([o for o in s.deleted if o < s.end])) for s in self._partitions.values()
+        )
 
     def receive(self, most: int) -> list[ReceivedLetter]:
         letters: list[ReceivedLetter] = []
@@ -243,19 +259,18 @@ class KafkaMailbox:
             if not messages and letters:
                 break
             for message in messages:
-                partition = message.partition()
+                partition, offset = message.partition() or 0, message.offset() or 0
                 state = self._partitions.get(partition)
                 error = message.error()
                 if state is None or partition in self._done:
                     continue
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        state.position = max(state.position, message.offset())
+                        state.position = max(state.position, offset)
                         if state.position >= state.end:
                             self._done.add(partition)
                         continue
                     raise KafkaException(error)
-                offset = message.offset()
                 if offset >= state.end:
                     self._done.add(partition)
                     continue
@@ -268,20 +283,25 @@ class KafkaMailbox:
                     continue  # deleted by an earlier reader, beyond the group's offset
                 state.kept.add(offset)
                 timestamp = message.timestamp()[1]
-                letters.append(ReceivedLetter(f"{self._topic}-{partition}@{offset}",
-                                              (message.value() or b"").decode("utf-8", "replace"),
-                                              max(timestamp, 0), f"{partition}:{offset}"))  # fmt: skip
+                letters.append(
+                    ReceivedLetter(
+                        f"{self._topic}-{partition}@{offset}",
+                        (message.value() or b"").decode("utf-8", "replace"),
+                        max(timestamp, 0),
+                        f"{partition}:{offset}",
+                    )
+                )
         return letters
 
     def delete(self, letters: Sequence[ReceivedLetter]) -> list[ReceivedLetter]:
         """Commit the letters: the group's offset, and the deleted offsets beyond it as the commit's metadata."""
         touched: dict[int, list[ReceivedLetter]] = {}
         for letter in letters:
-            partition, _, offset = letter.handle.partition(":")
-            state = self._partitions[int(partition)]
-            state.kept.discard(int(offset))
-            state.deleted.add(int(offset))
-            touched.setdefault(int(partition), []).append(letter)
+            partition, offset = _place(letter)
+            state = self._partitions[partition]
+            state.kept.discard(offset)
+            state.deleted.add(offset)
+            touched.setdefault(partition, []).append(letter)
         commits = []
         failed: list[ReceivedLetter] = []
         for partition, mine in touched.items():
@@ -290,9 +310,8 @@ class KafkaMailbox:
             metadata = _ranges(beyond)
             if len(metadata) > METADATA_MAX:  # too scattered to remember: these stay, and are reported
                 for letter in mine:
-                    offset = int(letter.handle.partition(":")[2])
-                    state.deleted.discard(offset)
-                    state.kept.add(offset)
+                    state.deleted.discard(_place(letter)[1])
+                    state.kept.add(_place(letter)[1])
                 failed += mine
                 continue
             commits.append(TopicPartition(self._topic, partition, point, metadata))
@@ -302,9 +321,9 @@ class KafkaMailbox:
             except KafkaException as exc:
                 log.warning("committing deleted letters failed: %s", exc)
                 for letter in letters:  # not deleted: this reader keeps them as received
-                    partition, _, offset = letter.handle.partition(":")
-                    self._partitions[int(partition)].deleted.discard(int(offset))
-                    self._partitions[int(partition)].kept.add(int(offset))
+                    partition, offset = _place(letter)
+                    self._partitions[partition].deleted.discard(offset)
+                    self._partitions[partition].kept.add(offset)
                 return list(letters)
             for tp in commits:
                 self._partitions[tp.partition].committed = tp.offset
@@ -318,11 +337,23 @@ class KafkaMailbox:
         self._consumer.close()
 
 
+def _place(letter: ReceivedLetter) -> tuple[int, int]:
+    """The partition and offset of a letter received from the topic (its handle)."""
+    partition, _, offset = letter.handle.partition(":")
+    return int(partition), int(offset)
+
+
 def open_topic_producer(settings: Settings, transactional_id: str) -> Producer:
     """A transactional producer for orders-dlq: records and its ledger entries are written together or not."""
     producer = Producer(
-        {**kafka_client_config(settings), "enable.idempotence": True, "acks": "all",
-         "transactional.id": transactional_id, "transaction.timeout.ms": 60_000, "client.id": "orders-dlq"}
-    )  # fmt: skip
+        {
+            **kafka_client_config(settings),
+            "enable.idempotence": True,
+            "acks": "all",
+            "transactional.id": transactional_id,
+            "transaction.timeout.ms": 60_000,
+            "client.id": "orders-dlq",
+        }
+    )
     producer.init_transactions(30)
     return producer

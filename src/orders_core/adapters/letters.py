@@ -143,7 +143,7 @@ def letter_is_whole(body: dict[str, Any]) -> bool:
     """Whether the letter holds its record whole (key, value, every header): else Kafka has the rest."""
     value = letter_value(body)
     key_ok = not body.get("key_truncated")
-    value_ok = body.get("value") is None and body.get("value_bytes") == 0 or (
+    value_ok = (body.get("value") is None and body.get("value_bytes") == 0) or (
         value is not None and len(value) == body.get("value_bytes") and not body.get("value_truncated")
     )
     return bool(key_ok and value_ok and not body.get("headers_truncated") and not body.get("minimal")

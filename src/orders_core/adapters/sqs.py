@@ -150,9 +150,9 @@ class SqsMailbox:
 
     def __init__(self, settings: Settings, hold_s: int = 120, wait_s: int = 1, client: Any = None) -> None:
         self._client = client or make_sqs_client(settings)
-        self._url: str = settings.dlq_queue_url or self._client.get_queue_url(QueueName=settings.dlq_queue_name)[
-            "QueueUrl"
-        ]
+        self._url: str = (
+            settings.dlq_queue_url or self._client.get_queue_url(QueueName=settings.dlq_queue_name)["QueueUrl"]
+        )
         self._endpoint = settings.aws_endpoint_url or f"AWS SQS ({settings.aws_region})"
         self._hold_s, self._wait_s = hold_s, wait_s
         self._handles: dict[str, str] = {}  # every letter received in this run: its latest receipt handle
@@ -206,11 +206,11 @@ class SqsMailbox:
             for attempt in range(ACT_ATTEMPTS):
                 if attempt:
                     time.sleep(RETRY_PAUSE_S * attempt)
-                answer = getattr(self._client, call)(
-                    QueueUrl=self._url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": self._handles.get(letter.letter_id, letter.handle), **extra}
-                             for i, letter in pending.items()],  # fmt: skip
-                )
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": self._handles.get(letter.letter_id, letter.handle), **extra}
+                    for i, letter in pending.items()
+                ]
+                answer = getattr(self._client, call)(QueueUrl=self._url, Entries=entries)
                 pending = {int(f["Id"]): pending[int(f["Id"])] for f in answer.get("Failed", [])}
                 if not pending:
                     break
