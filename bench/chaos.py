@@ -451,14 +451,21 @@ def redrive_under_faults(stack: Stack, settings: Settings, rng: random.Random, d
         stack, REDRIVE_TARGETS, time.monotonic() + duration_s, rng, gap_s)), daemon=True)  # fmt: skip
     injector.start()
     runs = failed_runs = 0
-    while True:
+    last_failure = time.monotonic()
+    # Until a clean run redrives nothing more, once the faults are over and the letters a failed run held (10 s,
+    # --hold-s) are back in view.
+    while runs < 200:
         faulting = injector.is_alive()
         code, answer = orders_dlq(stack, "redrive", "--max-redrives", "1")
         runs += 1
-        failed_runs += code != 0
-        if not faulting and code == 0 and answer.get("redriven") == 0 and not answer.get("already_redriven"):
-            break
-        if runs > 200:
+        if code != 0:
+            failed_runs += 1
+            last_failure = time.monotonic()
+        elif (
+            not faulting
+            and time.monotonic() - last_failure > 12
+            and not (answer.get("redriven") or answer.get("already_redriven"))
+        ):
             break
         time.sleep(0.5)
     injector.join()
