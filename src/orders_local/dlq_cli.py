@@ -215,8 +215,11 @@ class Reading:
     """One run's pass over the mailbox: up to the size it had when the run began, each letter once; the letters
     held and not deleted are handed back at the end."""
 
-    def __init__(self, mailbox: DeadLetterMailbox) -> None:
+    def __init__(self, mailbox: DeadLetterMailbox, hold_s: float = HOLD_S) -> None:
         self.mailbox = mailbox
+        # A page is filled for at most half the hold: its first letters must not come back into view (and fill
+        # the answers of its last receives) before it is acted on.
+        self.fill_s = hold_s / 2
         self.snapshot = mailbox.size()
         self.seen = 0
         self.held: dict[str, ReceivedLetter] = {}
@@ -226,7 +229,10 @@ class Reading:
         empty = 0
         while self.seen < self.snapshot and (limit is None or self.seen < limit) and empty < EMPTY_RECEIVES:
             page: list[ReceivedLetter] = []
+            began = time.monotonic()
             while len(page) < size and self.seen + len(page) < self.snapshot:
+                if page and time.monotonic() - began > self.fill_s:
+                    break
                 want = min(10, size - len(page), self.snapshot - self.seen - len(page))
                 if limit is not None:
                     want = min(want, limit - self.seen - len(page))
@@ -617,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if replay_report.failed else 0
     mailbox = dead_letter_mailbox(settings, hold_s=args.hold_s)
     _say(f"acting on {mailbox.describe()} and {cluster}")
-    reading = Reading(mailbox)
+    reading = Reading(mailbox, args.hold_s)
     try:
         if args.command == "peek":
             ledger = Ledger(settings).load()  # for each letter's redrive count
