@@ -36,7 +36,11 @@ def ensure_topic(settings: Settings) -> str:
     host, _, port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
     socket.create_connection((host, int(port)), timeout=2).close()
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "socket.timeout.ms": 5000})
-    topic = NewTopic(settings.kafka_topic, num_partitions=settings.kafka_topic_partitions, replication_factor=1)
+    topic = NewTopic(
+        settings.kafka_topic,
+        num_partitions=settings.kafka_topic_partitions,
+        replication_factor=settings.kafka_topic_replication_factor,
+    )
     future = admin.create_topics([topic], operation_timeout=10, request_timeout=10)[settings.kafka_topic]
     try:
         future.result(timeout=15)
