@@ -17,6 +17,7 @@ from cfnlint.decode import cfn_yaml
 from devstack import ROOT
 from devstack.services import procfile
 from orders_core.config import Settings
+from orders_core.lookup import ORDER_CACHE_CONTROL
 from orders_core.producer import GenerateRequest
 from orders_core.scheduler import parse_schedule
 from tests.support import cloudformation as cf
@@ -490,6 +491,13 @@ def test_behind_cloudfront_orders_are_cached_only_as_the_function_allows(deploy:
     (distribution,) = deployment.of_type("AWS::CloudFront::Distribution").values()
     assert distribution["DistributionConfig"]["DefaultCacheBehavior"]["CachePolicyId"] == {"Ref": "LookupCachePolicy"}
     assert not deploy("default").of_type("AWS::CloudFront::Distribution")
+
+
+@pytest.mark.xfail(strict=True, reason="get_order still answers an order with Cache-Control public (issue 14)")
+def test_an_order_answer_forbids_shared_caches() -> None:
+    """The other side of the cache policy: CloudFront keeps what the function calls public."""
+    directives = {d.strip().split("=")[0] for d in ORDER_CACHE_CONTROL.split(",")}
+    assert directives & {"private", "no-store"}
 
 
 # ------------------------------------------------------------------------------- provisioning and schedule
