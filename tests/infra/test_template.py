@@ -176,6 +176,7 @@ def test_each_mode_passes_the_rules_and_cfn_lint_once_translated_and_resolved(de
         ),
         ({"KafkaAuthMode": "SCRAM512"}, "need KafkaSecretArn"),
         ({"KafkaMode": "MSK"}, "needs MskClusterArn"),
+        ({**MODES["msk-scram"], "KafkaSecretKmsKeyArn": ""}, "customer managed key"),
         ({"KafkaMode": "MSK", "MskClusterArn": MSK_CLUSTER, "KafkaRootCaSecretArn": ROOT_CA_SECRET}, "SelfManaged"),
         ({"LookupCloudFront": "true"}, "needs LookupUrlAuth AWS_IAM"),
     ],
