@@ -23,7 +23,8 @@ test: install
 lint: install
 	$(BIN)/ruff check src functions tests bench devstack
 	$(BIN)/ruff format --check src functions tests bench devstack
-	$(BIN)/mypy src
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m bench.run
