@@ -15,8 +15,6 @@ from devstack import services
 from orders_core import bootstrap
 from orders_core.config import get_settings
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def replica(postgres: services.Service, stack_env: dict[str, str], work_dir: Path) -> Iterator[services.Service]:
