@@ -17,9 +17,9 @@ from cfnlint.decode import cfn_yaml
 from devstack import ROOT
 from devstack.services import procfile
 from orders_core.config import Settings
-from orders_core.lookup import ORDER_CACHE_CONTROL
-from orders_core.producer import GenerateRequest
-from orders_core.scheduler import parse_schedule
+from orders_core.generator.producer import GenerateRequest
+from orders_core.http.api import ORDER_CACHE_CONTROL
+from orders_local.scheduler import parse_schedule
 from tests.support import cloudformation as cf
 
 TEMPLATE_FILE = ROOT / "template.yaml"

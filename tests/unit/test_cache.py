@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from orders_core.cache import LocalLRU, OrderCache
+from orders_core.adapters.cache import LocalLRU, OrderCache
 from orders_core.config import Settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from .responses import HttpResponse, json_response
+from orders_core.http.responses import HttpResponse, json_response
 
 log = logging.getLogger(__name__)
 

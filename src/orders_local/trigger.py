@@ -34,12 +34,13 @@ from typing import cast
 import urllib3
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from .config import Settings, get_settings
-from .kafka_event import KafkaRecord, encode_events, failed_offsets
-from .logs import configure_logging
-from .trigger_status import TriggerStatus, serve_status
+from orders_core.adapters.kafka_event import encode_events, failed_offsets
+from orders_core.config import Settings, get_settings
+from orders_core.domain.ports import KafkaRecord
+from orders_core.http.logs import configure_logging
+from orders_local.trigger_status import TriggerStatus, serve_status
 
-log = logging.getLogger("orders_core.trigger")
+log = logging.getLogger("orders_local.trigger")
 QUEUED_BATCHES = 2  # per partition, waiting behind the one in flight
 PAUSED_POLL_S = 0.02  # how soon a paused partition is looked at again
 PartitionKey = tuple[str, int]

@@ -1,13 +1,13 @@
 """Test-order builder: realistic, internally consistent orders (and chosen invalid ones), as JSON bytes.
 
-Pure: no Kafka, no settings. :class:`orders_core.producer.GenerateRequest` validates what callers ask for
+Pure: no Kafka, no settings. :class:`orders_core.generator.producer.GenerateRequest` validates what callers ask for
 (count, invalid ratio, items per order); this module trusts its arguments. ``producer.py`` puts the orders
 onto Kafka and ``generate_cli.py`` is ``orders-generate``.
 
 Speed: Faker is only used to fill small pools (people, products) once per seed; the hot path draws from
 those pools with a seeded ``random.Random`` and writes the JSON with an f-string from pre-encoded
 fragments. Every string that does not come from the RNG as hex/digits is JSON-encoded once, in the pool.
-The unit tests check every generated order against :func:`orders_core.model.parse_order`.
+The unit tests check every generated order against :func:`orders_core.domain.model.parse_order`.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .config import get_settings
-from .ingest import IngestReport
-from .responses import HttpResponse, method_not_allowed
+from orders_core.config import get_settings
+from orders_core.domain.ingest import IngestReport
+from orders_core.http.responses import HttpResponse, method_not_allowed
 
 PATH = "/metrics"
 _NO_STORE = {"Cache-Control": "no-store"}

@@ -24,8 +24,8 @@ from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from .config import Settings, get_settings
-from .dead_letters import make_sqs_client
+from orders_core.adapters.sqs import make_sqs_client
+from orders_core.config import Settings, get_settings
 
 # Headers of a redriven record: which letter it came from, and how many times it was redriven.
 REDRIVE_COUNT_HEADER = "orders-redrive-count"

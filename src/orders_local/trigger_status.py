@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .responses import JSON_TYPE, HttpResponse, error, json_response
+from orders_core.http.responses import JSON_TYPE, HttpResponse, error, json_response
 
 log = logging.getLogger(__name__)
 PartitionKey = tuple[str, int]

@@ -25,8 +25,8 @@ from types import FrameType
 
 import urllib3
 
-from .config import Settings, get_settings
-from .logs import configure_logging
+from orders_core.config import Settings, get_settings
+from orders_core.http.logs import configure_logging
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from .model import ORDER_UID_PATTERN, Order
-from .storage import OrderSummary
+from orders_core.domain.model import ORDER_UID_PATTERN, Order
+from orders_core.domain.ports import OrderSummary
 
 REF = "#/components/schemas/{model}"
 

@@ -7,9 +7,15 @@ import sys
 
 from pydantic import ValidationError
 
-from .config import get_settings
-from .generator import DEFAULT_MAX_ITEMS
-from .producer import GenerateRequest, ProduceError, ProduceResult, describe_request_error, produce_orders
+from orders_core.config import get_settings
+from orders_core.generator.builder import DEFAULT_MAX_ITEMS
+from orders_core.generator.producer import (
+    GenerateRequest,
+    ProduceError,
+    ProduceResult,
+    describe_request_error,
+    produce_orders,
+)
 
 
 def _parser() -> argparse.ArgumentParser:

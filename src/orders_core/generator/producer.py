@@ -16,8 +16,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .config import Settings, get_settings
-from .generator import DEFAULT_MAX_ITEMS, iter_flagged_orders
+from orders_core.config import Settings, get_settings
+from orders_core.generator.builder import DEFAULT_MAX_ITEMS, iter_flagged_orders
 
 
 class GenerateRequest(BaseModel):

@@ -11,8 +11,6 @@ import hashlib
 import json
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from importlib import resources
 from typing import Any
 
@@ -22,8 +20,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pg8000.exceptions import DatabaseError, InterfaceError
 
-from .config import Settings
-from .model import CANONICAL_VERSION, Order
+from orders_core.config import Settings
+from orders_core.domain.model import CANONICAL_VERSION, Order
+from orders_core.domain.ports import OrderSummary, StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
 
 # SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation) are about the order itself:
 # storing it again will fail again. Every other SQLSTATE is about the store (read-only, privileges, a missing
@@ -34,38 +33,6 @@ _DATA_SQLSTATE_CLASSES = ("22", "23")
 _RECONNECT_SQLSTATE_CLASSES = ("08", "53", "58", "40", "57P")
 _STATEMENT_TIMEOUT = "57014"  # query_canceled: statement_timeout ran out
 _AUTH_REJECTED = "28P01"  # invalid_password: wrong password (e.g. rotated since it was read)
-
-
-class StoreUnavailable(Exception):
-    """PostgreSQL cannot store anything right now: the caller should retry later; nothing was lost."""
-
-
-class StoreTimeout(StoreUnavailable):
-    """The statement ran out of time (statement_timeout): store fewer orders at once, or retry later."""
-
-
-class StoreRejected(Exception):
-    """PostgreSQL refused the statement for its content (SQLSTATE class 22 or 23): trying again will not help."""
-
-    def __init__(self, message: str, sqlstate: str) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-
-
-class StoreOutcome(StrEnum):
-    STORED = "stored"
-    DUPLICATE = "duplicate"  # the same order was stored before: a harmless redelivery
-    CONFLICT = "conflict"  # an order with this uid but other content was stored before
-
-
-@dataclass(frozen=True, slots=True)
-class OrderSummary:
-    order_uid: str
-    track_number: str
-    date_created: str
-    amount: int
-    currency: str
-    item_count: int
 
 
 def content_sha256(order_json: bytes) -> str:
@@ -385,7 +352,7 @@ def apply_migrations(conn: pg8000.native.Connection) -> list[str]:
         applied = {row[0] for row in conn.run("SELECT version FROM schema_migrations")}
         done: list[str] = []
         scripts = sorted(
-            (f for f in resources.files("orders_core.migrations").iterdir() if f.name.endswith(".sql")),
+            (f for f in resources.files("orders_core.adapters.migrations").iterdir() if f.name.endswith(".sql")),
             key=lambda f: f.name,
         )
         for script in scripts:

@@ -13,10 +13,11 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from orders_core.domain.ports import KafkaRecord
 
 
 class BadEvent(ValueError):
@@ -25,32 +26,6 @@ class BadEvent(ValueError):
 
 class BadResponse(ValueError):
     """The function's answer is not a partial batch response for this batch: retry the whole batch."""
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaRecord:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-    @property
-    def partition_name(self) -> str:
-        """The partition as the event names it: the key of ``records`` and of ``itemIdentifier``."""
-        return f"{self.topic}-{self.partition}"
-
-    @property
-    def item_identifier(self) -> dict[str, str | int]:
-        """How a failed record is named in ``batchItemFailures``."""
-        return {"partition": self.partition_name, "offset": self.offset}
-
-    @property
-    def label(self) -> str:
-        """A short name for logs: ``orders-0@15``."""
-        return f"{self.partition_name}@{self.offset}"
 
 
 # The platform sends header values as Java byte arrays, which are signed.

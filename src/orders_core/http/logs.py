@@ -19,8 +19,8 @@ from typing import Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from .config import get_settings
-from .kafka_event import KafkaRecord
+from orders_core.config import get_settings
+from orders_core.domain.ports import KafkaRecord
 
 # The header that carries a request id from the trigger (functions-framework's name for it) to a function.
 REQUEST_ID_HEADER = "Function-Execution-Id"

@@ -15,11 +15,20 @@ from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
-from .dead_letters import DeadLetter, DeadLetterUnavailable
-from .kafka_event import KafkaRecord
-from .model import DuplicateKey, Order, describe_errors, parse_order, read_json
-from .ports import DeadLetterSink, OrderCacheWriter, OrderStorage
-from .storage import StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
+from orders_core.domain.model import DuplicateKey, Order, describe_errors, parse_order, read_json
+from orders_core.domain.ports import (
+    DeadLetter,
+    DeadLetterSink,
+    DeadLetterUnavailable,
+    KafkaRecord,
+    OrderCacheWriter,
+    OrderStorage,
+    StoreOutcome,
+    StoreRejected,
+    StoreTimeout,
+    StoreUnavailable,
+)
+from orders_core.domain.probe import known_good_order
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +76,6 @@ def _dead_letter(
         reason=reason, message=message, topic=record.topic, partition=record.partition, offset=record.offset,
         key=record.key, value=record.value, errors=errors or [], order_uid=order_uid, headers=record.headers,
     )  # fmt: skip
-
-
-def known_good_order() -> Order:
-    """A valid order under a fresh uid, as the generator makes them."""
-    from .generator import iter_orders  # here: the generator's pools are built only on this rare path
-
-    [(_uid, value)] = list(iter_orders(1))
-    return parse_order(value)
 
 
 def check_record(record: KafkaRecord) -> Order | DeadLetter:

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from .config import Settings, get_settings
-from .dead_letters import ensure_queue
-from .logs import configure_logging
-from .storage import OrderStore, apply_migrations
+from orders_core.adapters.postgres import OrderStore, apply_migrations
+from orders_core.adapters.sqs import ensure_queue
+from orders_core.config import Settings, get_settings
+from orders_core.http.logs import configure_logging
 
-log = logging.getLogger("orders_core.setup")
+log = logging.getLogger("orders_local.provision")
 STEPS = ("migrate", "topic", "queue")
 
 

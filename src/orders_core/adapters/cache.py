@@ -14,26 +14,20 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import Any
 
 from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 from pymemcache.client.rendezvous import RendezvousHash
 
-from .config import Settings
+from orders_core.config import Settings
+from orders_core.domain.ports import Tier
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "order:v1:"
 # What memcached holds for "no such order": not JSON, so never mistaken for an order.
 NEGATIVE = b"-"
-
-
-class Tier(StrEnum):
-    LOCAL = "local"
-    MEMCACHED = "memcached"
-    DATABASE = "database"
 
 
 class LocalLRU:
