@@ -17,8 +17,8 @@ from typing import Any
 
 import urllib3
 
-from orders_core import logs, setup
-from orders_core.config import get_settings
+from orders_core import bootstrap
+from orders_core.http import logs
 
 FUNCTION = "provision"
 PHYSICAL_ID = "orders-schema-and-topic"  # one per stack, kept across updates (a new one would mean a Delete)
@@ -29,12 +29,6 @@ logs.configure_logging()
 _http = urllib3.PoolManager(retries=urllib3.Retry(total=4, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504)))
 
 
-def provision() -> list[str]:
-    """Apply the migrations, then ensure the topic; what each step did."""
-    settings = get_settings()
-    return [setup.migrate(settings), setup.ensure_topic(settings)]
-
-
 def handler(event: dict[str, Any], context: Any) -> None:
     """CloudFormation custom resource request in, one response PUT to its ResponseURL."""
     with logs.invocation(FUNCTION, logs.request_id_from(getattr(context, "aws_request_id", None))):
@@ -43,7 +37,7 @@ def handler(event: dict[str, Any], context: Any) -> None:
             _respond(event, "SUCCESS", physical_id, "nothing to delete: the schema and the topic outlive the stack")
             return
         try:
-            steps = _within(provision, _seconds_left(context) - MARGIN_S)
+            steps = _within(bootstrap.provision, _seconds_left(context) - MARGIN_S)
         except Exception as exc:
             log.exception("provisioning failed")
             _respond(event, "FAILED", physical_id, f"{type(exc).__name__}: {exc}")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from devstack import ROOT
-from orders_core import setup
+from orders_core.adapters import kafka_admin, postgres
 from tests.support.events import FIXTURES
 
 EVENT = json.loads((FIXTURES / "custom_resource_event.json").read_text())
@@ -82,8 +82,8 @@ def request_for(cloudformation: ResponseUrl) -> Callable[..., dict[str, Any]]:
 def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The provisioning calls, as fakes that record their calls in order."""
     calls: list[str] = []
-    monkeypatch.setattr(setup, "migrate", lambda settings: calls.append("migrate") or "applied 0001_orders.sql")
-    monkeypatch.setattr(setup, "ensure_topic", lambda settings: calls.append("topic") or "topic orders exists")
+    monkeypatch.setattr(postgres, "migrate", lambda settings: calls.append("migrate") or "applied 0001_orders.sql")
+    monkeypatch.setattr(kafka_admin, "ensure_topic", lambda settings: calls.append("topic") or "topic orders exists")
     return calls
 
 
@@ -137,7 +137,7 @@ def test_a_failing_step_answers_failed_with_the_reason(
     def unreachable(settings: Any) -> str:
         raise ConnectionRefusedError("[Errno 111] Connection refused: kafka-1.internal:9092")
 
-    monkeypatch.setattr(setup, "ensure_topic", unreachable)
+    monkeypatch.setattr(kafka_admin, "ensure_topic", unreachable)
     provision.handler(request_for(), lambda_context())
     answer = cloudformation.only_response()
     assert answer["Status"] == "FAILED"
@@ -153,7 +153,7 @@ def test_a_step_that_would_outlast_the_invocation_answers_failed_in_time(
 ) -> None:
     """Lambda would end the invocation before CloudFormation heard anything, and the deployment would hang."""
     released = threading.Event()
-    monkeypatch.setattr(setup, "migrate", lambda settings: released.wait() and "applied")
+    monkeypatch.setattr(postgres, "migrate", lambda settings: released.wait() and "applied")
     try:
         provision.handler(request_for(), lambda_context(seconds_left=provision.MARGIN_S))
     finally:
@@ -183,7 +183,7 @@ def test_a_long_reason_is_cut_to_fit_cloudformations_response_limit(
     def verbose(settings: Any) -> str:
         raise RuntimeError("x" * 10_000)
 
-    monkeypatch.setattr(setup, "migrate", verbose)
+    monkeypatch.setattr(postgres, "migrate", verbose)
     provision.handler(request_for(), lambda_context())
     ((headers, answer),) = cloudformation.responses
     assert answer["Status"] == "FAILED"

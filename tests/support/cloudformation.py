@@ -25,7 +25,8 @@ Template = dict[str, Any]
 def load(path: Path) -> Template:
     loaded = cfn_yaml.load(str(path))
     assert isinstance(loaded, dict)
-    return json.loads(json.dumps(loaded))  # plain dicts and strings, as the translator expects
+    plain: Template = json.loads(json.dumps(loaded))  # plain dicts and strings, as the translator expects
+    return plain
 
 
 def translate(template: Template) -> Template:
