@@ -9,14 +9,17 @@ import copy
 import importlib.util
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
 from devstack import ROOT
+from orders_core import bootstrap
 from orders_core.adapters import kafka_admin, postgres
 from tests.support.events import FIXTURES
 
@@ -188,3 +191,27 @@ def test_a_long_reason_is_cut_to_fit_cloudformations_response_limit(
     ((headers, answer),) = cloudformation.responses
     assert answer["Status"] == "FAILED"
     assert int(headers["content-length"]) < 4096
+
+
+def test_against_real_services_the_schema_and_a_new_topic_are_there_and_a_rerun_changes_nothing(
+    provision: ModuleType,
+    cloudformation: ResponseUrl,
+    request_for: Callable[..., dict[str, Any]],
+    settings: Any,
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the stack's Create and a later Update do to real PostgreSQL and Kafka, through the shipped code."""
+    topic = f"orders-provision-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("KAFKA_TOPIC", topic)
+    monkeypatch.setenv("KAFKA_TOPIC_PARTITIONS", "2")
+    bootstrap.reset()
+    provision.handler(request_for("Create"), lambda_context())
+    provision.handler(request_for("Update", PhysicalResourceId="orders-schema-and-topic"), lambda_context())
+    created, updated = (answer for _, answer in cloudformation.responses)
+    assert created["Status"] == updated["Status"] == "SUCCESS", (created["Reason"], updated["Reason"])
+    assert f"topic {topic} created with 2 partitions" in created["Reason"]
+    assert updated["Reason"] == f"schema up to date; topic {topic} exists"
+    metadata = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(topic, timeout=10)
+    assert len(metadata.topics[topic].partitions) == 2
