@@ -1,5 +1,6 @@
 """``orders-setup``: the one idempotent set-up step — database migrations, the Kafka topic, the dead-letter
-queue. The native runner, docker compose, the tests and a cloud deploy (``--only migrate``) all run it."""
+queue. The native runner, docker compose and the tests run it; in the cloud the stack's provisioning runs the
+same migration and topic steps (functions/provision)."""
 
 from __future__ import annotations
 
