@@ -9,8 +9,10 @@ other answer retries the whole batch, with exponential backoff, forever: a recor
 
 Only a partition whose deliveries are retrying is paused; the others keep flowing. A rebalance drops what
 was consumed before it, and a partition no longer assigned is never committed. SIGTERM finishes the
-invocations in flight, commits, leaves the group and exits; a delivery thread that fails unexpectedly stops
-the trigger with a non-zero status, so its records are redelivered.
+invocations in flight, commits, leaves the group and exits; a delivery thread that fails unexpectedly, or a
+fatal consumer error (this member fenced by another with its ``TRIGGER_INSTANCE_ID``), stops the trigger with
+a non-zero status, saying why on ``/health`` and ``/status`` until it exits, so its records are redelivered.
+A record is never refused for what it holds: one whose headers the client cannot read goes without them.
 
 Every invocation carries a fresh ``Function-Execution-Id`` header (its request id) and is logged as one line
 with its records' coordinates, its answer, what the function took and how long it took. The trigger's own

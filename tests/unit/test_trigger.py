@@ -84,3 +84,12 @@ def test_a_revoked_partition_leaves_status_and_metrics_at_once() -> None:
     metrics = generate_latest(status.registry).decode()
     assert 'orders_trigger_consumer_lag{partition="0",topic="orders"} 3.0' in metrics
     assert 'partition="1"' not in metrics
+
+
+def test_a_failed_trigger_says_why_in_its_health_and_status_and_the_first_reason_stays() -> None:
+    status = TriggerStatus("orders")
+    assert status.health() == (200, {"status": "ok"}) and status.as_json()["failure"] is None
+    status.fail("ConsumerFailed: fenced")
+    status.fail("RuntimeError: what followed")
+    assert status.health() == (503, {"status": "failed", "failure": "ConsumerFailed: fenced"})
+    assert status.as_json()["failure"] == "ConsumerFailed: fenced"
