@@ -120,14 +120,16 @@ def test_records_with_header_names_and_keys_that_are_not_utf8_never_stop_the_tri
     """GIVEN, at the head of partition 0, a valid order whose header names include one that is not UTF-8 (the
     Kafka client raises on reading it), and a record with a null value, a key that is not UTF-8 and such a
     header WHEN the trigger consumes the topic THEN the order is stored (without its headers), the null record
-    is dead-lettered with its reason and its key, the orders after them on every partition are stored, and the
-    trigger is still running, counting the two unreadable records."""
+    is dead-lettered with its reason and its key; a junk record whose header name SQS would refuse is dead-lettered
+    with that name; the orders after them on every partition are stored, and the trigger is still running,
+    counting the two unreadable records."""
     drain(settings)
     topic = f"hostile-{uuid.uuid4().hex[:8]}"
     ensure_topic(Settings(kafka_bootstrap_servers=kafka_bootstrap, kafka_topic=topic, kafka_topic_partitions=3))
     first = make_order()
     kcat(kafka_bootstrap, topic, 0, b"k1", order_bytes(first), [b"\xff\xfetrace=1", b"source=kcat"])
     kcat(kafka_bootstrap, topic, 0, b"\xfe\xff", None, [b"\xc3(=2"])
+    kcat(kafka_bootstrap, topic, 1, b"k3", b"junk", ["\uffff\x01name=v".encode()])  # UTF-8 that SQS refuses
     behind = [make_order() for _ in range(9)]
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
     for index, order in enumerate(behind):
@@ -147,11 +149,18 @@ def test_records_with_header_names_and_keys_that_are_not_utf8_never_stop_the_tri
 
         services.wait_until(lambda: stored() == len(uids), 60, "every order stored", 0.2)
         letters: list[dict[str, Any]] = []
-        services.wait_until(
-            lambda: bool(letters.extend(x for x in drain(settings) if x["topic"] == topic) or letters), 30, "a letter"
-        )
-        assert [(letter["partition"], letter["offset"], letter["reason"]) for letter in letters] == [(0, 1, "not_json")]
-        assert base64.b64decode(letters[0]["key"]) == b"\xfe\xff"
+
+        def lettered() -> bool:
+            letters.extend(letter for letter in drain(settings) if letter["topic"] == topic)
+            return len(letters) >= 2
+
+        services.wait_until(lettered, 30, "both letters")
+        places = {(letter["partition"], letter["offset"]): letter for letter in letters}
+        assert sorted(places) == [(0, 1), (1, 0)] and {letter["reason"] for letter in letters} == {"not_json"}
+        null_value, junk = places[(0, 1)], places[(1, 0)]
+        assert base64.b64decode(null_value["key"]) == b"\xfe\xff" and null_value["value"] is None
+        assert null_value["headers"] == []  # unreadable: read without them
+        assert junk["headers"] == [["\uffff\x01name", base64.b64encode(b"v").decode()]]
         assert trigger.running
         assert metric(trigger.port, "orders_trigger_records_unreadable_total") == 2
         said = [json.loads(line) for line in trigger.log_tail(500).splitlines() if line.startswith("{")]
