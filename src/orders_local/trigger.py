@@ -56,6 +56,12 @@ def accepted_prefix(records: Sequence[KafkaRecord], failed: set[tuple[str, int]]
     return len(records)
 
 
+def answer_excerpt(body: bytes, limit: int = 300) -> str:
+    """The start of an answer's body for the log, on one line: a newline in it (or any character a log
+    viewer could break a line at) is escaped, so the answer cannot forge a log line of its own."""
+    return body[:limit].decode(errors="replace").encode("unicode_escape").decode("ascii")
+
+
 class ConsumerFailed(Exception):
     """The consumer hit an error it cannot recover from: the trigger must exit and be started again."""
 
@@ -163,7 +169,7 @@ class Trigger:
         except urllib3.exceptions.HTTPError as exc:  # unreachable, or timed out (perhaps after storing)
             return 0, f"unreachable ({exc})"
         if response.status != 200:
-            return 0, f"{response.status} {response.data[:300].decode(errors='replace')}"
+            return 0, f"{response.status} {answer_excerpt(response.data)}"
         try:
             failed = failed_offsets(json.loads(response.data), records)
         except (ValueError, RecursionError) as exc:  # not JSON, or not a response for this batch
