@@ -27,12 +27,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from orders_core.adapters.kafka_dlq import ensure_topics, kafka_client_config, open_topic_producer
 from orders_core.adapters.kafka_event import BadEvent, decode_event
+from orders_core.adapters.kafka_records import record_of
 from orders_core.adapters.letters import (
     decode_letter,
     letter_headers,
@@ -331,14 +332,12 @@ def reread(settings: Settings, body: dict[str, Any]) -> Produced:
                 raise LetterUnreadable(f"Kafka: {error.str()}")
             if error is not None or message.offset() != body["offset"]:
                 break  # the record is gone (retention): the partition starts after it
-            value = message.value()
-            if hashlib.sha256(value or b"").hexdigest() != body.get("value_sha256"):
+            record, unreadable = record_of(message)
+            if hashlib.sha256(record.value or b"").hexdigest() != body.get("value_sha256"):
                 raise LetterUnreadable("the record in Kafka is not the one the letter describes")
-            try:
-                headers = cast(list[tuple[str, bytes | None]], message.headers() or [])
-            except Exception as exc:  # a header key that is not UTF-8: not a record we can produce as written
-                raise LetterUnreadable(f"its headers cannot be read: {exc}") from exc
-            return message.key(), value, [(name, raw or b"") for name, raw in headers]
+            if unreadable is not None:  # a header name that is not UTF-8: it cannot be produced as written
+                raise LetterUnreadable(f"its {unreadable}")
+            return record.key, record.value, list(record.headers)
     finally:
         consumer.close()
     raise LetterUnreadable("the letter holds only part of the record and Kafka no longer holds it")
@@ -397,7 +396,7 @@ class Replayer:
         self._producer.flush(10)
 
 
-def record_of(settings: Settings, letter: Letter) -> Produced:
+def letter_record(settings: Settings, letter: Letter) -> Produced:
     """Key, value and headers to produce: the letter's when it holds the whole record, else Kafka's."""
     if letter_is_whole(letter.body):
         return letter_key(letter.body), letter_value(letter.body), letter_headers(letter.body)
@@ -410,7 +409,7 @@ def redrive(
     replayer: Replayer | None,
     ledger: Ledger,
     selection: Selection,
-    rebuild: Callable[[Settings, Letter], Produced] = record_of,
+    rebuild: Callable[[Settings, Letter], Produced] = letter_record,
 ) -> RedriveReport:
     """Redrive page by page: choose, produce (one transaction), wait for the commit, delete. Dry run without a
     replayer."""

@@ -41,7 +41,8 @@ def ensure_topics(settings: Settings, topics: Sequence[tuple[str, int, dict[str,
     host, _, port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
     socket.create_connection((host, int(port)), timeout=2).close()  # not the client's log of refused attempts
     admin = AdminClient({**kafka_client_config(settings), "socket.timeout.ms": 5000})
-    new = [NewTopic(name, num_partitions=parts, replication_factor=1, config=config) for name, parts, config in topics]
+    replicas = settings.kafka_topic_replication_factor
+    new = [NewTopic(name, num_partitions=n, replication_factor=replicas, config=config) for name, n, config in topics]
     done = []
     for name, future in admin.create_topics(new, operation_timeout=10, request_timeout=10).items():
         try:
