@@ -36,6 +36,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from devstack import ROOT, services
 from devstack.stack import drain
+from orders_core.adapters.kafka_records import record_of
 from orders_core.adapters.postgres import OrderStore
 from orders_core.bootstrap import dead_letter_mailbox
 from orders_core.config import Settings
@@ -43,7 +44,6 @@ from orders_core.domain.ingest import check_record
 from orders_core.domain.model import Order
 from orders_core.domain.ports import KafkaRecord
 from orders_core.generator.builder import iter_orders
-from orders_local.trigger import record_of
 
 RESULTS = Path(__file__).resolve().parent / "chaos.json"
 RATE = 200  # orders per second: a steady stream, well below what the pipeline takes on two cores
@@ -247,7 +247,7 @@ def read_topic(settings: Settings) -> list[KafkaRecord]:
             for message in consumer.consume(num_messages=1000, timeout=5):
                 if message.error() or message.partition() not in left:
                     continue
-                records.append(record_of(message))
+                records.append(record_of(message)[0])
                 if message.offset() + 1 >= ends[message.partition()]:
                     left.discard(message.partition())
         return records
