@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pg8000.native
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from devstack import ROOT, services
 from devstack.stack import drain
@@ -231,8 +231,10 @@ def wait_caught_up(settings: Settings, timeout: float) -> dict[int, int]:
 
 def read_topic(settings: Settings) -> list[KafkaRecord]:
     """Every record in the topic, from the first offset to the end of each partition."""
+    # The end of a partition may be a transaction's marker (orders-dlq's redrive writes in transactions), which
+    # no consumer is handed: the end is where the broker says it is (partition EOF), not the last offset.
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "chaos-oracle",
-                         "enable.auto.commit": False})  # fmt: skip
+                         "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
     try:
         ends = {}
         for p in range(settings.kafka_topic_partitions):
@@ -245,7 +247,12 @@ def read_topic(settings: Settings) -> list[KafkaRecord]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the topic could not be read to its end (partitions {sorted(left)})")
             for message in consumer.consume(num_messages=1000, timeout=5):
-                if message.error() or message.partition() not in left:
+                error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    if (message.offset() or 0) >= ends.get(message.partition() or 0, 0):
+                        left.discard(message.partition())
+                    continue
+                if error or message.partition() not in left:
                     continue
                 records.append(record_of(message)[0])
                 if message.offset() + 1 >= ends[message.partition()]:
@@ -469,7 +476,8 @@ def redrive_under_faults(stack: Stack, settings: Settings, rng: random.Random, d
             break
         time.sleep(0.5)
     injector.join()
-    wait_caught_up(settings, catch_up_s)
+    # Not waiting for the trigger: what is checked is the topic and the letters, both settled by the runs. (A
+    # partition the redrive wrote to ends with a transaction marker, which no consumer commits past.)
     probe_values = set(probes)
     written = [record for record in read_topic(settings) if record.value in probe_values]
     copies = Counter(record.value for record in written)
