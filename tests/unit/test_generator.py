@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from devstack import ROOT
 from orders_core.config import get_settings
 from orders_core.domain.model import ORDER_UID_RE, parse_order
+from orders_core.generator import builder
 from orders_core.generator.builder import INVALID_CLASSES, iter_orders
 from orders_core.generator.producer import GenerateRequest
 from orders_local.generate_cli import main as generate_cli
@@ -206,3 +207,30 @@ def test_http_other_methods_are_405(client: Any, method: str) -> None:
     response = client.open("/", method=method)
     assert response.status_code == 405
     assert response.get_json()["error"] == "method_not_allowed"
+
+
+def test_unseeded_uids_come_from_the_os_randomness_not_the_mersenne_twister(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the OS's randomness replaced by a known stream (the Mersenne Twister stays seeded by the OS)
+    stream = bytes(range(256)) * 128
+
+    def known_urandom(size: int) -> bytes:
+        return (stream * (size // len(stream) + 1))[:size]
+
+    monkeypatch.setattr(builder.os, "urandom", known_urandom)
+    # WHEN two unseeded runs draw their uids
+    first, second = [uid for uid, _ in iter_orders(100)], [uid for uid, _ in iter_orders(100)]
+    # THEN their uids are the OS's draws (same stream, same uids), while the rest of each order differs
+    assert first == second
+    words = memoryview(known_urandom(8 * 4096)).cast("Q")
+    assert first[0][:10] == f"{words[3] >> 24:010x}"  # after the three drawn for the sequence scramble
+    assert [raw for _, raw in iter_orders(5)] != [raw for _, raw in iter_orders(5)]
+
+
+def test_a_seeded_run_draws_nothing_from_the_os(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = list(iter_orders(50, seed=99))
+
+    def no_urandom(size: int) -> bytes:
+        raise AssertionError("a seeded run must be reproducible")
+
+    monkeypatch.setattr(builder.os, "urandom", no_urandom)
+    assert list(iter_orders(50, seed=99)) == expected

@@ -19,7 +19,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Final
 
 from faker import Faker
@@ -188,6 +188,17 @@ def _variants(seed: int, rng: random.Random) -> tuple[_Variant, ...]:
 _PROCESS_POOL_SEED: Final = int.from_bytes(os.urandom(4), "big")
 
 
+def _os_random_40() -> Callable[[], int]:
+    """40-bit numbers from the OS's randomness, read 32 KiB at a time: a draw costs what a Mersenne Twister
+    draw does (one ``os.urandom`` per draw would cost 15 times as much)."""
+
+    def draws() -> Iterator[int]:
+        while True:
+            yield from map((24).__rrshift__, memoryview(os.urandom(8 * 4096)).cast("Q"))
+
+    return draws().__next__
+
+
 def _timestamp_formatter() -> Callable[[int], str]:
     days: dict[int, str] = {}
 
@@ -233,9 +244,13 @@ def iter_flagged_orders(
     anchor = _SEEDED_ANCHOR if seed is not None else int(time.time())
     people, variants = pools.people, pools.variants
     getrandbits, ts_fmt = rng.getrandbits, _timestamp_formatter()
+    # The uid is all that stands between a stranger and an order: a few hundred Mersenne Twister outputs
+    # give away its state, and with it every uid to come. Unseeded, uids come from the OS's randomness; a
+    # seeded run draws them from its own stream, so that the same seed still gives the same orders.
+    next_uid_bits = partial(getrandbits, 40) if seed is not None else _os_random_40()
     # order_uid = 40 random bits + a bijective scramble of the sequence number: 20 hex digits that look
     # random and are unique within a call by construction (no set of a million strings to check against).
-    mul1, add1, mul2 = getrandbits(40) | 1, getrandbits(40), getrandbits(40) | 1
+    mul1, add1, mul2 = next_uid_bits() | 1, next_uid_bits(), next_uid_bits() | 1
     mask = (1 << 40) - 1
     invalid_n = 0
     costs, providers, entries, sales, statuses = _DELIVERY_COSTS, _PROVIDERS, _ENTRIES, _SALES, _ITEM_STATUSES
@@ -245,7 +260,7 @@ def iter_flagged_orders(
         x ^= x >> 20
         x = (x * mul2) & mask
         x ^= x >> 17
-        uid = f"{getrandbits(40):010x}{x:010x}"
+        uid = f"{next_uid_bits():010x}{x:010x}"
         track = f"WBIL{getrandbits(48):012X}"
         r = getrandbits(96)
         person = people[r & 511]
