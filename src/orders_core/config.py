@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # GET /orders lists order ids, and an id opens a customer's details: on for the local stack, off by default
     # in the deployed one (template.yaml's OrderListingEnabled).
     recent_orders_enabled: bool = True
+    # Request bodies: refused with 413 beyond these, before they are read. The ingest's is the platform's payload
+    # cap of a synchronous invocation (6 MB), the largest event the trigger sends; the others take small JSON.
+    ingest_max_body_bytes: int = Field(6 * 1024 * 1024, ge=4096)
+    generate_max_body_bytes: int = Field(16 * 1024, ge=256)
+    lookup_max_body_bytes: int = Field(16 * 1024, ge=0)
     # get_order's ASGI adapter: reads waiting for a PostgreSQL thread beyond this answer 503 at once, so a flood
     # queues neither memory nor latency without bound.
     lookup_queue_max: int = Field(256, ge=1)
