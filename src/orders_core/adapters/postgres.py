@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from importlib import resources
@@ -19,6 +20,7 @@ import pg8000.native
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pg8000.exceptions import DatabaseError, InterfaceError
+from pydantic import ValidationError
 
 from orders_core.config import Settings
 from orders_core.domain.model import CANONICAL_VERSION, Order
@@ -33,6 +35,8 @@ _DATA_SQLSTATE_CLASSES = ("22", "23")
 _RECONNECT_SQLSTATE_CLASSES = ("08", "53", "58", "40", "57P")
 _STATEMENT_TIMEOUT = "57014"  # query_canceled: statement_timeout ran out
 _AUTH_REJECTED = "28P01"  # invalid_password: wrong password (e.g. rotated since it was read)
+
+log = logging.getLogger(__name__)
 
 
 def content_sha256(order_json: bytes) -> str:
@@ -143,6 +147,22 @@ def read_secret_password(settings: Settings) -> str:
         # Retried like an outage: fixing the secret is enough, no record is refused for it.
         raise StoreUnavailable('the database secret is not JSON with a string "password"')
     return password
+
+
+def _served_form(stored: str) -> bytes:
+    """A stored order as it is served: its canonical JSON. One stored under older rules that today's model
+    refuses is still an order that was taken: it is served as stored (compact JSON, the canonical timestamp)
+    rather than answered with an error, and the refusal is logged for whoever tightened the rules."""
+    try:
+        return Order.model_validate_json(stored).to_json()
+    except ValidationError as exc:
+        document = json.loads(stored)
+        log.warning("order %s no longer passes the model (%d errors); served as stored", document.get("order_uid"),
+                    exc.error_count())  # fmt: skip
+        created = document.get("date_created")
+        if isinstance(created, str) and created.endswith(".000000Z"):  # as Order's timestamps are written
+            document["date_created"] = created.removesuffix(".000000Z") + "Z"
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _server_error(error: DatabaseError) -> tuple[str, str]:
@@ -328,7 +348,7 @@ class OrderStore:
         rows = self._run(_ORDER_JSON, uid=order_uid)
         if not rows:
             return None
-        return Order.model_validate_json(rows[0][0]).to_json()
+        return _served_form(rows[0][0])
 
     def recent_orders(self, limit: int) -> list[OrderSummary]:
         rows = self._run(_RECENT_ORDERS, limit=limit)
