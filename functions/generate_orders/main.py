@@ -14,8 +14,10 @@ import flask
 import functions_framework
 from pydantic import ValidationError
 
+from orders_core.config import get_settings
 from orders_core.generator.producer import GenerateRequest, ProduceError, describe_request_error, produce_orders
 from orders_core.http import logs, metrics
+from orders_core.http.limits import flask_body
 from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
 
 FUNCTION = "generate_orders"
@@ -60,7 +62,10 @@ def _answer(request: flask.Request) -> HttpResponse:
     if request.mimetype != "application/json":
         return error(415, "unsupported_media_type", "POST the request as application/json")
     payload: Any = None
-    if body := request.get_data().strip():
+    body = flask_body(request, get_settings().generate_max_body_bytes)
+    if isinstance(body, HttpResponse):
+        return body
+    if body := body.strip():
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):

@@ -19,9 +19,11 @@ import functions_framework
 
 from orders_core import bootstrap as runtime
 from orders_core.adapters.kafka_event import BadEvent, decode_event
+from orders_core.config import get_settings
 from orders_core.domain.ingest import IngestReport
 from orders_core.domain.ports import KafkaRecord
 from orders_core.http import logs, metrics
+from orders_core.http.limits import flask_body
 from orders_core.http.readiness import readiness
 from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
 
@@ -76,8 +78,12 @@ def _answer(request: flask.Request, request_id: str) -> HttpResponse:
     # Only JSON: a web page can POST text/plain or a form to any address without asking first.
     if request.mimetype != "application/json":
         return error(415, "unsupported_media_type", "POST the event as application/json.")
+    body = flask_body(request, get_settings().ingest_max_body_bytes)
+    if isinstance(body, HttpResponse):
+        log.warning("event refused: %s", body.body.decode(), extra={"status": body.status})
+        return body
     try:
-        records = decode_event(json.loads(request.get_data()))
+        records = decode_event(json.loads(body))
     except (ValueError, RecursionError) as exc:  # BadEvent, or not JSON, or JSON nested too deeply
         message = str(exc) if isinstance(exc, BadEvent) else "the body is not JSON"
         log.warning("event refused: %s", message, extra={"status": 400})

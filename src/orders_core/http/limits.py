@@ -7,6 +7,7 @@ declared length (``Transfer-Encoding: chunked``) is read no further than the lim
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -32,14 +33,22 @@ def flask_body(request: flask.Request, limit: int) -> bytes | HttpResponse:
     from werkzeug.exceptions import RequestEntityTooLarge
 
     if request.content_length is not None and request.content_length > limit:
-        return too_large(limit)
+        return _refused(request, limit)
     # Werkzeug stops a body of no declared length at this many bytes (gunicorn terminates the stream), and
-    # never reads past a declared one.
-    request.max_content_length = limit
+    # never reads past a declared one. It stops there silently: one byte more than the limit tells.
+    request.max_content_length = limit + 1
     try:
-        return request.get_data(cache=True)
+        body = request.get_data(cache=True)
     except RequestEntityTooLarge:
-        return too_large(limit)
+        return _refused(request, limit)
+    return _refused(request, limit) if len(body) > limit else body
+
+
+def _refused(request: flask.Request, limit: int) -> HttpResponse:
+    # functions-framework reads the whole body after every answer (so the connection stays usable): a refused
+    # one is left unread instead, for the server to discard as it arrives (gunicorn keeps none of it).
+    request.stream = io.BytesIO()
+    return too_large(limit)
 
 
 async def asgi_body_refusal(request: Request, limit: int) -> HttpResponse | None:
