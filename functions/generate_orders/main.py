@@ -29,7 +29,7 @@ _emf = metrics.to_emf(FUNCTION)
 def _generate(payload: Any, emit: metrics.Emit) -> dict[str, Any]:
     """Validate the request and produce; raises ``ValidationError`` or ``ProduceError``. Counts what Kafka
     acknowledged, also when some orders were not."""
-    request = GenerateRequest.model_validate({} if payload is None else payload)
+    request = GenerateRequest.of_call({} if payload is None else payload, get_settings())
     try:
         result = produce_orders(request)
     except ProduceError as exc:

@@ -95,8 +95,12 @@ class Settings(BaseSettings):
     ops_metrics_urls: str = ""
     ops_scrape_timeout_s: float = Field(1.0, gt=0, le=10)
 
-    # Generator
-    generate_max_count: int = 1_000_000
+    # Generator. One call of generate_orders produces at most this many orders (about 150 MB on the producer's
+    # queue at most, well within the function's memory and time); orders-generate takes any count.
+    generate_max_count: int = Field(100_000, ge=1)
+    # Mixed into the seed a scheduled run derives from its schedule and occurrence time, so that its order uids
+    # cannot be computed from those alone (the cloud keeps it secret; empty: unkeyed).
+    generate_seed_key: str = Field("", max_length=64)
     # How long the producer tries to deliver an order before reporting it failed (librdkafka's message timeout).
     generate_message_timeout_s: float = Field(30.0, gt=0)
 

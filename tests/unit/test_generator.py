@@ -131,9 +131,11 @@ def max_count(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
 
 
 def test_generate_request_defaults_and_bounds(max_count: int) -> None:
+    settings = get_settings()
     assert GenerateRequest() == GenerateRequest(count=10, seed=None, invalid_ratio=0.0, max_items=5)
-    assert GenerateRequest.model_validate({"count": max_count, "seed": 1, "invalid_ratio": 1}).count == max_count
+    assert GenerateRequest.of_call({"count": max_count, "seed": 1, "invalid_ratio": 1}, settings).count == max_count
     assert GenerateRequest(max_items=1000).max_items == 1000
+    assert GenerateRequest.model_validate({"count": max_count + 1}).count == max_count + 1  # orders-generate's
     for bad in (
         {"count": 0},
         {"count": max_count + 1},
@@ -146,16 +148,41 @@ def test_generate_request_defaults_and_bounds(max_count: int) -> None:
         {"max_items": 0},
         {"max_items": 1001},
         {"cuont": 5},
+        {"occurrence": "yesterday"},
+        {"occurrence": 1764860400},
+        {"schedule": ""},
     ):
         with pytest.raises(ValidationError):
-            GenerateRequest.model_validate(bad)
+            GenerateRequest.of_call(bad, settings)
+
+
+def test_an_occurrence_gives_the_same_orders_however_often_it_runs() -> None:
+    minute = {"count": 5, "schedule": "rate(1 minute)", "occurrence": "2026-12-04T15:00:00Z"}
+    again = GenerateRequest.model_validate({**minute, "occurrence": "2026-12-04T15:00:00+00:00"})
+    seed = GenerateRequest.model_validate(minute).run_seed()
+    assert seed is not None and again.run_seed() == seed
+    assert GenerateRequest.model_validate({**minute, "occurrence": "2026-12-04T15:01:00Z"}).run_seed() != seed
+    assert GenerateRequest.model_validate({**minute, "schedule": "rate(5 minutes)"}).run_seed() != seed
+    assert GenerateRequest.model_validate(minute).run_seed(key="secret") not in (seed, None)
+    assert GenerateRequest.model_validate({**minute, "seed": 7}).run_seed() == 7  # a seed asked for wins
+    assert GenerateRequest.model_validate({"count": 5}).run_seed() is None  # unscheduled: fresh orders
+
+
+def test_orders_of_an_occurrence_are_dated_up_to_it() -> None:
+    occurrence = int(datetime.fromisoformat("2026-12-04T15:00:00+00:00").timestamp())
+    for _, raw in iter_flagged_orders_at(occurrence):
+        created = datetime.fromisoformat(parse_order(raw).date_created.replace("Z", "+00:00")).timestamp()
+        assert occurrence - 181 * 86_400 < created <= occurrence
+
+
+def iter_flagged_orders_at(anchor: int) -> list[tuple[str, bytes]]:
+    return [(uid, raw) for uid, raw, _ in builder.iter_flagged_orders(50, 1, 0.0, 5, anchor=anchor)]
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["0"], "count"),
-        (["501"], "at most 500"),
         (["5", "--invalid-ratio", "1.5"], "invalid_ratio"),
         (["5", "--max-items", "0"], "max_items"),
     ],

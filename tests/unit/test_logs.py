@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 
-
 from orders_core.domain.ports import KafkaRecord
 from orders_core.http.logs import TextFormatter, json_formatter, record_spans
 
@@ -34,6 +33,9 @@ def test_a_text_line_keeps_a_hostile_field_on_its_own_line() -> None:
 
 
 HOSTILE = "orders\n2026-12-04 15:00:00,000 ERROR forged: \r\x1b[2Jcleared\u2028next\x85last"
+# How it reads escaped: in the message (a text line's own escapes), and in a field (JSON's).
+IN_MESSAGE = "orders\\n2026-12-04 15:00:00,000 ERROR forged: \\r\\x1b[2Jcleared\\u2028next\\x85last"
+IN_FIELD = "orders\\n2026-12-04 15:00:00,000 ERROR forged: \\r\\u001b[2Jcleared\\u2028next\\u0085last"
 
 
 def hostile_line(**fields: object) -> logging.LogRecord:
@@ -49,8 +51,8 @@ def test_a_text_line_escapes_a_hostile_message_argument() -> None:
     # THEN the line stays one line, with nothing a terminal or a log reader takes for a break or a command
     assert text.splitlines() == [text]
     assert "\x1b" not in text and "\x85" not in text
-    assert "consuming orders\\n2026-12-04 15:00:00,000 ERROR forged: \\r\\x1b[2Jcleared\\u2028next\\x85last ->" in text
-    assert text.endswith('topic="orders\\n2026-12-04 15:00:00,000 ERROR forged: \\r\\u001b[2Jcleared\\u2028next\\u0085last"')
+    assert f"consuming {IN_MESSAGE} ->" in text
+    assert text.endswith(f'topic="{IN_FIELD}"')
 
 
 def test_a_text_traceback_keeps_its_lines_each_marked_as_part_of_the_line_above() -> None:
@@ -60,9 +62,9 @@ def test_a_text_traceback_keeps_its_lines_each_marked_as_part_of_the_line_above(
         line = hostile_line(exc_info=sys.exc_info())
     text = TextFormatter().format(line)
     first, *trace = text.split("\n")
-    assert first.endswith(' topic="orders\\n2026-12-04 15:00:00,000 ERROR forged: \\r\\u001b[2Jcleared\\u2028next\\u0085last"')
+    assert first.endswith(f' topic="{IN_FIELD}"')
     assert trace and all(continued.startswith("  | ") for continued in trace)
-    assert trace[-2:] == ["  | ValueError: orders", "  | 2026-12-04 15:00:00,000 ERROR forged: \\r\\x1b[2Jcleared\\u2028next\\x85last"]
+    assert trace[-2:] == ["  | ValueError: orders", "  | " + IN_MESSAGE.removeprefix("orders\\n")]
     assert "\x1b" not in text and "\u2028" not in text
 
 

@@ -230,9 +230,10 @@ def iter_orders(
 
 
 def iter_flagged_orders(
-    count: int, seed: int | None, invalid_ratio: float, max_items: int
+    count: int, seed: int | None, invalid_ratio: float, max_items: int, *, anchor: int | None = None
 ) -> Iterator[tuple[str, bytes, bool]]:
-    """The generator proper: ``(order_uid, JSON bytes, is_invalid)``.
+    """The generator proper: ``(order_uid, JSON bytes, is_invalid)``; the orders are dated up to ``anchor``
+    (epoch seconds; by default a fixed moment for a seeded run, now for an unseeded one).
 
     The hot loop, and the one function longer than 60 lines on purpose: one order per iteration from local
     names and bit fields of a few random draws (a call or an attribute lookup per field would halve the rate).
@@ -241,7 +242,8 @@ def iter_flagged_orders(
     rng = random.Random(seed)
     # A separate stream decides which orders are invalid, so the valid ones do not depend on the ratio.
     chooser = random.Random(None if seed is None else seed ^ 0x5EED_BAD)
-    anchor = _SEEDED_ANCHOR if seed is not None else int(time.time())
+    if anchor is None:
+        anchor = _SEEDED_ANCHOR if seed is not None else int(time.time())
     people, variants = pools.people, pools.variants
     getrandbits, ts_fmt = rng.getrandbits, _timestamp_formatter()
     # The uid is all that stands between a stranger and an order: a few hundred Mersenne Twister outputs

@@ -7,36 +7,60 @@ acknowledged every one, or raises :class:`ProduceError`.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from orders_core.config import Settings, get_settings
+from orders_core.domain.model import Timestamp
 from orders_core.generator.builder import DEFAULT_MAX_ITEMS, iter_flagged_orders
 
 
 class GenerateRequest(BaseModel):
-    """What a caller may ask for (HTTP body, scheduler input, CLI arguments)."""
+    """What a caller may ask for (HTTP body, scheduler input, CLI arguments).
+
+    A schedule names its ``occurrence`` (and itself): the orders are then those of that occurrence, the same
+    however often it runs (a retry after a timeout, the platform's own retries), so a repeat is stored once.
+    """
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    count: int = Field(10, ge=1, description="how many orders (at most GENERATE_MAX_COUNT)")
+    count: int = Field(10, ge=1, description="how many orders (at most GENERATE_MAX_COUNT a call of the function)")
     seed: int | None = Field(None, description="same seed, same orders")
     invalid_ratio: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False, description="share of invalid ones")
     max_items: int = Field(DEFAULT_MAX_ITEMS, ge=1, le=1000, description="items per order, 1 to this")
+    occurrence: Timestamp | None = Field(None, description="the scheduled time of the run, RFC 3339")
+    schedule: str | None = Field(None, min_length=1, max_length=512, description="the schedule's name or expression")
 
     @field_validator("count")
     @classmethod
-    def _count_bound(cls, value: int) -> int:
-        limit = get_settings().generate_max_count
-        if value > limit:
+    def _count_bound(cls, value: int, info: ValidationInfo) -> int:
+        limit = (info.context or {}).get("max_count")
+        if limit is not None and value > limit:
             raise ValueError(f"count must be at most {limit} (GENERATE_MAX_COUNT)")
         return value
+
+    @classmethod
+    def of_call(cls, payload: Any, settings: Settings) -> GenerateRequest:
+        """A request to the function: its count bounded by ``GENERATE_MAX_COUNT``."""
+        return cls.model_validate(payload, context={"max_count": settings.generate_max_count})
+
+    def run_seed(self, key: str = "") -> int | None:
+        """The seed of this run: the one asked for; else, for a scheduled occurrence, one derived from the
+        schedule and the occurrence time (keyed with ``key``: the uids are then not computable from the
+        schedule alone); else none (fresh orders)."""
+        if self.seed is not None or self.occurrence is None:
+            return self.seed
+        occurrence = f"{self.schedule or ''}\n{self.occurrence}".encode()
+        digest = hashlib.blake2b(occurrence, digest_size=8, key=key.encode()[:64]).digest()
+        return int.from_bytes(digest, "big") >> 1
 
 
 def describe_request_error(error: ValidationError) -> str:
@@ -182,7 +206,9 @@ def produce_orders(
     settings = settings or get_settings()
     producer = get_producer(settings)
     reports = _Deliveries()
-    orders = iter_flagged_orders(request.count, request.seed, request.invalid_ratio, request.max_items)
+    anchor = None if request.occurrence is None else _epoch_seconds(request.occurrence)
+    seed = request.run_seed(settings.generate_seed_key)
+    orders = iter_flagged_orders(request.count, seed, request.invalid_ratio, request.max_items, anchor=anchor)
     started = time.perf_counter()
     sent = invalid = 0
     sample: list[str] = []
@@ -211,6 +237,10 @@ def produce_orders(
             unavailable=reports.unavailable == reports.failed,
         )
     return ProduceResult(produced=reports.ok, invalid=invalid, elapsed_s=elapsed, sample_uids=sample)
+
+
+def _epoch_seconds(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
 
 
 def _send(
