@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # Secrets Manager secret (ARN or name) whose JSON "password" replaces PGPASSWORD: read at run time, so
     # a rotation reaches running functions (the cloud's way; locally it is unset).
     pg_password_secret_id: str | None = None
+    # Reading it: one request given up after this long to connect (and as long again to answer), no retries;
+    # and at most one read per interval, however many connections PostgreSQL refuses meanwhile.
+    pg_password_secret_timeout_s: float = Field(2.0, gt=0, le=30)
+    pg_password_secret_min_interval_s: float = Field(5.0, ge=0)
     # Server-side limits of each statement: a batch slower than this is split; waiting this long for a lock
     # means the store is busy, and the batch is retried whole.
     pg_statement_timeout_s: float = Field(3.0, gt=0)

@@ -15,13 +15,11 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-import boto3
 import pg8000.native
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 from pg8000.exceptions import DatabaseError, InterfaceError
 from pydantic import ValidationError
 
+from orders_core.adapters.secrets import SecretPassword
 from orders_core.config import Settings
 from orders_core.domain.model import CANONICAL_VERSION, Order
 from orders_core.domain.ports import OrderSummary, StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
@@ -129,26 +127,6 @@ LIMIT :limit
 """
 
 
-def read_secret_password(settings: Settings) -> str:
-    """The ``password`` of the JSON secret ``PG_PASSWORD_SECRET_ID`` in Secrets Manager (an RDS secret's shape)."""
-    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
-    client = boto3.client(
-        "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None, config=config
-    )
-    try:
-        secret = client.get_secret_value(SecretId=settings.pg_password_secret_id)["SecretString"]
-    except (BotoCoreError, ClientError) as exc:
-        raise StoreUnavailable(f"cannot read the database password from Secrets Manager: {exc}") from exc
-    try:
-        password = json.loads(secret)["password"]
-    except (ValueError, TypeError, KeyError):
-        password = None
-    if not isinstance(password, str):
-        # Retried like an outage: fixing the secret is enough, no record is refused for it.
-        raise StoreUnavailable('the database secret is not JSON with a string "password"')
-    return password
-
-
 def _served_form(stored: str) -> bytes:
     """A stored order as it is served: its canonical JSON. One stored under older rules that today's model
     refuses is still an order that was taken: it is served as stored (compact JSON, the canonical timestamp)
@@ -174,21 +152,18 @@ def _server_error(error: DatabaseError) -> tuple[str, str]:
 class OrderStore:
     """Orders in PostgreSQL: batch insert, lookup by uid, the newest orders."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, secret: SecretPassword | None = None) -> None:
         self._settings = settings
         self._local = threading.local()
-        self._password_lock = threading.Lock()
-        self._secret_password: str | None = None
+        if secret is None and settings.pg_password_secret_id:
+            secret = SecretPassword(settings)
+        self._secret = secret
 
     def _password(self, rejected: str | None = None) -> str:
-        """PGPASSWORD, or the secret's password: read once per instance, and again once PostgreSQL
-        ``rejected`` the one read (a rotation); threads that fail together read the secret once."""
-        if not self._settings.pg_password_secret_id:
+        """PGPASSWORD, or the secret's password (read again once PostgreSQL ``rejected`` the one read)."""
+        if self._secret is None:
             return self._settings.pg_password
-        with self._password_lock:
-            if self._secret_password is None or self._secret_password == rejected:
-                self._secret_password = read_secret_password(self._settings)
-            return self._secret_password
+        return self._secret.current(rejected)
 
     def connect(self) -> pg8000.native.Connection:
         s = self._settings
@@ -215,7 +190,7 @@ class OrderStore:
             try:
                 return open_with(password)
             except DatabaseError as exc:
-                if _server_error(exc)[0] != _AUTH_REJECTED or not s.pg_password_secret_id:
+                if _server_error(exc)[0] != _AUTH_REJECTED or self._secret is None:
                     raise
                 # Rotated since we read it: the secret holds the new password (or soon will: retried then).
                 return open_with(self._password(rejected=password))
