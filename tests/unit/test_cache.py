@@ -9,22 +9,34 @@ import pytest
 
 from orders_core.adapters.cache import LocalLRU, OrderCache
 from orders_core.config import Settings
+from orders_core.domain.ports import Tier
 
 
-def cache() -> OrderCache:
+def cache(lru_size: int = 0) -> OrderCache:
     # Nothing listens on port 1: pymemcache's ignore_exc covers that; its own refusals of a key it does not.
-    return OrderCache(Settings(memcached_servers="127.0.0.1:1", cache_lru_size=0))
+    return OrderCache(Settings(memcached_servers="127.0.0.1:1", cache_lru_size=lru_size))
+
+
+def write_failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if "memcached write failed" in record.getMessage()]
 
 
 @pytest.mark.parametrize("uid", ["abc\n", "a b", "x" * 300, "\ud800", "caf\u00e9"])
-def test_a_key_the_client_refuses_is_a_miss_and_writes_are_skipped(uid: str) -> None:
-    orders = cache()
+def test_a_key_the_client_refuses_is_a_miss_and_writes_are_skipped(uid: str, caplog: pytest.LogCaptureFixture) -> None:
+    orders = cache(lru_size=16)
     assert orders.get(uid) == (None, None)
-    orders.put(uid, b"{}")
+    # A miss memcached cannot record is not remembered: the next lookup asks PostgreSQL again
     orders.put_missing(uid)
+    assert orders.get(uid) == (None, None)
+    # An order memcached cannot take is still kept by the in-process tier
+    orders.put(uid, b"{}")
+    assert orders.get(uid) == (b"{}", Tier.LOCAL)
+    assert len(write_failures(caplog)) == 2  # each skipped write is logged, none raised
 
 
-def test_any_client_exception_on_a_read_is_a_miss(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_any_client_exception_is_a_miss_or_a_skipped_write(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     class Broken:
         def __getattr__(self, name: str) -> Any:
             def fail(*args: Any, **kwargs: Any) -> None:
@@ -32,11 +44,14 @@ def test_any_client_exception_on_a_read_is_a_miss(monkeypatch: pytest.MonkeyPatc
 
             return fail
 
-    orders = cache()
+    orders = cache(lru_size=16)
     monkeypatch.setattr(orders, "_memcached", Broken)
     assert orders.get("abc") == (None, None)
-    orders.put("abc", b"{}")
     orders.put_missing("abc")
+    assert orders.get("abc") == (None, None)
+    orders.put("abc", b"{}")
+    assert orders.get("abc") == (b"{}", Tier.LOCAL)
+    assert len(write_failures(caplog)) == 2
 
 
 def test_lru_evicts_least_recently_used_entries_to_stay_within_its_byte_budget() -> None:
