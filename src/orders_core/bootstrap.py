@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from orders_core.adapters import kafka_admin, postgres
 from orders_core.adapters.cache import OrderCache
 from orders_core.adapters.postgres import OrderStore
 from orders_core.adapters.sqs import DeadLetterQueue
@@ -16,6 +17,16 @@ from orders_core.http.api import LookupService
 @cache
 def order_store() -> OrderStore:
     return OrderStore(get_settings())
+
+
+@cache
+def replica_store() -> OrderStore | None:
+    """The read replica's store, when PG_REPLICA_HOST names one."""
+    settings = get_settings()
+    if not settings.pg_replica_host:
+        return None
+    port = settings.pg_replica_port or settings.pg_port
+    return OrderStore(settings.model_copy(update={"pg_host": settings.pg_replica_host, "pg_port": port}))
 
 
 @cache
@@ -35,11 +46,20 @@ def ingest_service() -> IngestService:
 
 @cache
 def lookup_service() -> LookupService:
-    return LookupService(get_settings(), order_store(), order_cache())
+    replica = replica_store()
+    if replica is None:
+        return LookupService(get_settings(), order_store(), order_cache())
+    return LookupService(get_settings(), replica, order_cache(), primary=order_store())
+
+
+def provision() -> list[str]:
+    """The stack's provisioning: the migrations, then the topic (both idempotent); what each step did."""
+    settings = get_settings()
+    return [postgres.migrate(settings), kafka_admin.ensure_topic(settings)]
 
 
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for made in (order_store, order_cache, dead_letter_queue, ingest_service, lookup_service):
+    for made in (order_store, replica_store, order_cache, dead_letter_queue, ingest_service, lookup_service):
         made.cache_clear()
     get_settings.cache_clear()

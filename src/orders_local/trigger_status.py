@@ -3,6 +3,8 @@
 * ``GET /status``: JSON — the partitions assigned to it, the last commit of each (confirmed by the broker),
   each one's consumer lag (from librdkafka's statistics) and which partitions are retrying a batch.
 * ``GET /metrics``: the same figures as Prometheus metrics, with the count of invocations by outcome.
+* ``GET /health``: 200 while the trigger consumes; 503 saying why once it failed (a fatal consumer error, a
+  delivery thread that died) and is shutting down to exit non-zero. ``/status`` then answers 503 too.
 
 The trigger is one process, so its metrics live in a registry of its own, read at scrape time from the
 same state as ``/status``: a partition revoked disappears from both at once.
@@ -78,6 +80,7 @@ class TriggerStatus:
         self._lock = threading.Lock()
         self._partitions: dict[PartitionKey, PartitionState] = {}
         self._statistics_at: float | None = None
+        self.failure: str | None = None  # why the trigger is stopping to exit non-zero; None while it is well
         self.registry = CollectorRegistry(auto_describe=True)
         self.batches = Counter(
             "orders_trigger_batches",
@@ -85,7 +88,25 @@ class TriggerStatus:
             ["outcome"],
             registry=self.registry,
         )
+        self.unreadable = Counter(
+            "orders_trigger_records_unreadable",
+            "Records delivered without a part that could not be read (headers whose name is not UTF-8).",
+            registry=self.registry,
+        )
         self.registry.register(_PartitionCollector(self))
+
+    def fail(self, reason: str) -> None:
+        """The trigger cannot go on: say why, on /status and /health, until it exits."""
+        with self._lock:
+            self.failure = self.failure or reason
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The trigger's health: 200 while it consumes, 503 with the reason once it failed."""
+        with self._lock:
+            failure = self.failure
+        if failure is None:
+            return 200, {"status": "ok"}
+        return 503, {"status": "failed", "failure": failure}
 
     def assign(self, keys: Iterable[PartitionKey]) -> None:
         with self._lock:
@@ -132,6 +153,7 @@ class TriggerStatus:
         partitions = {f"{topic}-{partition}": state for (topic, partition), state in self.partitions().items()}
         return {
             "function": "trigger",
+            "failure": self.failure,
             "assigned": list(partitions),
             "retrying": [name for name, state in partitions.items() if state.retrying],
             "partitions": {
@@ -172,17 +194,21 @@ class _PartitionCollector(Collector):
 
 
 def serve_status(status: TriggerStatus, host: str, port: int) -> ThreadingHTTPServer:
-    """Serve ``/status`` and ``/metrics`` on a daemon thread; ``shutdown()`` the server to stop."""
+    """Serve ``/status``, ``/health`` and ``/metrics`` on a daemon thread; ``shutdown()`` the server to stop."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/status":
-                self._send(json_response(200, status.as_json(), **{"Cache-Control": "no-store"}))
+                code = 200 if status.failure is None else 503
+                self._send(json_response(code, status.as_json(), **{"Cache-Control": "no-store"}))
+            elif path == "/health":
+                code, answer = status.health()
+                self._send(json_response(code, answer, **{"Cache-Control": "no-store"}))
             elif path == "/metrics":
                 self._send(HttpResponse(200, generate_latest(status.registry), {"Content-Type": CONTENT_TYPE_LATEST}))
             else:
-                self._send(error(404, "not_found", f"No such endpoint: {path[:100]}. Try /status or /metrics."))
+                self._send(error(404, "not_found", f"No such endpoint: {path[:100]}. Try /status, /health, /metrics."))
 
         do_HEAD = do_GET  # _send leaves the body out
 

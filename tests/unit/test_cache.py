@@ -3,6 +3,7 @@ bounded in entries and in bytes, least recently used first out."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -15,6 +16,13 @@ from orders_core.domain.ports import Tier
 def cache(lru_size: int = 0) -> OrderCache:
     # Nothing listens on port 1: pymemcache's ignore_exc covers that; its own refusals of a key it does not.
     return OrderCache(Settings(memcached_servers="127.0.0.1:1", cache_lru_size=lru_size))
+
+
+@pytest.fixture(autouse=True)
+def _warnings_seen(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Whatever another test configured (a dictConfig disables the loggers that exist by then)
+    monkeypatch.setattr(logging.getLogger("orders_core.adapters.cache"), "disabled", False)
+    caplog.set_level(logging.WARNING, logger="orders_core.adapters.cache")
 
 
 def write_failures(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -36,8 +36,11 @@ class GenerateRequest(BaseModel):
     seed: int | None = Field(None, description="same seed, same orders")
     invalid_ratio: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False, description="share of invalid ones")
     max_items: int = Field(DEFAULT_MAX_ITEMS, ge=1, le=1000, description="items per order, 1 to this")
-    occurrence: Timestamp | None = Field(None, description="the scheduled time of the run, RFC 3339")
-    schedule: str | None = Field(None, min_length=1, max_length=512, description="the schedule's name or expression")
+    # Which scheduled run this is: EventBridge Scheduler fills them in (template.yaml's schedule Input: its ARN
+    # and <aws.scheduler.scheduled-time>), the same on every retry of one occurrence, so that a retried run
+    # produces the same orders again.
+    schedule: str | None = Field(None, min_length=1, max_length=2048, description="the schedule that asked (its ARN)")
+    occurrence: Timestamp | None = Field(None, description="the scheduled time of this run, RFC 3339")
 
     @field_validator("count")
     @classmethod

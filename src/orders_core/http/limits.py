@@ -30,18 +30,19 @@ def declared_too_large(headers: Mapping[str, str], limit: int) -> bool:
 
 def flask_body(request: flask.Request, limit: int) -> bytes | HttpResponse:
     """The body of a functions-framework request, or the 413 answer when it is over ``limit``."""
-    from werkzeug.exceptions import RequestEntityTooLarge
-
     if request.content_length is not None and request.content_length > limit:
         return _refused(request, limit)
-    # Werkzeug stops a body of no declared length at this many bytes (gunicorn terminates the stream), and
-    # never reads past a declared one. It stops there silently: one byte more than the limit tells.
-    request.max_content_length = limit + 1
-    try:
-        body = request.get_data(cache=True)
-    except RequestEntityTooLarge:
+    # Werkzeug's stream never reads past a declared length; a body of no declared length (gunicorn terminates
+    # the stream) is read here no further than one byte past the limit, which tells it is too long.
+    stream, chunks, size = request.stream, [], 0
+    while size <= limit and (chunk := stream.read(min(64 * 1024, limit + 1 - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
         return _refused(request, limit)
-    return _refused(request, limit) if len(body) > limit else body
+    body = b"".join(chunks)
+    request.stream = io.BytesIO(body)  # what functions-framework reads after the answer, and get_data() alike
+    return body
 
 
 def _refused(request: flask.Request, limit: int) -> HttpResponse:
