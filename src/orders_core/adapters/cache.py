@@ -4,8 +4,10 @@ of memcached (shared by every instance). Every cache key and value format lives 
 Orders are immutable, so a cached order never goes stale. Unknown uids are remembered in memcached only
 (``cache_negative_ttl_s``), so the ingest's write-through replaces them for every instance at once.
 A cache failure is never an error: whatever the memcached client raises on a read is a miss (and on a write,
-nothing), and memcached calls have short timeouts. Each failure is counted (``on_error``, by operation), so a
-cache that fails quietly still shows on a dashboard.
+nothing), and memcached calls have short timeouts. Each failed call is counted (``on_error``, by operation), so
+a cache that fails quietly still shows on a dashboard. After a failure the client skips the server for
+``retry_timeout`` (then ``dead_timeout``) seconds: those skipped calls are misses that reached no server, not
+counted; each retry that fails is.
 """
 
 from __future__ import annotations
