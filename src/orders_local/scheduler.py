@@ -347,39 +347,37 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    schedule = None
+    if settings.generate_schedule.strip():
+        try:
+            schedule = parse_schedule(settings.generate_schedule)
+        except ScheduleError as exc:
+            log.error("GENERATE_SCHEDULE: %s", exc)
+            return 2
     status = ScheduleStatus(settings.generate_schedule)
-    server = serve_health(status, settings)  # bound first: a port taken stops the scheduler at once, saying so
+    server = serve_health(status, settings)  # a port taken stops the scheduler at once, saying so
     try:
-        return _run(settings, status, wait)
+        if schedule is None:
+            log.info("GENERATE_SCHEDULE is empty: nothing is scheduled")
+            wait(float("inf"))
+            return 0
+        log.info(
+            "%s: POST {\"count\": %d} to %s",
+            settings.generate_schedule, settings.generate_schedule_count, settings.generate_url,
+        )  # fmt: skip
+        Scheduler(
+            schedule,
+            Invoker(settings),
+            lambda: datetime.now(UTC),
+            wait,
+            settings.generate_schedule_retry_initial_s,
+            settings.generate_schedule_retry_max_s,
+            status,
+        ).run()
+        return 0
     finally:
         if server is not None:
             server.shutdown()
-
-
-def _run(settings: Settings, status: ScheduleStatus, wait: Callable[[float], bool]) -> int:
-    if not settings.generate_schedule.strip():
-        log.info("GENERATE_SCHEDULE is empty: nothing is scheduled")
-        wait(float("inf"))
-        return 0
-    try:
-        schedule = parse_schedule(settings.generate_schedule)
-    except ScheduleError as exc:
-        log.error("GENERATE_SCHEDULE: %s", exc)
-        return 2
-    log.info(
-        "%s: POST {\"count\": %d} to %s",
-        settings.generate_schedule, settings.generate_schedule_count, settings.generate_url,
-    )  # fmt: skip
-    Scheduler(
-        schedule,
-        Invoker(settings),
-        lambda: datetime.now(UTC),
-        wait,
-        settings.generate_schedule_retry_initial_s,
-        settings.generate_schedule_retry_max_s,
-        status,
-    ).run()
-    return 0
 
 
 def serve_health(status: ScheduleStatus, settings: Settings) -> ThreadingHTTPServer | None:
