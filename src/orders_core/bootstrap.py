@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from orders_core.adapters import kafka_admin, postgres
 from orders_core.adapters.cache import OrderCache
 from orders_core.adapters.postgres import OrderStore
 from orders_core.adapters.sqs import DeadLetterQueue
@@ -57,6 +58,12 @@ def lookup_service() -> LookupService:
     if replica is None:
         return LookupService(get_settings(), order_store(), order_cache())
     return LookupService(get_settings(), replica, order_cache(), primary=order_store())
+
+
+def provision() -> list[str]:
+    """The stack's provisioning: the migrations, then the topic (both idempotent); what each step did."""
+    settings = get_settings()
+    return [postgres.migrate(settings), kafka_admin.ensure_topic(settings)]
 
 
 def reset() -> None:

@@ -4,6 +4,8 @@
   each one's consumer lag in records (from librdkafka's statistics) and in seconds (the age of the oldest
   record consumed and not yet committed), and which partitions are retrying a batch.
 * ``GET /metrics``: the same figures as Prometheus metrics, with the count of invocations by outcome.
+* ``GET /health``: 200 while the trigger consumes; 503 saying why once it failed (a fatal consumer error, a
+  delivery thread that died) and is shutting down to exit non-zero. ``/status`` then answers 503 too.
 
 The trigger is one process, so its metrics live in a registry of its own, read at scrape time from the
 same state as ``/status``: a partition revoked disappears from both at once.
@@ -85,6 +87,7 @@ class TriggerStatus:
         # Per partition, (offset, timestamp in seconds) of each record consumed and not yet committed, in offset
         # order: the first one's age is the lag in seconds.
         self._uncommitted: dict[PartitionKey, deque[tuple[int, float]]] = {}
+        self.failure: str | None = None  # why the trigger is stopping to exit non-zero; None while it is well
         self.registry = CollectorRegistry(auto_describe=True)
         self.batches = Counter(
             metrics.TRIGGER_BATCHES,
@@ -92,7 +95,25 @@ class TriggerStatus:
             ["outcome"],
             registry=self.registry,
         )
+        self.unreadable = Counter(
+            metrics.TRIGGER_RECORDS_UNREADABLE,
+            "Records delivered without a part that could not be read (headers whose name is not UTF-8).",
+            registry=self.registry,
+        )
         self.registry.register(_PartitionCollector(self))
+
+    def fail(self, reason: str) -> None:
+        """The trigger cannot go on: say why, on /status and /health, until it exits."""
+        with self._lock:
+            self.failure = self.failure or reason
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The trigger's health: 200 while it consumes, 503 with the reason once it failed."""
+        with self._lock:
+            failure = self.failure
+        if failure is None:
+            return 200, {"status": "ok"}
+        return 503, {"status": "failed", "failure": failure}
 
     def assign(self, keys: Iterable[PartitionKey]) -> None:
         with self._lock:
@@ -159,6 +180,7 @@ class TriggerStatus:
         partitions = {f"{topic}-{partition}": state for (topic, partition), state in self.partitions().items()}
         return {
             "function": "trigger",
+            "failure": self.failure,
             "assigned": list(partitions),
             "retrying": [name for name, state in partitions.items() if state.retrying],
             "partitions": {
@@ -222,10 +244,20 @@ def lag_seconds(state: PartitionState, now: float) -> float | None:
 
 
 def serve_status(status: TriggerStatus, host: str, port: int) -> ThreadingHTTPServer:
-    """Serve ``/status`` and ``/metrics`` on a daemon thread; ``shutdown()`` the server to stop."""
+    """Serve ``/status``, ``/health`` and ``/metrics`` on a daemon thread; ``shutdown()`` the server to stop."""
+
+    def status_answer() -> HttpResponse:
+        code = 200 if status.failure is None else 503
+        return json_response(code, status.as_json(), **{"Cache-Control": "no-store"})
+
+    def health_answer() -> HttpResponse:
+        code, answer = status.health()
+        return json_response(code, answer, **{"Cache-Control": "no-store"})
+
     return serve(
         {
-            "/status": lambda: json_response(200, status.as_json(), **{"Cache-Control": "no-store"}),
+            "/status": status_answer,
+            "/health": health_answer,
             "/metrics": lambda: HttpResponse(
                 200, generate_latest(status.registry), {"Content-Type": CONTENT_TYPE_LATEST}
             ),

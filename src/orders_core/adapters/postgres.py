@@ -347,6 +347,16 @@ class OrderStore:
         return [OrderSummary(*row) for row in rows]
 
 
+def migrate(settings: Settings) -> str:
+    """Apply the migrations not applied yet (``orders-setup`` locally, the stack's provisioning in the cloud)."""
+    conn = OrderStore(settings).connect()
+    try:
+        applied = apply_migrations(conn)
+    finally:
+        conn.close()
+    return f"applied {', '.join(applied)}" if applied else "schema up to date"
+
+
 def apply_migrations(conn: pg8000.native.Connection) -> list[str]:
     """Apply the versioned SQL files not applied yet, each in its own transaction; returns their names.
 

@@ -29,6 +29,10 @@ class GenerateRequest(BaseModel):
     seed: int | None = Field(None, description="same seed, same orders")
     invalid_ratio: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False, description="share of invalid ones")
     max_items: int = Field(DEFAULT_MAX_ITEMS, ge=1, le=1000, description="items per order, 1 to this")
+    # Which scheduled run this is: EventBridge Scheduler fills them in (template.yaml's schedule Input), the
+    # same on every retry of one occurrence, so that a retried run can produce the same orders again.
+    schedule: str | None = Field(None, max_length=2048, description="the schedule that asked (its ARN)")
+    occurrence: str | None = Field(None, max_length=64, description="the scheduled time of this run")
 
     @field_validator("count")
     @classmethod
