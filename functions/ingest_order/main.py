@@ -66,8 +66,8 @@ def _flask(answer: HttpResponse) -> FlaskAnswer:
 
 
 def http_entry(request: flask.Request) -> FlaskAnswer:
-    if request.path == metrics.PATH:
-        return _flask(metrics.endpoint(request.method))
+    if request.path == metrics.PATH:  # with the dead-letter queue's depth: the letters this function writes
+        return _flask(metrics.endpoint(request.method, runtime.dead_letter_figures()))
     if request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: PostgreSQL and the queue
         return _flask(readiness(postgres=runtime.order_store().ping, queue=runtime.dead_letter_queue().ping))
     request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))

@@ -262,6 +262,8 @@ class Trigger:
             log.warning("commit failed, records will be redelivered: %s", exc)
 
     def _take(self, messages: list[Message]) -> None:
+        consumed: dict[PartitionKey, list[tuple[int, float]]] = {}
+        now = time.time()
         for message in messages:
             if (error := message.error()) is not None:
                 self._consumer_error(error)
@@ -276,6 +278,11 @@ class Trigger:
             if key in self.assigned:
                 self.pending.setdefault(key, []).append(record)
                 self.position[key] = record.offset + 1
+                # The record's own time (Kafka's CreateTime or LogAppendTime), else when it was consumed.
+                moment = record.timestamp / 1000 if record.timestamp > 0 else now
+                consumed.setdefault(key, []).append((record.offset, moment))
+        for key, records in consumed.items():
+            self.status.consumed(key, records)
 
     def _hand_over(self) -> None:
         """Queue pending records to their partition's worker. A partition whose worker is full (its

@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -152,12 +152,28 @@ def _server_error(error: DatabaseError) -> tuple[str, str]:
 class OrderStore:
     """Orders in PostgreSQL: batch insert, lookup by uid, the newest orders."""
 
-    def __init__(self, settings: Settings, secret: SecretPassword | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_connections: Callable[[int], None] | None = None,
+        *,
+        secret: SecretPassword | None = None,
+    ) -> None:
+        """``on_connections`` is told the count of open connections (one per thread that asked) as it changes."""
         self._settings = settings
         self._local = threading.local()
         if secret is None and settings.pg_password_secret_id:
             secret = SecretPassword(settings)
         self._secret = secret
+        self._on_connections = on_connections
+        self._connections = 0
+        self._connections_lock = threading.Lock()
+
+    def _count_connection(self, change: int) -> None:
+        if self._on_connections is not None:
+            with self._connections_lock:
+                self._connections += change
+                self._on_connections(self._connections)
 
     def _password(self, rejected: str | None = None) -> str:
         """PGPASSWORD, or the secret's password (read again once PostgreSQL ``rejected`` the one read)."""
@@ -209,6 +225,7 @@ class OrderStore:
                 local = self._local
                 if getattr(local, "conn", None) is None:
                     local.conn, local.prepared = self.connect(), {}
+                    self._count_connection(+1)
                 statement = local.prepared.get(sql)
                 if statement is None:
                     statement = local.prepared[sql] = local.conn.prepare(sql)
@@ -234,6 +251,7 @@ class OrderStore:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
+            self._count_connection(-1)
             with contextlib.suppress(Exception):  # the connection is already broken; closing is best effort
                 conn.close()
 

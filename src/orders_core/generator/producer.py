@@ -181,6 +181,16 @@ def get_producer(settings: Settings) -> Any:
         return producer
 
 
+def ping_kafka(settings: Settings | None = None, timeout_s: float = 3.0) -> None:
+    """Raise unless the producer reaches the cluster and it knows the topic (readiness of generate_orders)."""
+    settings = settings or get_settings()
+    # Every topic's metadata, not the one topic's: asking for a missing topic by name may create it.
+    metadata = get_producer(settings).list_topics(timeout=timeout_s)
+    topic = metadata.topics.get(settings.kafka_topic)
+    if topic is None or topic.error is not None:
+        raise RuntimeError(f"topic {settings.kafka_topic!r}: {None if topic is None else topic.error}")
+
+
 def close_producers() -> None:
     """Forget every cached producer (each closes when collected), e.g. before its broker goes away."""
     with _producers_lock:
