@@ -39,7 +39,7 @@ class CountingProducer:
 
 
 @pytest.fixture
-def kafka(monkeypatch: pytest.MonkeyPatch) -> CountingProducer:
+def producer_seen(monkeypatch: pytest.MonkeyPatch) -> CountingProducer:
     fake = CountingProducer()
     monkeypatch.setattr(producer, "get_producer", lambda settings: fake)
     return fake
@@ -51,11 +51,13 @@ def client() -> flask.testing.FlaskClient:
     return functions_framework.create_app(target="http_entry", source=SOURCE).test_client()
 
 
-def test_a_json_request_produces_what_it_asks_for(client: flask.testing.FlaskClient, kafka: CountingProducer) -> None:
+def test_a_json_request_produces_what_it_asks_for(
+    client: flask.testing.FlaskClient, producer_seen: CountingProducer
+) -> None:
     """What the refusals below are measured against: the same producer sees a request that is taken."""
     response = client.post("/", json={"count": 3})
     assert response.status_code == 200 and response.get_json()["produced"] == 3
-    assert len(kafka.produced) == 3
+    assert len(producer_seen.produced) == 3
 
 
 @pytest.mark.parametrize(
@@ -63,30 +65,30 @@ def test_a_json_request_produces_what_it_asks_for(client: flask.testing.FlaskCli
 )
 @pytest.mark.parametrize("body", [b"", b'{"count": 1}'])
 def test_only_json_is_accepted(
-    client: flask.testing.FlaskClient, kafka: CountingProducer, content_type: str | None, body: bytes
+    client: flask.testing.FlaskClient, producer_seen: CountingProducer, content_type: str | None, body: bytes
 ) -> None:
     """A web page can POST these (or an empty body) to any address without asking first."""
     response = client.post("/", data=body, content_type=content_type)
     assert response.status_code == 415
     assert response.get_json()["error"] == "unsupported_media_type"
-    assert kafka.produced == []
+    assert producer_seen.produced == []
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[1]", b"null", b"[" * 10_000, b"\xff", b'{"count": 100001}'])
 def test_a_body_that_is_not_a_request_is_a_400(
-    client: flask.testing.FlaskClient, kafka: CountingProducer, body: bytes
+    client: flask.testing.FlaskClient, producer_seen: CountingProducer, body: bytes
 ) -> None:
     response = client.post("/", data=body, content_type="application/json")
     assert response.status_code == 400
     assert response.get_json()["error"] == "bad_request"
-    assert kafka.produced == []
+    assert producer_seen.produced == []
 
 
-def test_a_count_is_bounded_per_call(client: flask.testing.FlaskClient, kafka: CountingProducer) -> None:
+def test_a_count_is_bounded_per_call(client: flask.testing.FlaskClient, producer_seen: CountingProducer) -> None:
     limit = Settings().generate_max_count
     response = client.post("/", json={"count": limit + 1})
     assert response.status_code == 400 and f"at most {limit}" in response.get_json()["message"]
-    assert kafka.produced == []
+    assert producer_seen.produced == []
 
 
 @pytest.mark.parametrize(
@@ -97,13 +99,13 @@ def test_a_count_is_bounded_per_call(client: flask.testing.FlaskClient, kafka: C
     ],
 )
 def test_a_body_over_the_limit_is_a_413(
-    client: flask.testing.FlaskClient, kafka: CountingProducer, environ: dict[str, Any]
+    client: flask.testing.FlaskClient, producer_seen: CountingProducer, environ: dict[str, Any]
 ) -> None:
     body = b'{"count": 1, "schedule": "' + b"x" * Settings().generate_max_body_bytes + b'"}'
     response = client.post("/", input_stream=io.BytesIO(body), content_type="application/json",
                            environ_overrides=environ)  # fmt: skip
     assert response.status_code == 413 and response.get_json()["error"] == "payload_too_large"
-    assert kafka.produced == []
+    assert producer_seen.produced == []
 
 
 @pytest.fixture
