@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol
 
 from .cache import Tier
@@ -24,8 +25,14 @@ from .storage import OrderSummary, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-ORDER_CACHE_CONTROL = "public, max-age=31536000, immutable"  # an order never changes once stored
+# An order never changes once stored, but it holds a person's name, address and phone: browsers may keep it,
+# shared caches (proxies, CDNs) may not.
+ORDER_CACHE_CONTROL = "private, max-age=31536000, immutable"
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
+EXPOSED_HEADERS = "ETag, X-Cache, Server-Timing"  # what the page's script may read of an answer
+# Server-Timing (W3C) on every order answer: the tier that answered (as X-Cache says it) and the milliseconds
+# from routing to the answer, for the page and for any browser's network panel. Only the number is per request.
+_TIMING_PREFIX = {tier: f'tier;desc="{tier}", app;dur=' for tier in Tier}
 DEFAULT_RECENT = 20
 STATIC_PATHS = ("/openapi.json", "/livez")  # answered without data
 
@@ -47,6 +54,11 @@ class OrderLookupCache(Protocol):
     def health(self) -> str: ...
 
 
+def server_timing(tier: Tier, started: float) -> str:
+    """The ``Server-Timing`` value of an answer from ``tier`` to a request routed at ``started``."""
+    return f"{_TIMING_PREFIX[tier]}{(time.perf_counter() - started) * 1000:.2f}"
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """A request that needs data: what it asks for, and what its answer depends on."""
@@ -56,6 +68,9 @@ class Route:
     order_uid: str = ""
     if_none_match: str | None = None
     limit: str | None = None
+    # When it was routed: its Server-Timing counts from here, across the cache step, a wait for a thread and
+    # the store step alike.
+    started: float = field(default_factory=time.perf_counter, compare=False)
 
 
 def etag_of(body: bytes) -> str:
@@ -84,6 +99,8 @@ class LookupService:
         self._store = store
         self._cache = cache
         self._cors_origins = settings.cors_origins  # a property that parses the setting: once, not per request
+        # A miss is remembered for the negative TTL: as private as the order it stands for.
+        self._not_found_cache_control = f"private, max-age={settings.cache_negative_ttl_s}"
         sources = settings.ops_metrics_sources
         self._ops = MetricsScraper(sources, settings.ops_scrape_timeout_s) if sources else None
 
@@ -110,7 +127,7 @@ class LookupService:
         if route.resource != "order":
             return None  # health and recent orders always ask PostgreSQL; /ops waits on the scrape
         try:
-            answer = self._order_from_cache(route.order_uid, route.if_none_match)
+            answer = self._order_from_cache(route)
         except Exception:
             answer = _internal_error(route)
         return None if answer is None else self._with_cors(answer, route.origin)
@@ -119,7 +136,7 @@ class LookupService:
         """The answer from PostgreSQL, without asking the caches (an order read is then cached)."""
         try:
             if route.resource == "order":
-                answer = self._order_from_store(route.order_uid, route.if_none_match)
+                answer = self._order_from_store(route)
             elif route.resource == "recent":
                 answer = self._recent(route.limit)
             elif route.resource == "ops" and self._ops is not None:
@@ -162,13 +179,16 @@ class LookupService:
             return error(400, "bad_request", "order_uid must be 1 to 64 characters: letters, digits, '-' or '_'.")
         return Route("order", origin, order_uid, headers.get("if-none-match"))
 
-    def _order_from_cache(self, order_uid: str, if_none_match: str | None) -> HttpResponse | None:
-        body, tier = self._cache.get(order_uid)
+    def _order_from_cache(self, route: Route) -> HttpResponse | None:
+        body, tier = self._cache.get(route.order_uid)
+        if tier is None:
+            return None  # neither tier knows this uid
         if body is not None:
-            return self._order_answer(body, tier, if_none_match)
-        return self._not_found(order_uid) if tier is Tier.MEMCACHED else None  # memcached knows it is missing
+            return self._order_answer(body, tier, route)
+        return self._not_found(route, tier) if tier is Tier.MEMCACHED else None  # memcached knows it is missing
 
-    def _order_from_store(self, order_uid: str, if_none_match: str | None) -> HttpResponse:
+    def _order_from_store(self, route: Route) -> HttpResponse:
+        order_uid = route.order_uid
         try:
             body = self._store.get_order_json(order_uid)
         except StoreUnavailable:
@@ -177,20 +197,25 @@ class LookupService:
                          **{"Retry-After": "5"})  # fmt: skip
         if body is None:
             self._cache.put_missing(order_uid)
-            return self._not_found(order_uid)
+            return self._not_found(route, Tier.DATABASE)
         self._cache.put(order_uid, body)
-        return self._order_answer(body, Tier.DATABASE, if_none_match)
+        return self._order_answer(body, Tier.DATABASE, route)
 
-    def _order_answer(self, body: bytes, tier: Tier | None, if_none_match: str | None) -> HttpResponse:
+    def _order_answer(self, body: bytes, tier: Tier, route: Route) -> HttpResponse:
         etag = etag_of(body)
-        headers = {"ETag": etag, "Cache-Control": ORDER_CACHE_CONTROL, "X-Cache": str(tier)}
-        if if_none_match and _matches(if_none_match, etag):
+        headers = {
+            "ETag": etag,
+            "Cache-Control": ORDER_CACHE_CONTROL,
+            "X-Cache": str(tier),
+            "Server-Timing": server_timing(tier, route.started),
+        }
+        if route.if_none_match and _matches(route.if_none_match, etag):
             return HttpResponse(304, headers=headers)
         return HttpResponse(200, body, {"Content-Type": JSON_TYPE, **headers})
 
-    def _not_found(self, order_uid: str) -> HttpResponse:
-        return error(404, "not_found", f"No order with order_uid {order_uid}.",
-                     **{"Cache-Control": f"public, max-age={self._settings.cache_negative_ttl_s}"})  # fmt: skip
+    def _not_found(self, route: Route, tier: Tier) -> HttpResponse:
+        headers = {"Cache-Control": self._not_found_cache_control, "Server-Timing": server_timing(tier, route.started)}
+        return error(404, "not_found", f"No order with order_uid {route.order_uid}.", **headers)
 
     def _recent(self, limit_text: str | None) -> HttpResponse:
         bound = self._settings.recent_orders_max
@@ -227,7 +252,7 @@ class LookupService:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
             response.headers["Access-Control-Allow-Headers"] = "If-None-Match, Content-Type"
-            response.headers["Access-Control-Expose-Headers"] = "ETag, X-Cache"
+            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
             response.headers["Access-Control-Max-Age"] = "600"
         response.headers["Vary"] = "Origin"
         return response
