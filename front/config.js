@@ -5,4 +5,4 @@
 //   stack and the tests; set it to false in a deployment, or a crafted link to the real page could make it show
 //   anyone's made-up "order" under the real address. Either way the page connects to the chosen API only.
 // opsPollSeconds: how often the ops view (#ops) asks the API's /ops for fresh figures.
-window.ORDERS_CONFIG = { apiBase: null, allowApiOverride: true, opsPollSeconds: 5 };
+window.ORDERS_CONFIG = { apiBase: null, allowApiOverride: false, opsPollSeconds: 5 };
