@@ -32,7 +32,8 @@ ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 EXPOSED_HEADERS = "ETag, X-Cache, Server-Timing"  # what the page's script may read of an answer
 # Server-Timing (W3C) on every order answer: the tier that answered (as X-Cache says it) and the milliseconds
 # from routing to the answer, for the page and for any browser's network panel. Only the number is per request.
-_TIMING_PREFIX = {tier: f'tier;desc="{tier}", app;dur=' for tier in Tier}
+# Keyed by the plain string: a Tier member would hash through Enum's Python-level __hash__ on every answer.
+_TIMING_PREFIX = {str(tier): f'tier;desc="{tier}", app;dur=' for tier in Tier}
 DEFAULT_RECENT = 20
 STATIC_PATHS = ("/openapi.json", "/livez")  # answered without data
 
@@ -54,8 +55,8 @@ class OrderLookupCache(Protocol):
     def health(self) -> str: ...
 
 
-def server_timing(tier: Tier, started: float) -> str:
-    """The ``Server-Timing`` value of an answer from ``tier`` to a request routed at ``started``."""
+def server_timing(tier: str, started: float) -> str:
+    """The ``Server-Timing`` value of an answer from ``tier`` (its X-Cache value) to a request routed at ``started``."""
     return f"{_TIMING_PREFIX[tier]}{(time.perf_counter() - started) * 1000:.2f}"
 
 
@@ -202,19 +203,22 @@ class LookupService:
         return self._order_answer(body, Tier.DATABASE, route)
 
     def _order_answer(self, body: bytes, tier: Tier, route: Route) -> HttpResponse:
-        etag = etag_of(body)
+        etag, served_by = etag_of(body), str(tier)
         headers = {
             "ETag": etag,
             "Cache-Control": ORDER_CACHE_CONTROL,
-            "X-Cache": str(tier),
-            "Server-Timing": server_timing(tier, route.started),
+            "X-Cache": served_by,
+            "Server-Timing": server_timing(served_by, route.started),
         }
         if route.if_none_match and _matches(route.if_none_match, etag):
             return HttpResponse(304, headers=headers)
         return HttpResponse(200, body, {"Content-Type": JSON_TYPE, **headers})
 
     def _not_found(self, route: Route, tier: Tier) -> HttpResponse:
-        headers = {"Cache-Control": self._not_found_cache_control, "Server-Timing": server_timing(tier, route.started)}
+        headers = {
+            "Cache-Control": self._not_found_cache_control,
+            "Server-Timing": server_timing(str(tier), route.started),
+        }
         return error(404, "not_found", f"No order with order_uid {route.order_uid}.", **headers)
 
     def _recent(self, limit_text: str | None) -> HttpResponse:
