@@ -24,8 +24,8 @@ from bench.results import percentile, record
 from devstack import services
 from devstack.stack import running
 from orders_core.config import Settings
-from orders_core.generator import iter_orders
-from orders_core.setup import ensure_topic
+from orders_core.generator.builder import iter_orders
+from orders_local.provision import ensure_topic
 
 BATCH_SIZE = "500"  # records per invocation (the platform allows up to 10,000; its default is 100)
 

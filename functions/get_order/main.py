@@ -9,8 +9,9 @@ Three adapters over one core:
   whatever needs PostgreSQL in a pool of ``THREADS`` threads, so a slow query never stalls the loop.
 * ``handler`` for an AWS Lambda function URL (payload format 2.0).
 
-Each request logs one line (status, cache tier, duration) and is counted: ``GET /metrics`` locally (every
-gunicorn worker's figures), EMF on Lambda.
+Each request logs one line (status, cache tier, duration) and is counted by route (``/orders/{order_uid}``,
+``/health``, ``/ops``…; the lookup figures count order lookups only): ``GET /metrics`` locally (every gunicorn
+worker's figures, with the PostgreSQL read queue in use), EMF on Lambda.
 """
 
 from __future__ import annotations
@@ -21,19 +22,36 @@ import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
-import flask
-import functions_framework
-import functions_framework.aio
-from starlette.requests import Request
-from starlette.responses import Response
-
-from orders_core import logs, metrics, runtime
+from orders_core import bootstrap as runtime
 from orders_core.config import get_settings
-from orders_core.lookup import Route
-from orders_core.responses import HttpResponse
+from orders_core.http import logs, metrics
+from orders_core.http.api import Route
+from orders_core.http.responses import HttpResponse
+
+if TYPE_CHECKING:  # the server stacks are the local entries', not the Lambda handler's: never loaded for types
+    import flask
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+# functions-framework serves ``http_entry`` and ``asgi`` without decorators (its default signature type is
+# http), Flask makes a (body, status, headers) tuple a response, and Starlette's Response is imported on the
+# ASGI server's first request. So importing this module loads no web framework: the Lambda handler starts
+# without one.
+FlaskAnswer = tuple[bytes, int, dict[str, str]]
+_starlette_response: type[Response] | None = None
+
+
+def _asgi_response(answer: HttpResponse) -> Response:
+    global _starlette_response
+    if _starlette_response is None:
+        from starlette.responses import Response
+
+        _starlette_response = Response
+    return _starlette_response(answer.body, answer.status, answer.headers)
+
 
 FUNCTION = "get_order"
 MAX_LOGGED_PATH = 200
@@ -46,7 +64,7 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
     """Count the answer and log its one line."""
     seconds = time.perf_counter() - started
     tier = answer.headers.get("X-Cache")  # the tier that had the order; none for other answers
-    emit(metrics.lookup_samples(answer.status, tier, seconds))
+    emit(metrics.request_samples(path, answer.status, tier, seconds))
     level = logging.WARNING if answer.status >= 500 else logging.INFO
     if log.isEnabledFor(level):  # this runs on every lookup: no fields built for a line not written
         fields = {"method": method, "path": path[:MAX_LOGGED_PATH], "status": answer.status, "tier": tier,
@@ -54,11 +72,12 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
         log.log(level, "lookup answered", extra=fields)
 
 
-@functions_framework.http
-def http_entry(request: flask.Request) -> flask.Response:
+def http_entry(request: flask.Request) -> FlaskAnswer:
     if request.path == metrics.PATH:
+        started = time.perf_counter()
         answer = metrics.endpoint(request.method)
-        return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+        metrics.to_prometheus(metrics.request_samples(request.path, answer.status, None, time.perf_counter() - started))
+        return (answer.body, answer.status, answer.headers)
     started = time.perf_counter()
     with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
         answer = runtime.lookup_service().handle(
@@ -68,7 +87,7 @@ def http_entry(request: flask.Request) -> flask.Response:
             {name.lower(): value for name, value in request.headers.items()},
         )
         _observe(request.method, request.path, answer, started, metrics.to_prometheus)
-    return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+    return (answer.body, answer.status, answer.headers)
 
 
 class StoreReads(Protocol):
@@ -91,12 +110,14 @@ class StorePool:
         if self._pending >= self._capacity:
             return service.busy(route)
         self._pending += 1
+        metrics.store_queue(self._pending, self._capacity)
         try:
             # run_in_executor does not carry context variables: the read logs as part of its request all the same.
             read = functools.partial(contextvars.copy_context().run, service.answer_from_store, route)
             return await asyncio.get_running_loop().run_in_executor(self._executor, read)
         finally:
             self._pending -= 1
+            metrics.store_queue(self._pending, self._capacity)
 
 
 _store_pool: StorePool | None = None
@@ -110,13 +131,14 @@ def _pool() -> StorePool:
     return _store_pool
 
 
-@functions_framework.aio.http
 async def asgi(request: Request) -> Response:
     scope = request.scope
     method, path = scope["method"], scope["path"]
     if path == metrics.PATH:
+        started = time.perf_counter()
         answer = metrics.endpoint(method)
-        return Response(answer.body, answer.status, answer.headers)
+        metrics.to_prometheus(metrics.request_samples(path, answer.status, None, time.perf_counter() - started))
+        return _asgi_response(answer)
     started = time.perf_counter()
     with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
         service = runtime.lookup_service()
@@ -126,7 +148,7 @@ async def asgi(request: Request) -> Response:
         else:
             answer = service.answer_from_cache(routed) or await _pool().answer(service, routed)
         _observe(method, path, answer, started, metrics.to_prometheus)
-    return Response(answer.body, answer.status, answer.headers)
+    return _asgi_response(answer)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

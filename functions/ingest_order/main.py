@@ -2,8 +2,9 @@
 
 Two adapters over one core: ``http_entry`` (functions-framework; the local trigger POSTs the Lambda Kafka
 event to it) and ``handler`` (AWS Lambda with a Kafka event source mapping reporting batch item failures).
-Both answer AWS's partial batch response: the records to redeliver, named by partition and offset. Each
-invocation logs one line saying what became of its batch, and counts it (``GET /metrics`` locally, EMF on Lambda).
+Both answer AWS's partial batch response: the records to redeliver, named by partition and offset (on Lambda
+that alone, as AWS documents it; over HTTP with the batch's counts beside it). Each invocation logs one line
+saying what became of its batch, and counts it (``GET /metrics`` locally, EMF on Lambda).
 ``GET /health`` (functions-framework only) is its readiness: 200 when PostgreSQL and the queue answer.
 """
 
@@ -12,16 +13,23 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import flask
-import functions_framework
+from orders_core import bootstrap as runtime
+from orders_core.adapters.kafka_event import BadEvent, decode_event
+from orders_core.domain.ingest import IngestReport
+from orders_core.domain.ports import KafkaRecord
+from orders_core.http import logs, metrics
+from orders_core.http.readiness import readiness
+from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
 
-from orders_core import logs, metrics, runtime
-from orders_core.ingest import IngestReport
-from orders_core.kafka_event import BadEvent, KafkaRecord, decode_event
-from orders_core.readiness import readiness
-from orders_core.responses import HttpResponse, error, json_response, method_not_allowed
+if TYPE_CHECKING:  # the server stack is the local entry's, not the Lambda handler's: never loaded for types
+    import flask
+
+# functions-framework serves ``http_entry`` (its default signature type is http: no decorator needed), and
+# Flask makes a (body, status, headers) tuple a response. So importing this module loads no web framework,
+# and the Lambda handler below starts without one.
+FlaskAnswer = tuple[bytes, int, dict[str, str]]
 
 FUNCTION = "ingest_order"
 MAX_LOGGED_LETTERS = 50  # a batch of thousands of refused records still logs one line of sensible size
@@ -51,14 +59,13 @@ def _ingest(records: list[KafkaRecord], request_id: str, emit: metrics.Emit) -> 
     return report
 
 
-def _flask(answer: HttpResponse) -> flask.Response:
-    return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+def _flask(answer: HttpResponse) -> FlaskAnswer:
+    return (answer.body, answer.status, answer.headers)
 
 
-@functions_framework.http
-def http_entry(request: flask.Request) -> flask.Response:
-    if request.path == metrics.PATH:
-        return _flask(metrics.endpoint(request.method))
+def http_entry(request: flask.Request) -> FlaskAnswer:
+    if request.path == metrics.PATH:  # with the dead-letter queue's depth: the letters this function writes
+        return _flask(metrics.endpoint(request.method, runtime.dead_letter_figures()))
     if request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: PostgreSQL and the queue
         return _flask(readiness(postgres=runtime.order_store().ping, queue=runtime.dead_letter_queue().ping))
     request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
@@ -93,4 +100,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         report = _ingest(records, request_id, _emf)
     if report.failed and len(report.failed) == len(records):
         raise BatchNotStored(f"none of {len(records)} records stored: {report.failure}")
-    return report.as_dict()  # the platform redelivers each partition from its first failed record
+    return report.batch_response()  # the platform redelivers each partition from its first failed record

@@ -16,10 +16,11 @@ from playwright.sync_api import Page, Route, expect
 
 from devstack import ROOT
 from orders_core.config import Settings
-from orders_core.lookup import LookupService
-from orders_core.responses import HttpResponse
+from orders_core.http.api import LookupService
+from orders_core.http.responses import HttpResponse
 from tests.browser.conftest import serious_accessibility_violations
 from tests.browser.test_page import expect_order_shown, expect_state, lookup, make_order, new_uid
+from tests.fakes import FakeLookupCache, FakeOrderReader
 
 HISTORY_KEY = "orders.lookups"  # where script.js keeps them: the tests read the store as another tab would
 SERVED = "#order-view [data-field='served']"
@@ -29,7 +30,7 @@ Seed = Callable[[list[dict[str, Any]]], Any]
 def listing_turned_off(page: Page, front_url: str) -> None:
     """Answer the page's ``GET /orders`` as an API with listing off does (the lookup core's own answer)."""
     settings = Settings(recent_orders_enabled=False, cors_allow_origins=front_url)
-    core = LookupService(settings, store=None, cache=None)  # type: ignore[arg-type]  # routing touches neither
+    core = LookupService(settings, FakeOrderReader(), FakeLookupCache())  # routing asks neither
 
     def answer(route: Route) -> None:
         off = core.route("GET", "/orders", {}, {"origin": front_url})

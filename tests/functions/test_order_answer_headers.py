@@ -10,7 +10,7 @@ import flask.testing
 import functions_framework
 import pytest
 
-from orders_core import runtime
+from orders_core import bootstrap
 from orders_core.config import Settings
 
 ORIGIN = "http://localhost:3000"  # a page origin the default CORS_ALLOW_ORIGINS lets read answers
@@ -43,7 +43,7 @@ def test_server_timing_names_the_database_then_memory_then_memcached(
     again = client.get(path, headers=origin)
     assert served_by(again) == "local" == again.headers["X-Cache"]
     # WHEN this process forgets it (another worker asking) THEN memcached has it
-    runtime.order_cache().local.clear()
+    bootstrap.order_cache().local.clear()
     shared = client.get(path, headers=origin)
     assert served_by(shared) == "memcached" == shared.headers["X-Cache"]
     # AND a conditional request that matches says the same on its 304
