@@ -156,24 +156,36 @@ class Settings(BaseSettings):
         protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
         sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
         if sasl and mechanism is None:
-            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256, "
-                             "SCRAM-SHA-512 or OAUTHBEARER)")
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256, "
+                "SCRAM-SHA-512 or OAUTHBEARER)"
+            )
         if not sasl and mechanism is not None:
-            raise ValueError(f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT)")
+            raise ValueError(
+                f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT)"
+            )
         credentials = self.kafka_sasl_username or self.kafka_sasl_password or self.kafka_sasl_secret_arn
         if mechanism == "OAUTHBEARER" and credentials:
-            raise ValueError("KAFKA_SASL_MECHANISM=OAUTHBEARER (MSK IAM) signs with the AWS role: unset "
-                             "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_SECRET_ARN")
+            raise ValueError(
+                "KAFKA_SASL_MECHANISM=OAUTHBEARER (MSK IAM) signs with the AWS role: unset "
+                "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_SECRET_ARN"
+            )
         if mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
             if self.kafka_sasl_secret_arn and (self.kafka_sasl_username or self.kafka_sasl_password):
-                raise ValueError("KAFKA_SASL_SECRET_ARN holds the username and password: unset KAFKA_SASL_USERNAME "
-                                 "and KAFKA_SASL_PASSWORD")
+                raise ValueError(
+                    "KAFKA_SASL_SECRET_ARN holds the username and password: unset KAFKA_SASL_USERNAME "
+                    "and KAFKA_SASL_PASSWORD"
+                )
             if not self.kafka_sasl_secret_arn and not (self.kafka_sasl_username and self.kafka_sasl_password):
-                raise ValueError(f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, "
-                                 "or KAFKA_SASL_SECRET_ARN")
+                raise ValueError(
+                    f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, "
+                    "or KAFKA_SASL_SECRET_ARN"
+                )
         if not mechanism and credentials:
-            raise ValueError("KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD or KAFKA_SASL_SECRET_ARN set without SASL: set "
-                             "KAFKA_SECURITY_PROTOCOL=SASL_SSL and KAFKA_SASL_MECHANISM")
+            raise ValueError(
+                "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD or KAFKA_SASL_SECRET_ARN set without SASL: set "
+                "KAFKA_SECURITY_PROTOCOL=SASL_SSL and KAFKA_SASL_MECHANISM"
+            )
         tls_files = {
             "KAFKA_SSL_CA_LOCATION": self.kafka_ssl_ca_location,
             "KAFKA_SSL_CERTIFICATE_LOCATION": self.kafka_ssl_certificate_location,
@@ -181,8 +193,9 @@ class Settings(BaseSettings):
             "KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password,
         }
         if not tls and (given := [name for name, value in tls_files.items() if value]):
-            raise ValueError(f"{', '.join(given)} set, but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS "
-                             "(SSL or SASL_SSL)")
+            raise ValueError(
+                f"{', '.join(given)} set, but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS (SSL or SASL_SSL)"
+            )
         if bool(self.kafka_ssl_certificate_location) != bool(self.kafka_ssl_key_location):
             raise ValueError("mutual TLS needs both KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION")
         return self

@@ -34,6 +34,7 @@ from typing import cast
 import urllib3
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from orders_core.adapters.kafka_client import client_config
 from orders_core.adapters.kafka_event import encode_events, failed_offsets
 from orders_core.config import Settings, get_settings
 from orders_core.domain.ports import KafkaRecord
@@ -115,7 +116,7 @@ class Trigger:
         )
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                **client_config(settings),
                 "group.id": settings.kafka_group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,8 @@ CONNECTION_FIELDS = (
     "kafka_ssl_key_password",
     "aws_region",
 )
+
+FLUSH_SLICE_S = 0.2
 
 # What to check for each error that retrying cannot fix.
 _REFUSALS = {
@@ -74,6 +77,16 @@ def raise_if_refused(bootstrap_servers: str, error: KafkaError) -> None:
     why = refusal(error)
     if why is not None:
         raise KafkaAuthError(f"Kafka at {bootstrap_servers}: {why}")
+
+
+def flush(producer: Any, timeout_s: float) -> int:
+    """``producer.flush(timeout_s)`` in short slices: an exception of the error callback leaves the slice that
+    served it (one long flush would raise it only at its end). Returns how many messages are still queued."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = int(producer.flush(max(min(FLUSH_SLICE_S, deadline - time.monotonic()), 0)))
+        if not left or time.monotonic() >= deadline:
+            return left
 
 
 def msk_iam_token(region: str, _oauthbearer_config: str | None = None) -> tuple[str, float]:

@@ -22,6 +22,7 @@ from orders_core.adapters.kafka_client import (
     KafkaAuthError,
     client_config,
     connection_key,
+    flush,
     raise_if_refused,
     refusal,
 )
@@ -207,7 +208,7 @@ def produce_orders(
                 sample.append(uid)
             if progress is not None and not sent & 1023:
                 progress(1024)
-        producer.flush(settings.generate_message_timeout_s + 10)  # serves the remaining delivery reports
+        flush(producer, settings.generate_message_timeout_s + 10)  # serves the remaining delivery reports
     except KafkaAuthError as exc:  # raised by the error callback: waiting longer cannot help
         _forget_producer(producer)
         with contextlib.suppress(KafkaAuthError):
