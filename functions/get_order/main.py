@@ -34,13 +34,14 @@ from orders_core import bootstrap as runtime
 from orders_core.config import get_settings
 from orders_core.http import logs, metrics
 from orders_core.http.api import Route
+from orders_core.http.on_lambda import LambdaConventions
 from orders_core.http.responses import HttpResponse
 
 FUNCTION = "get_order"
 MAX_LOGGED_PATH = 200
 log = logging.getLogger(FUNCTION)
 logs.configure_logging()
-_emf = metrics.to_emf(FUNCTION)
+on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 def _observe(method: str, path: str, answer: HttpResponse, started: float, emit: metrics.Emit) -> None:
@@ -130,6 +131,7 @@ async def asgi(request: Request) -> Response:
     return Response(answer.body, answer.status, answer.headers)
 
 
+@on_lambda.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     started = time.perf_counter()
     http = event.get("requestContext", {}).get("http", {})
@@ -141,7 +143,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             event.get("queryStringParameters") or {},
             {name.lower(): value for name, value in (event.get("headers") or {}).items()},
         )
-        _observe(method, path, answer, started, _emf)
+        _observe(method, path, answer, started, on_lambda.emit)
     return {
         "statusCode": answer.status,
         "headers": answer.headers,
