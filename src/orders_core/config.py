@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     kafka_ssl_certificate_location: str | None = None
     kafka_ssl_key_location: str | None = None
     kafka_ssl_key_password: SecretStr | None = None
+    # Or the client certificate and key from Secrets Manager, in the event source mapping's own format for mutual
+    # TLS (JSON {"certificate", "privateKey", "privateKeyPassword"?}, PEM): one secret for the mapping and the code.
+    kafka_ssl_secret_arn: str | None = None
     # The topic orders-setup creates (and checks, when it exists): 1 replica suits one local broker only.
     kafka_topic_partitions: int = Field(3, ge=1)
     kafka_topic_replication_factor: int = Field(1, ge=1)
@@ -191,10 +194,16 @@ class Settings(BaseSettings):
             "KAFKA_SSL_CERTIFICATE_LOCATION": self.kafka_ssl_certificate_location,
             "KAFKA_SSL_KEY_LOCATION": self.kafka_ssl_key_location,
             "KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password,
+            "KAFKA_SSL_SECRET_ARN": self.kafka_ssl_secret_arn,
         }
         if not tls and (given := [name for name, value in tls_files.items() if value]):
             raise ValueError(
                 f"{', '.join(given)} set, but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS (SSL or SASL_SSL)"
+            )
+        if self.kafka_ssl_secret_arn and (self.kafka_ssl_certificate_location or self.kafka_ssl_key_location):
+            raise ValueError(
+                "KAFKA_SSL_SECRET_ARN holds the client certificate and key: unset KAFKA_SSL_CERTIFICATE_LOCATION and "
+                "KAFKA_SSL_KEY_LOCATION"
             )
         if bool(self.kafka_ssl_certificate_location) != bool(self.kafka_ssl_key_location):
             raise ValueError("mutual TLS needs both KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION")

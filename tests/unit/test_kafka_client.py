@@ -147,3 +147,9 @@ def test_a_refused_login_or_certificate_is_raised_from_the_error_callback(code: 
 @pytest.mark.parametrize("code", [KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE])
 def test_a_broker_that_is_down_is_left_to_librdkafka_to_reconnect(code: int) -> None:
     raise_if_refused("broker:9092", KafkaError(code))
+
+
+def test_mutual_tls_files_and_the_mappings_secret_exclude_each_other() -> None:
+    with pytest.raises(ValidationError, match="KAFKA_SSL_SECRET_ARN holds the client certificate and key"):
+        settings(KAFKA_SECURITY_PROTOCOL="SSL", KAFKA_SSL_SECRET_ARN="arn", KAFKA_SSL_CERTIFICATE_LOCATION="/c.pem",
+                 KAFKA_SSL_KEY_LOCATION="/k.pem")  # fmt: skip

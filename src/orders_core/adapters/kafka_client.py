@@ -37,6 +37,7 @@ CONNECTION_FIELDS = (
     "kafka_ssl_certificate_location",
     "kafka_ssl_key_location",
     "kafka_ssl_key_password",
+    "kafka_ssl_secret_arn",
     "aws_region",
 )
 
@@ -47,7 +48,8 @@ _REFUSALS = {
     KafkaError._AUTHENTICATION: "the cluster refused the login: check KAFKA_SASL_MECHANISM and the credentials "
     "(KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, or the secret KAFKA_SASL_SECRET_ARN, or the AWS role for MSK IAM)",
     KafkaError._SSL: "the TLS handshake failed: check KAFKA_SSL_CA_LOCATION (the CA that signed the brokers' "
-    "certificates) and, for mutual TLS, KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION",
+    "certificates) and, for mutual TLS, KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION (or the secret "
+    "KAFKA_SSL_SECRET_ARN)",
 }
 
 
@@ -96,30 +98,48 @@ def msk_iam_token(region: str, _oauthbearer_config: str | None = None) -> tuple[
     return token, expiry_ms / 1000
 
 
-def read_sasl_secret(settings: Settings) -> tuple[str, str]:
-    """The ``username`` and ``password`` of the JSON secret ``KAFKA_SASL_SECRET_ARN`` (MSK SCRAM's shape)."""
+def _read_secret(settings: Settings, secret_id: str, required: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON object of a Secrets Manager secret, with a string for each ``required`` key."""
     config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
     client = boto3.client(
         "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None, config=config
     )
     try:
-        secret = client.get_secret_value(SecretId=settings.kafka_sasl_secret_arn)["SecretString"]
+        secret = client.get_secret_value(SecretId=secret_id)["SecretString"]
     except (BotoCoreError, ClientError) as exc:
-        raise KafkaSecretUnavailable(f"cannot read the Kafka credentials from Secrets Manager: {exc}") from exc
+        raise KafkaSecretUnavailable(f"cannot read the Kafka secret {secret_id} from Secrets Manager: {exc}") from exc
     try:
         fields = json.loads(secret)
-        username, password = fields["username"], fields["password"]
-    except (ValueError, TypeError, KeyError):
-        username = password = None
-    if not isinstance(username, str) or not isinstance(password, str):
-        raise KafkaSecretUnavailable('the Kafka secret is not JSON with a string "username" and "password"')
-    return username, password
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict) or not all(isinstance(fields.get(key), str) for key in required):
+        raise KafkaSecretUnavailable(f"the Kafka secret {secret_id} is not JSON with a string {' and '.join(required)}")
+    return fields
+
+
+def read_sasl_secret(settings: Settings) -> tuple[str, str]:
+    """The ``username`` and ``password`` of the JSON secret ``KAFKA_SASL_SECRET_ARN`` (MSK SCRAM's shape)."""
+    assert settings.kafka_sasl_secret_arn
+    fields = _read_secret(settings, settings.kafka_sasl_secret_arn, ("username", "password"))
+    return fields["username"], fields["password"]
+
+
+def read_tls_secret(settings: Settings) -> dict[str, str]:
+    """librdkafka's in-memory client certificate and key from the secret ``KAFKA_SSL_SECRET_ARN``, in the
+    event source mapping's format for mutual TLS (``certificate``, ``privateKey``, ``privateKeyPassword``)."""
+    assert settings.kafka_ssl_secret_arn
+    fields = _read_secret(settings, settings.kafka_ssl_secret_arn, ("certificate", "privateKey"))
+    properties = {"ssl.certificate.pem": fields["certificate"], "ssl.key.pem": fields["privateKey"]}
+    if isinstance(fields.get("privateKeyPassword"), str) and fields["privateKeyPassword"]:
+        properties["ssl.key.password"] = fields["privateKeyPassword"]
+    return properties
 
 
 def client_config(
     settings: Settings,
     *,
     read_secret: Callable[[Settings], tuple[str, str]] = read_sasl_secret,
+    read_tls: Callable[[Settings], dict[str, str]] = read_tls_secret,
     sign: Callable[[str, str | None], tuple[str, float]] = msk_iam_token,
 ) -> dict[str, Any]:
     """librdkafka properties to reach the cluster of ``settings``: address, security, credentials, and an
@@ -149,4 +169,6 @@ def client_config(
     config |= {name: value for name, value in tls_files.items() if value}
     if settings.kafka_ssl_key_password is not None:
         config["ssl.key.password"] = settings.kafka_ssl_key_password.get_secret_value()
+    if settings.kafka_ssl_secret_arn:
+        config |= read_tls(settings)
     return config
