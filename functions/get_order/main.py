@@ -21,14 +21,8 @@ import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
-
-import flask
-import functions_framework
-import functions_framework.aio
-from starlette.requests import Request
-from starlette.responses import Response
 
 from orders_core import bootstrap as runtime
 from orders_core.config import get_settings
@@ -36,6 +30,28 @@ from orders_core.http import logs, metrics
 from orders_core.http.api import Route
 from orders_core.http.on_lambda import LambdaConventions
 from orders_core.http.responses import HttpResponse
+
+if TYPE_CHECKING:  # the server stacks are the local entries', not the Lambda handler's: never loaded for types
+    import flask
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+# functions-framework serves ``http_entry`` and ``asgi`` without decorators (its default signature type is
+# http), Flask makes a (body, status, headers) tuple a response, and Starlette's Response is imported on the
+# ASGI server's first request. So importing this module loads no web framework: the Lambda handler starts
+# without one.
+FlaskAnswer = tuple[bytes, int, dict[str, str]]
+_starlette_response: type[Response] | None = None
+
+
+def _asgi_response(answer: HttpResponse) -> Response:
+    global _starlette_response
+    if _starlette_response is None:
+        from starlette.responses import Response
+
+        _starlette_response = Response
+    return _starlette_response(answer.body, answer.status, answer.headers)
+
 
 FUNCTION = "get_order"
 MAX_LOGGED_PATH = 200
@@ -56,11 +72,10 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
         log.log(level, "lookup answered", extra=fields)
 
 
-@functions_framework.http
-def http_entry(request: flask.Request) -> flask.Response:
+def http_entry(request: flask.Request) -> FlaskAnswer:
     if request.path == metrics.PATH:
         answer = metrics.endpoint(request.method)
-        return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+        return (answer.body, answer.status, answer.headers)
     started = time.perf_counter()
     with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
         answer = runtime.lookup_service().handle(
@@ -70,7 +85,7 @@ def http_entry(request: flask.Request) -> flask.Response:
             {name.lower(): value for name, value in request.headers.items()},
         )
         _observe(request.method, request.path, answer, started, metrics.to_prometheus)
-    return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+    return (answer.body, answer.status, answer.headers)
 
 
 class StoreReads(Protocol):
@@ -112,13 +127,12 @@ def _pool() -> StorePool:
     return _store_pool
 
 
-@functions_framework.aio.http
 async def asgi(request: Request) -> Response:
     scope = request.scope
     method, path = scope["method"], scope["path"]
     if path == metrics.PATH:
         answer = metrics.endpoint(method)
-        return Response(answer.body, answer.status, answer.headers)
+        return _asgi_response(answer)
     started = time.perf_counter()
     with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
         service = runtime.lookup_service()
@@ -128,7 +142,7 @@ async def asgi(request: Request) -> Response:
         else:
             answer = service.answer_from_cache(routed) or await _pool().answer(service, routed)
         _observe(method, path, answer, started, metrics.to_prometheus)
-    return Response(answer.body, answer.status, answer.headers)
+    return _asgi_response(answer)
 
 
 @on_lambda.handler

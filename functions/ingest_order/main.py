@@ -12,10 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
-
-import flask
-import functions_framework
+from typing import TYPE_CHECKING, Any
 
 from orders_core import bootstrap as runtime
 from orders_core.adapters.kafka_event import BadEvent, decode_event
@@ -25,6 +22,14 @@ from orders_core.http import logs, metrics
 from orders_core.http.on_lambda import LambdaConventions
 from orders_core.http.readiness import readiness
 from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
+
+if TYPE_CHECKING:  # the server stack is the local entry's, not the Lambda handler's: never loaded for types
+    import flask
+
+# functions-framework serves ``http_entry`` (its default signature type is http: no decorator needed), and
+# Flask makes a (body, status, headers) tuple a response. So importing this module loads no web framework,
+# and the Lambda handler below starts without one.
+FlaskAnswer = tuple[bytes, int, dict[str, str]]
 
 FUNCTION = "ingest_order"
 MAX_LOGGED_LETTERS = 50  # a batch of thousands of refused records still logs one line of sensible size
@@ -54,12 +59,11 @@ def _ingest(records: list[KafkaRecord], request_id: str, emit: metrics.Emit) -> 
     return report
 
 
-def _flask(answer: HttpResponse) -> flask.Response:
-    return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+def _flask(answer: HttpResponse) -> FlaskAnswer:
+    return (answer.body, answer.status, answer.headers)
 
 
-@functions_framework.http
-def http_entry(request: flask.Request) -> flask.Response:
+def http_entry(request: flask.Request) -> FlaskAnswer:
     if request.path == metrics.PATH:
         return _flask(metrics.endpoint(request.method))
     if request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: PostgreSQL and the queue

@@ -19,6 +19,16 @@ def order_store() -> OrderStore:
 
 
 @cache
+def replica_store() -> OrderStore | None:
+    """The read replica's store, when PG_REPLICA_HOST names one."""
+    settings = get_settings()
+    if not settings.pg_replica_host:
+        return None
+    port = settings.pg_replica_port or settings.pg_port
+    return OrderStore(settings.model_copy(update={"pg_host": settings.pg_replica_host, "pg_port": port}))
+
+
+@cache
 def order_cache() -> OrderCache:
     return OrderCache(get_settings())
 
@@ -35,11 +45,14 @@ def ingest_service() -> IngestService:
 
 @cache
 def lookup_service() -> LookupService:
-    return LookupService(get_settings(), order_store(), order_cache())
+    replica = replica_store()
+    if replica is None:
+        return LookupService(get_settings(), order_store(), order_cache())
+    return LookupService(get_settings(), replica, order_cache(), primary=order_store())
 
 
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for made in (order_store, order_cache, dead_letter_queue, ingest_service, lookup_service):
+    for made in (order_store, replica_store, order_cache, dead_letter_queue, ingest_service, lookup_service):
         made.cache_clear()
     get_settings.cache_clear()

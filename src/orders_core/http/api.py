@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from orders_core.config import Settings
+from orders_core.domain.lookup import MISSING, Found, OrderLookup
 from orders_core.domain.model import ORDER_UID_RE
 from orders_core.domain.ports import OrderLookupCache, OrderReader, StoreUnavailable, Tier
 from orders_core.http.openapi import openapi_document
@@ -61,9 +62,12 @@ class LookupService:
     its short timeout: safe on an event loop), :meth:`answer_from_store` (PostgreSQL). :meth:`handle` runs
     them in turn; an ASGI server runs the last one in a thread."""
 
-    def __init__(self, settings: Settings, store: OrderReader, cache: OrderLookupCache) -> None:
+    def __init__(
+        self, settings: Settings, store: OrderReader, cache: OrderLookupCache, primary: OrderReader | None = None
+    ) -> None:
         self._settings = settings
         self._store = store
+        self._orders = OrderLookup(cache, store, primary)
         self._cache = cache
         self._cors_origins = settings.cors_origins  # a property that parses the setting: once, not per request
         sources = settings.ops_metrics_sources
@@ -145,23 +149,21 @@ class LookupService:
         return Route("order", origin, order_uid, headers.get("if-none-match"))
 
     def _order_from_cache(self, order_uid: str, if_none_match: str | None) -> HttpResponse | None:
-        body, tier = self._cache.get(order_uid)
-        if body is not None:
-            return self._order_answer(body, tier, if_none_match)
-        return self._not_found(order_uid) if tier is Tier.MEMCACHED else None  # memcached knows it is missing
+        found = self._orders.cached(order_uid)
+        if isinstance(found, Found):
+            return self._order_answer(found.body, found.tier, if_none_match)
+        return self._not_found(order_uid) if found is MISSING else None
 
     def _order_from_store(self, order_uid: str, if_none_match: str | None) -> HttpResponse:
         try:
-            body = self._store.get_order_json(order_uid)
+            found = self._orders.stored(order_uid)
         except StoreUnavailable:
             log.warning("store unavailable for %s", order_uid)
             return error(503, "unavailable", "Orders cannot be read right now; try again shortly.",
                          **{"Retry-After": "5"})  # fmt: skip
-        if body is None:
-            self._cache.put_missing(order_uid)
-            return self._not_found(order_uid)
-        self._cache.put(order_uid, body)
-        return self._order_answer(body, Tier.DATABASE, if_none_match)
+        if isinstance(found, Found):
+            return self._order_answer(found.body, found.tier, if_none_match)
+        return self._not_found(order_uid)
 
     def _order_answer(self, body: bytes, tier: Tier | None, if_none_match: str | None) -> HttpResponse:
         etag = etag_of(body)
