@@ -151,3 +151,18 @@ def test_a_settings_combination_that_cannot_work_is_refused_before_connecting(se
     env = {name: value for name, value in secured_env.items() if name != "KAFKA_SASL_MECHANISM"}
     done = run(["orders-setup", "--only", "topic"], env)
     assert done.returncode != 0 and "needs KAFKA_SASL_MECHANISM" in done.stderr
+
+
+def test_orders_setup_leaves_an_existing_topic_as_it_is_and_says_how_it_differs(secured_env: dict[str, str]) -> None:
+    """GIVEN the topic made with 3 partitions and 1 replica WHEN orders-setup runs asking for 6 and 2 THEN it
+    succeeds, warning of both differences; AND a new topic the cluster cannot replicate as asked fails at once
+    (no waiting for a broker that will never come), with the cluster's reason."""
+    assert run(["orders-setup", "--only", "topic"], secured_env).returncode == 0
+    asked_more = {**secured_env, "KAFKA_TOPIC_PARTITIONS": "6", "KAFKA_TOPIC_REPLICATION_FACTOR": "2"}
+    again = run(["orders-setup", "--only", "topic"], asked_more)
+    assert again.returncode == 0, again.stderr
+    assert "3 partitions, fewer than KAFKA_TOPIC_PARTITIONS=6" in again.stderr
+    assert "replication factor 1, not KAFKA_TOPIC_REPLICATION_FACTOR=2" in again.stderr
+    new_topic = {**asked_more, "KAFKA_TOPIC": f"{secured_env['KAFKA_TOPIC']}-replicated"}
+    refused = run(["orders-setup", "--only", "topic", "--wait", "--timeout", "60"], new_topic)
+    assert refused.returncode != 0 and "replication factor of 2 cannot be reached" in refused.stderr
