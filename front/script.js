@@ -63,25 +63,21 @@
     return (typeof value === "number" && Number.isFinite(value)) || typeof value === "bigint";
   }
 
+  // Amounts are integers in the currency's minor unit (cents, pence, kopecks; the yen has none): shown as
+  // amount / 10 ** minor unit with the currency's own decimals, which Intl knows (2 for USD, 0 for JPY).
   function formatMoney(amount, currency) {
     if (!isNumeric(amount)) return "—";
     if (typeof currency === "string" && /^[A-Z]{3}$/.test(currency)) {
       let format = moneyFormats.get(currency);
       if (!format) {
         try {
-          // Amounts are whole units of the currency.
-          format = new Intl.NumberFormat(undefined, {
-            style: "currency",
-            currency,
-            minimumFractionDigits: 0,
-            maximumFractionDigits: 0,
-          });
+          format = new Intl.NumberFormat(undefined, { style: "currency", currency });
         } catch {
           format = null;
         }
         moneyFormats.set(currency, format);
       }
-      if (format) return format.format(amount);
+      if (format) return format.format(Number(amount) / 10 ** format.resolvedOptions().maximumFractionDigits);
     }
     return `${numberFormat.format(amount)} ${typeof currency === "string" ? currency : ""}`.trim();
   }

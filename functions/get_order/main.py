@@ -9,8 +9,9 @@ Three adapters over one core:
   whatever needs PostgreSQL in a pool of ``THREADS`` threads, so a slow query never stalls the loop.
 * ``handler`` for an AWS Lambda function URL (payload format 2.0).
 
-Each request logs one line (status, cache tier, duration) and is counted: ``GET /metrics`` locally (every
-gunicorn worker's figures), EMF on Lambda.
+Each request logs one line (status, cache tier, duration) and is counted by route (``/orders/{order_uid}``,
+``/health``, ``/ops``…; the lookup figures count order lookups only): ``GET /metrics`` locally (every gunicorn
+worker's figures, with the PostgreSQL read queue in use), EMF on Lambda.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
     """Count the answer and log its one line."""
     seconds = time.perf_counter() - started
     tier = answer.headers.get("X-Cache")  # the tier that had the order; none for other answers
-    emit(metrics.lookup_samples(answer.status, tier, seconds))
+    emit(metrics.request_samples(path, answer.status, tier, seconds))
     level = logging.WARNING if answer.status >= 500 else logging.INFO
     if log.isEnabledFor(level):  # this runs on every lookup: no fields built for a line not written
         fields = {"method": method, "path": path[:MAX_LOGGED_PATH], "status": answer.status, "tier": tier,
@@ -74,7 +75,9 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
 
 def http_entry(request: flask.Request) -> FlaskAnswer:
     if request.path == metrics.PATH:
+        started = time.perf_counter()
         answer = metrics.endpoint(request.method)
+        metrics.to_prometheus(metrics.request_samples(request.path, answer.status, None, time.perf_counter() - started))
         return (answer.body, answer.status, answer.headers)
     started = time.perf_counter()
     with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
@@ -108,12 +111,14 @@ class StorePool:
         if self._pending >= self._capacity:
             return service.busy(route)
         self._pending += 1
+        metrics.store_queue(self._pending, self._capacity)
         try:
             # run_in_executor does not carry context variables: the read logs as part of its request all the same.
             read = functools.partial(contextvars.copy_context().run, service.answer_from_store, route)
             return await asyncio.get_running_loop().run_in_executor(self._executor, read)
         finally:
             self._pending -= 1
+            metrics.store_queue(self._pending, self._capacity)
 
 
 _store_pool: StorePool | None = None
@@ -131,7 +136,9 @@ async def asgi(request: Request) -> Response:
     scope = request.scope
     method, path = scope["method"], scope["path"]
     if path == metrics.PATH:
+        started = time.perf_counter()
         answer = metrics.endpoint(method)
+        metrics.to_prometheus(metrics.request_samples(path, answer.status, None, time.perf_counter() - started))
         return _asgi_response(answer)
     started = time.perf_counter()
     with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):

@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     generate_schedule_retry_initial_s: float = Field(0.5, gt=0)
     generate_schedule_retry_max_s: float = Field(30.0, gt=0)
     generate_schedule_timeout_s: float = Field(300.0, gt=0)
+    # orders-scheduler's GET /health (its schedule, last occurrence and next one due); port 0 turns it off.
+    scheduler_status_host: str = "127.0.0.1"
+    scheduler_status_port: int = Field(8084, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _kafka_security_consistent(self) -> Settings:

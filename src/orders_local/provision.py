@@ -1,5 +1,6 @@
 """``orders-setup``: the one idempotent set-up step — database migrations, the Kafka topic, the dead-letter
-queue. The native runner, docker compose, the tests and a cloud deploy (``--only migrate``) all run it."""
+queue. The native runner, docker compose and the tests run it; in the cloud the stack's provisioning runs the
+same migration and topic steps (functions/provision)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,13 @@ from collections.abc import Callable
 
 from orders_core.adapters.kafka_admin import TopicRefused, ensure_topic
 from orders_core.adapters.kafka_client import KafkaAuthError
-from orders_core.adapters.postgres import OrderStore, apply_migrations
+from orders_core.adapters.postgres import migrate
 from orders_core.adapters.sqs import ensure_queue
 from orders_core.config import Settings, get_settings
 from orders_core.http.logs import configure_logging
 
 log = logging.getLogger("orders_local.provision")
 STEPS = ("migrate", "topic", "queue")
-
-
-def migrate(settings: Settings) -> str:
-    conn = OrderStore(settings).connect()
-    try:
-        applied = apply_migrations(conn)
-    finally:
-        conn.close()
-    return f"applied {', '.join(applied)}" if applied else "schema up to date"
 
 
 def ensure_dead_letter_queue(settings: Settings) -> str:

@@ -97,19 +97,23 @@ def test_native_defaults_address_the_procfile_ports() -> None:
 
 def test_http_health_checks_ask_the_process_they_check(compose: Compose) -> None:
     """Each HTTP health check asks its own container on the port its process serves (a function's PORT, the
-    trigger's status server), and the trigger's status server is published as the native runner serves it."""
+    trigger's or the scheduler's status server), and those status servers are published as the native runner
+    serves them."""
     checked = set()
     for name, env in ours(compose).items():
         command = " ".join(compose["services"][name].get("healthcheck", {}).get("test") or [])
         if asked := re.search(r"http://127\.0\.0\.1:(\d+)/", command):
             with mock.patch.dict(os.environ, env, clear=True):
                 settings = Settings()
-            assert int(asked.group(1)) == int(env.get("PORT") or settings.trigger_status_port), name
+            status_port = settings.scheduler_status_port if name == "scheduler" else settings.trigger_status_port
+            assert int(asked.group(1)) == int(env.get("PORT") or status_port), name
             checked.add(name)
-    assert {"get_order", "ingest_order", "trigger"} <= checked
-    trigger = compose["services"]["trigger"]
-    assert trigger["ports"] == [f"127.0.0.1:{Settings.model_construct().trigger_status_port}:"
-                                f"{trigger['environment']['TRIGGER_STATUS_PORT']}"]  # fmt: skip
+    assert {"get_order", "ingest_order", "generate_orders", "trigger", "scheduler"} <= checked
+    defaults = Settings.model_construct()
+    for name, variable, port in (("trigger", "TRIGGER_STATUS_PORT", defaults.trigger_status_port),
+                                 ("scheduler", "SCHEDULER_STATUS_PORT", defaults.scheduler_status_port)):  # fmt: skip
+        service = compose["services"][name]
+        assert service["ports"] == [f"127.0.0.1:{port}:{service['environment'][variable]}"], name
 
 
 def test_function_services_serve_what_the_procfile_serves(compose: Compose) -> None:

@@ -3,6 +3,8 @@ bounded in entries and in bytes, least recently used first out."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,9 +13,9 @@ from orders_core.adapters.cache import LocalLRU, OrderCache
 from orders_core.config import Settings
 
 
-def cache() -> OrderCache:
-    # Nothing listens on port 1: pymemcache's ignore_exc covers that; its own refusals of a key it does not.
-    return OrderCache(Settings(memcached_servers="127.0.0.1:1", cache_lru_size=0))
+def cache(on_error: Callable[[str], None] | None = None) -> OrderCache:
+    # Nothing listens on port 1: every call fails, as when memcached is down.
+    return OrderCache(Settings(memcached_servers="127.0.0.1:1", cache_lru_size=0), on_error)
 
 
 @pytest.mark.parametrize("uid", ["abc\n", "a b", "x" * 300, "\ud800", "caf\u00e9"])
@@ -70,3 +72,20 @@ def test_lru_still_bounds_entries() -> None:
     for key in "abc":
         lru.put(key, b"v")
     assert lru.get("a") is None and len(lru) == 2
+
+
+def test_each_failed_memcached_call_is_counted_by_operation() -> None:
+    """GIVEN memcached down WHEN the cache is read and written THEN each call is a miss or skipped, and each
+    failure is counted by operation, so a cache failing quietly still shows."""
+    failures: Counter[str] = Counter()
+
+    def count(operation: str) -> None:
+        failures[operation] += 1
+
+    # A fresh client each time: after a failure the client skips the server for a while (uncounted: no call).
+    assert cache(count).get("abc") == (None, None)
+    cache(count).put("abc", b"{}")
+    cache(count).put_missing("def")
+    with pytest.raises(OSError):  # the ingest catches whatever its write-through raises
+        cache(count).put_many({"abc": b"{}"})
+    assert failures == Counter({"get": 1, "set": 1, "add": 1, "set_many": 1})

@@ -1,6 +1,6 @@
 """The Kafka topic the orders travel on: created when missing, with the partitions and replication factor of the
 settings; an existing one is left as it is and compared with them. ``orders-setup`` runs it locally, the stack's
-provisioning in the cloud, so it ships in orders_core.
+provisioning (functions/provision) in the cloud, so it ships in orders_core.
 
 An existing topic is never altered: Kafka cannot remove partitions, adding some moves keys between partitions,
 and a new replication factor is a reassignment — the operator's decisions, perhaps on a topic another team owns.
@@ -66,9 +66,11 @@ def ensure_topic(settings: Settings) -> str:
         found = admin.list_topics(name, timeout=10).topics[name]
         has_partitions = len(found.partitions)
         has_replicas = min(len(partition.replicas) for partition in found.partitions.values())
-        for difference in topic_differences(partitions, replicas, has_partitions, has_replicas):
+        differences = topic_differences(partitions, replicas, has_partitions, has_replicas)
+        for difference in differences:
             log.warning("topic %s: %s", name, difference, extra={"topic": name})
-        return f"topic {name} exists with {has_partitions} partitions, replication factor {has_replicas}"
+        # What was done, as the deployment's custom resource reports it too: the differences with it.
+        return "; ".join([f"topic {name} exists", *differences])
     return f"topic {name} created with {partitions} partitions, replication factor {replicas}"
 
 
