@@ -29,6 +29,7 @@ from orders_core import bootstrap as runtime
 from orders_core.config import get_settings
 from orders_core.http import logs, metrics
 from orders_core.http.api import Route
+from orders_core.http.on_lambda import LambdaConventions
 from orders_core.http.responses import HttpResponse
 
 if TYPE_CHECKING:  # the server stacks are the local entries', not the Lambda handler's: never loaded for types
@@ -57,7 +58,7 @@ FUNCTION = "get_order"
 MAX_LOGGED_PATH = 200
 log = logging.getLogger(FUNCTION)
 logs.configure_logging()
-_emf = metrics.to_emf(FUNCTION)
+on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 def _observe(method: str, path: str, answer: HttpResponse, started: float, emit: metrics.Emit) -> None:
@@ -151,6 +152,7 @@ async def asgi(request: Request) -> Response:
     return _asgi_response(answer)
 
 
+@on_lambda.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     started = time.perf_counter()
     http = event.get("requestContext", {}).get("http", {})
@@ -162,7 +164,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             event.get("queryStringParameters") or {},
             {name.lower(): value for name, value in (event.get("headers") or {}).items()},
         )
-        _observe(method, path, answer, started, _emf)
+        _observe(method, path, answer, started, on_lambda.emit)
     return {
         "statusCode": answer.status,
         "headers": answer.headers,

@@ -101,6 +101,13 @@ def _plain(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
+def handler() -> logging.Handler:
+    """A handler writing to whatever stderr is, adding the invocation's fields to each line (no formatter)."""
+    stderr = _Stderr()
+    stderr.addFilter(_InvocationFields())
+    return stderr
+
+
 def configure_logging() -> None:
     """Send every logger's lines to stderr, one a line (Lambda and the process runners collect it, as stdout,
     where the Lambda handlers print their EMF metrics)."""
