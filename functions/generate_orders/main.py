@@ -22,6 +22,7 @@ from orders_core.generator.producer import (
 )
 from orders_core.http import logs, metrics
 from orders_core.http.limits import flask_body
+from orders_core.http.on_lambda import LambdaConventions
 from orders_core.http.readiness import readiness
 from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
 
@@ -36,7 +37,7 @@ FlaskAnswer = tuple[bytes, int, dict[str, str]]
 FUNCTION = "generate_orders"
 log = logging.getLogger(FUNCTION)
 logs.configure_logging()
-_emf = metrics.to_emf(FUNCTION)
+on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 def _generate(payload: Any, emit: metrics.Emit) -> dict[str, Any]:
@@ -97,7 +98,8 @@ def _answer(request: flask.Request) -> HttpResponse:
         return error(502, "kafka_rejected", str(exc))
 
 
+@on_lambda.handler
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
     """EventBridge Scheduler target: the schedule's Input JSON is the event; raising makes it retry."""
     with logs.invocation(FUNCTION, logs.request_id_from(getattr(context, "aws_request_id", None))):
-        return _generate(event, _emf)
+        return _generate(event, on_lambda.emit)

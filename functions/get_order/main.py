@@ -31,6 +31,7 @@ from orders_core.config import get_settings
 from orders_core.http import logs, metrics
 from orders_core.http.api import Route
 from orders_core.http.limits import asgi_body_refusal, flask_body
+from orders_core.http.on_lambda import LambdaConventions
 from orders_core.http.responses import HttpResponse, error
 
 T = TypeVar("T")
@@ -61,7 +62,7 @@ FUNCTION = "get_order"
 MAX_LOGGED_PATH = 200
 log = logging.getLogger(FUNCTION)
 logs.configure_logging()
-_emf = metrics.to_emf(FUNCTION)
+on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 def _observe(method: str, path: str, answer: HttpResponse, started: float, emit: metrics.Emit) -> None:
@@ -195,6 +196,7 @@ async def asgi(request: Request) -> Response:
     return _asgi_response(answer)
 
 
+@on_lambda.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     started = time.perf_counter()
     http = event.get("requestContext", {}).get("http", {})
@@ -206,7 +208,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             event.get("queryStringParameters") or {},
             {name.lower(): value for name, value in (event.get("headers") or {}).items()},
         )
-        _observe(method, path, answer, started, _emf)
+        _observe(method, path, answer, started, on_lambda.emit)
     return {
         "statusCode": answer.status,
         "headers": answer.headers,

@@ -22,6 +22,7 @@ from orders_core.domain.ingest import IngestReport
 from orders_core.domain.ports import KafkaRecord
 from orders_core.http import logs, metrics
 from orders_core.http.limits import flask_body
+from orders_core.http.on_lambda import LambdaConventions
 from orders_core.http.readiness import readiness
 from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
 
@@ -37,7 +38,7 @@ FUNCTION = "ingest_order"
 MAX_LOGGED_LETTERS = 50  # a batch of thousands of refused records still logs one line of sensible size
 log = logging.getLogger(FUNCTION)
 logs.configure_logging()
-_emf = metrics.to_emf(FUNCTION)
+on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 class BatchNotStored(Exception):
@@ -99,11 +100,12 @@ def _answer(request: flask.Request, request_id: str) -> HttpResponse:
     return json_response(status, report.as_dict())
 
 
+@on_lambda.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id = logs.request_id_from(getattr(context, "aws_request_id", None))
     with logs.invocation(FUNCTION, request_id):
         records = decode_event(event)
-        report = _ingest(records, request_id, _emf)
+        report = _ingest(records, request_id, on_lambda.emit)
     if report.failed and len(report.failed) == len(records):
         raise BatchNotStored(f"none of {len(records)} records stored: {report.failure}")
     return report.batch_response()  # the platform redelivers each partition from its first failed record

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
@@ -179,3 +180,17 @@ def test_the_trigger_batches_as_the_settings_and_the_template_do(compose: Compos
         defaults.trigger_batch_size,
         defaults.trigger_batch_window_s,
     )
+
+
+def test_the_page_is_served_as_the_native_runner_serves_it(compose: Compose) -> None:
+    """The Procfile's page server (front.sh runs front_server.py) on its port, `?api=` links allowed alike."""
+    front, command = compose["services"]["front"], procfile()["front"]
+    mounts = dict(reversed(volume.split(":")[:2]) for volume in front["volumes"])
+    script, port, served = front["command"][1:]
+    assert (ROOT / "infra" / mounts[script]).resolve() == ROOT / "infra" / "native" / "front_server.py"
+    assert Path(mounts[script]).name in (ROOT / "infra" / "native" / "front.sh").read_text()
+    assert (ROOT / "infra" / mounts[served]).resolve() == ROOT / "front"
+    native_port = re.search(r":-(\d+)\}", command)
+    assert native_port and front["ports"] == [f"127.0.0.1:{native_port.group(1)}:{port}"]
+    allowed = re.search(r"FRONT_ALLOW_API_OVERRIDE=(\S+)", command)
+    assert allowed and front["environment"]["FRONT_ALLOW_API_OVERRIDE"] == allowed.group(1)

@@ -494,7 +494,6 @@ def test_behind_cloudfront_orders_are_cached_only_as_the_function_allows(deploy:
     assert not deploy("default").of_type("AWS::CloudFront::Distribution")
 
 
-@pytest.mark.xfail(strict=True, reason="get_order still answers an order with Cache-Control public (issue 14)")
 def test_an_order_answer_forbids_shared_caches() -> None:
     """The other side of the cache policy: CloudFront keeps what the function calls public."""
     directives = {d.strip().split("=")[0] for d in ORDER_CACHE_CONTROL.split(",")}

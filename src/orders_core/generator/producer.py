@@ -7,6 +7,8 @@ acknowledged every one, or raises :class:`ProduceError`.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import sys
 import threading
@@ -18,6 +20,14 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from orders_core.adapters.kafka_client import (
+    KafkaAuthError,
+    client_config,
+    connection_key,
+    flush,
+    raise_if_refused,
+    refusal,
+)
 from orders_core.config import Settings, get_settings
 from orders_core.domain.model import Timestamp
 from orders_core.generator.builder import DEFAULT_MAX_ITEMS, iter_flagged_orders
@@ -136,18 +146,22 @@ class _Deliveries:
 
 # ------------------------------------------------------------------------------------------ the producer
 
-# One producer per broker and timeout for the life of the process (a warm instance reuses its connection).
-_producers: dict[tuple[str, int], Any] = {}
+# One producer per cluster, login and timeout for the life of the process (a warm instance reuses its connection).
+_producers: dict[tuple[Any, ...], Any] = {}
 _producers_lock = threading.Lock()
 _reported_errors: set[str] = set()
 
 
-def _on_client_error(err: Any) -> None:
-    if err.fatal():  # an idempotent producer that hit a fatal error is unusable: build a new one next time
+def _on_client_error(bootstrap_servers: str, err: Any) -> None:
+    refused = refusal(err) is not None
+    # An idempotent producer that hit a fatal error is unusable, and one refused keeps its old credentials (a
+    # secret rotated since): build a new one next time.
+    if err.fatal() or refused:
         close_producers()
     if err.fatal() or err.name() not in _reported_errors:  # librdkafka repeats these at every reconnect
         _reported_errors.add(err.name())
         print(f"orders-generate: kafka: {err.name()}: {err.str()}", file=sys.stderr)
+    raise_if_refused(bootstrap_servers, err)
 
 
 def _timeout_ms(settings: Settings) -> int:
@@ -158,13 +172,13 @@ def get_producer(settings: Settings) -> Any:
     """The process-wide producer for these settings (created on first use, then reused)."""
     from confluent_kafka import Producer
 
-    key = (settings.kafka_bootstrap_servers, _timeout_ms(settings))
+    key = (*connection_key(settings), _timeout_ms(settings))
     with _producers_lock:
         producer = _producers.get(key)
         if producer is None:
             producer = _producers[key] = Producer(
                 {
-                    "bootstrap.servers": settings.kafka_bootstrap_servers,
+                    **client_config(settings),
                     "client.id": "orders-generate",
                     "enable.idempotence": True,
                     "acks": "all",
@@ -175,7 +189,7 @@ def get_producer(settings: Settings) -> Any:
                     "queue.buffering.max.messages": 500_000,
                     "queue.buffering.max.kbytes": 1_048_576,
                     "message.timeout.ms": _timeout_ms(settings),
-                    "error_cb": _on_client_error,
+                    "error_cb": functools.partial(_on_client_error, settings.kafka_bootstrap_servers),
                 }
             )
         return producer
@@ -225,14 +239,27 @@ def produce_orders(
     started = time.perf_counter()
     sent = invalid = 0
     sample: list[str] = []
-    for uid, is_invalid in _send(producer, settings.kafka_topic, orders, reports):
-        sent += 1
-        invalid += is_invalid
-        if len(sample) < 10:
-            sample.append(uid)
-        if progress is not None and not sent & 1023:
-            progress(1024)
-    producer.flush(settings.generate_message_timeout_s + 10)  # serves the remaining delivery reports
+    try:
+        for uid, is_invalid in _send(producer, settings.kafka_topic, orders, reports):
+            sent += 1
+            invalid += is_invalid
+            if len(sample) < 10:
+                sample.append(uid)
+            if progress is not None and not sent & 1023:
+                progress(1024)
+        flush(producer, settings.generate_message_timeout_s + 10)  # serves the remaining delivery reports
+    except KafkaAuthError as exc:  # raised by the error callback: waiting longer cannot help
+        _forget_producer(producer)
+        with contextlib.suppress(KafkaAuthError):
+            producer.purge()  # nothing queued is sent: the orders were not delivered, and are reported so
+            producer.poll(0)
+        raise ProduceError(
+            f"{exc} ({reports.ok} of {sent} orders acknowledged before)",
+            produced=reports.ok,
+            failed=sent - reports.ok,
+            undelivered=sent - reports.ok - reports.failed,
+            unavailable=False,
+        ) from exc
     if progress is not None:
         progress(sent & 1023)
     elapsed = time.perf_counter() - started

@@ -139,11 +139,18 @@ def _plain(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
-def json_formatter() -> LambdaPowertoolsFormatter:
+def json_formatter(**options: Any) -> LambdaPowertoolsFormatter:
     """Powertools' JSON lines, in ASCII: its default keeps U+2028, U+2029 and U+0085 as they are, and a log
     reader that splits lines on them would see a field start a line of its own."""
     serialize = functools.partial(json.dumps, separators=(",", ":"), ensure_ascii=True, default=str)
-    return LambdaPowertoolsFormatter(json_serializer=serialize)
+    return LambdaPowertoolsFormatter(json_serializer=serialize, **options)
+
+
+def handler() -> logging.Handler:
+    """A handler writing to whatever stderr is, adding the invocation's fields to each line (no formatter)."""
+    stderr = _Stderr()
+    stderr.addFilter(_InvocationFields())
+    return stderr
 
 
 def configure_logging() -> None:
