@@ -538,8 +538,10 @@ def test_schedule_input_is_a_generator_request(template: Template) -> None:
     ]
     assert events, "no schedule"
     # What EventBridge Scheduler puts in place of its context attributes when it runs the schedule.
-    context = {"<aws.scheduler.scheduled-time>": "2026-12-04T15:00:00Z",
-               "<aws.scheduler.schedule-arn>": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/orders"}  # fmt: skip
+    context = {
+        "<aws.scheduler.scheduled-time>": "2026-12-04T15:00:00Z",
+        "<aws.scheduler.schedule-arn>": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/orders",
+    }
     for event in events:
         text = resolve(template, event["Input"])
         for attribute, value in context.items():
