@@ -23,6 +23,7 @@ from confluent_kafka import Producer
 from bench.results import percentile, record
 from devstack import services
 from devstack.stack import running
+from orders_core.adapters.kafka_client import client_config
 from orders_core.config import Settings
 from orders_core.generator.builder import iter_orders
 from orders_local.provision import ensure_topic
@@ -70,7 +71,7 @@ def main() -> None:
     with running("postgres", "memcached", "aws", "kafka") as (env, work, _):
         ingest = services.function("ingest_order", env, work).start()
         ingest_url = f"http://127.0.0.1:{ingest.port}/"
-        producer = Producer({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"], "linger.ms": 5,
+        producer = Producer({**client_config(Settings()), "linger.ms": 5,
                              "enable.idempotence": True, "compression.type": "lz4"})  # fmt: skip
         db = services.connect_db(int(env["PGPORT"]))
 

@@ -36,6 +36,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 
 from devstack import ROOT, services
 from devstack.stack import drain
+from orders_core.adapters.kafka_client import client_config
 from orders_core.adapters.kafka_records import record_of
 from orders_core.adapters.postgres import OrderStore
 from orders_core.bootstrap import dead_letter_mailbox
@@ -129,7 +130,7 @@ class SteadyProducer(threading.Thread):
     def __init__(self, settings: Settings, rate: float) -> None:
         super().__init__(name="steady-producer", daemon=True)
         # A long delivery timeout: records wait in the producer while the broker restarts.
-        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True,
+        self.producer = Producer({**client_config(settings), "enable.idempotence": True,
                                   "acks": "all", "linger.ms": 20, "message.timeout.ms": 600_000})  # fmt: skip
         self.topic, self.rate = settings.kafka_topic, rate
         self.stopping = threading.Event()
@@ -201,7 +202,7 @@ def inject_faults(stack: Stack, targets: tuple[str, ...], until: float, rng: ran
 
 def partitions_behind(settings: Settings) -> dict[int, int]:
     """Records not yet committed by the trigger's group, per partition that has any."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": settings.kafka_group_id})
+    consumer = Consumer({**client_config(settings), "group.id": settings.kafka_group_id})
     try:
         partitions = [TopicPartition(settings.kafka_topic, p) for p in range(settings.kafka_topic_partitions)]
         committed = consumer.committed(partitions, timeout=10)
@@ -233,7 +234,7 @@ def read_topic(settings: Settings) -> list[KafkaRecord]:
     """Every record in the topic, from the first offset to the end of each partition."""
     # The end of a partition may be a transaction's marker (orders-dlq's redrive writes in transactions), which
     # no consumer is handed: the end is where the broker says it is (partition EOF), not the last offset.
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "chaos-oracle",
+    consumer = Consumer({**client_config(settings), "group.id": "chaos-oracle",
                          "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
     try:
         ends = {}

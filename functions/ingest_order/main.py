@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from orders_core import bootstrap as runtime
 from orders_core.adapters.kafka_event import BadEvent, decode_event
+from orders_core.config import get_settings
 from orders_core.domain.ingest import IngestReport
 from orders_core.domain.ports import KafkaRecord
 from orders_core.http import logs, metrics
+from orders_core.http.limits import flask_body
+from orders_core.http.on_lambda import LambdaConventions
 from orders_core.http.readiness import readiness
 from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
 
@@ -35,7 +38,7 @@ FUNCTION = "ingest_order"
 MAX_LOGGED_LETTERS = 50  # a batch of thousands of refused records still logs one line of sensible size
 log = logging.getLogger(FUNCTION)
 logs.configure_logging()
-_emf = metrics.to_emf(FUNCTION)
+on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 class BatchNotStored(Exception):
@@ -64,8 +67,8 @@ def _flask(answer: HttpResponse) -> FlaskAnswer:
 
 
 def http_entry(request: flask.Request) -> FlaskAnswer:
-    if request.path == metrics.PATH:
-        return _flask(metrics.endpoint(request.method))
+    if request.path == metrics.PATH:  # with the dead-letter queue's depth: the letters this function writes
+        return _flask(metrics.endpoint(request.method, runtime.dead_letter_figures()))
     if request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: PostgreSQL and the queue
         return _flask(readiness(postgres=runtime.order_store().ping, queue=runtime.dead_letter_queue().ping))
     request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
@@ -81,8 +84,12 @@ def _answer(request: flask.Request, request_id: str) -> HttpResponse:
     # Only JSON: a web page can POST text/plain or a form to any address without asking first.
     if request.mimetype != "application/json":
         return error(415, "unsupported_media_type", "POST the event as application/json.")
+    body = flask_body(request, get_settings().ingest_max_body_bytes)
+    if isinstance(body, HttpResponse):
+        log.warning("event refused: %s", body.body.decode(), extra={"status": body.status})
+        return body
     try:
-        records = decode_event(json.loads(request.get_data()))
+        records = decode_event(json.loads(body))
     except (ValueError, RecursionError) as exc:  # BadEvent, or not JSON, or JSON nested too deeply
         message = str(exc) if isinstance(exc, BadEvent) else "the body is not JSON"
         log.warning("event refused: %s", message, extra={"status": 400})
@@ -93,11 +100,12 @@ def _answer(request: flask.Request, request_id: str) -> HttpResponse:
     return json_response(status, report.as_dict())
 
 
+@on_lambda.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id = logs.request_id_from(getattr(context, "aws_request_id", None))
     with logs.invocation(FUNCTION, request_id):
         records = decode_event(event)
-        report = _ingest(records, request_id, _emf)
+        report = _ingest(records, request_id, on_lambda.emit)
     if report.failed and len(report.failed) == len(records):
         raise BatchNotStored(f"none of {len(records)} records stored: {report.failure}")
     return report.batch_response()  # the platform redelivers each partition from its first failed record

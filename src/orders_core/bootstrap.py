@@ -13,12 +13,13 @@ from orders_core.adapters.sqs import DeadLetterQueue, SqsMailbox
 from orders_core.config import Settings, get_settings
 from orders_core.domain.ingest import IngestService
 from orders_core.domain.ports import DeadLetterMailbox
+from orders_core.http import metrics
 from orders_core.http.api import LookupService
 
 
 @cache
 def order_store() -> OrderStore:
-    return OrderStore(get_settings())
+    return OrderStore(get_settings(), metrics.postgres_connections("primary"))
 
 
 @cache
@@ -28,12 +29,13 @@ def replica_store() -> OrderStore | None:
     if not settings.pg_replica_host:
         return None
     port = settings.pg_replica_port or settings.pg_port
-    return OrderStore(settings.model_copy(update={"pg_host": settings.pg_replica_host, "pg_port": port}))
+    replica = settings.model_copy(update={"pg_host": settings.pg_replica_host, "pg_port": port})
+    return OrderStore(replica, metrics.postgres_connections("replica"))
 
 
 @cache
 def order_cache() -> OrderCache:
-    return OrderCache(get_settings())
+    return OrderCache(get_settings(), metrics.memcached_error)
 
 
 @cache
@@ -50,6 +52,12 @@ def dead_letter_mailbox(settings: Settings, hold_s: int = 120, wait_s: int = 1) 
     if settings.dead_letter_sink == "kafka":
         return KafkaMailbox(settings)
     return SqsMailbox(settings, hold_s=hold_s, wait_s=wait_s)
+
+
+@cache
+def dead_letter_figures() -> metrics.DeadLetterQueueCollector:
+    """The dead-letter queue's depth and oldest age for ingest_order's /metrics, read at most every few seconds."""
+    return metrics.DeadLetterQueueCollector(dead_letter_queue().depth, metrics.DEAD_LETTER_READ_EVERY_S)
 
 
 @cache
@@ -73,6 +81,7 @@ def provision() -> list[str]:
 
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for made in (order_store, replica_store, order_cache, dead_letter_queue, ingest_service, lookup_service):
+    for made in (order_store, replica_store, order_cache, dead_letter_queue, dead_letter_figures, ingest_service,
+                 lookup_service):  # fmt: skip
         made.cache_clear()
     get_settings.cache_clear()

@@ -389,6 +389,7 @@ def test_status_shows_the_partitions_assigned_and_their_commits_once_orders_flow
     for partition in range(PARTITIONS):
         figures = status["partitions"][f"{r.topic}-{partition}"]
         assert figures["committed_offset"] == 10 + partition and figures["committed_at"] and not figures["retrying"]
+        assert figures["lag_seconds"] == 0  # nothing consumed waits for a commit
     metrics = metrics_of(trigger)
     for partition in range(PARTITIONS):
         labels = f'partition="{partition}",topic="{r.topic}"'
@@ -419,6 +420,7 @@ def test_status_shows_a_retrying_partition_and_its_lag_until_the_backlog_is_take
     services.wait_until(retrying_with_lag, 30, "partition 0 retrying with a lag", 0.2)
     assert status_of(trigger)["retrying"] == [f"{r.topic}-0"]
     assert partition_figures(r, trigger, 0)["committed_offset"] == 5
+    assert partition_figures(r, trigger, 0)["lag_seconds"] >= 0  # the age of offset 5, consumed and not committed
     labels = f'partition="0",topic="{r.topic}"'
     metrics = metrics_of(trigger)
     assert metrics[f"orders_trigger_partition_retrying{{{labels}}}"] == 1
@@ -430,6 +432,7 @@ def test_status_shows_a_retrying_partition_and_its_lag_until_the_backlog_is_take
     r.wait_everything_committed()
     services.wait_until(lambda: partition_figures(r, trigger, 0).get("lag") == 0, 30, "partition 0's lag 0", 0.2)
     assert status_of(trigger)["retrying"] == [] and partition_figures(r, trigger, 0)["committed_offset"] == 25
+    assert partition_figures(r, trigger, 0)["lag_seconds"] == 0
     ids = list(r.stand_in.execution_ids)
     assert len(set(ids)) == len(ids) and all(uuid.UUID(each) for each in ids)  # fresh per attempt
     log = trigger.log_tail(1000)

@@ -3,28 +3,38 @@ bounded in entries and in bytes, least recently used first out."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from orders_core.adapters.cache import LocalLRU, OrderCache
 from orders_core.config import Settings
+from orders_core.domain.ports import Tier
 
 
-def cache() -> OrderCache:
-    # Nothing listens on port 1: pymemcache's ignore_exc covers that; its own refusals of a key it does not.
-    return OrderCache(Settings(memcached_servers="127.0.0.1:1", cache_lru_size=0))
+def cache(on_error: Callable[[str], None] | None = None, lru_size: int = 0) -> OrderCache:
+    # Nothing listens on port 1: every call fails, as when memcached is down.
+    return OrderCache(Settings(memcached_servers="127.0.0.1:1", cache_lru_size=lru_size), on_error)
 
 
 @pytest.mark.parametrize("uid", ["abc\n", "a b", "x" * 300, "\ud800", "caf\u00e9"])
 def test_a_key_the_client_refuses_is_a_miss_and_writes_are_skipped(uid: str) -> None:
-    orders = cache()
+    failures: Counter[str] = Counter()
+    orders = cache(lambda operation: failures.update([operation]), lru_size=16)
     assert orders.get(uid) == (None, None)
-    orders.put(uid, b"{}")
+    # A miss memcached cannot record is not remembered: the next lookup asks PostgreSQL again
     orders.put_missing(uid)
+    assert orders.get(uid) == (None, None)
+    # An order memcached cannot take is still kept by the in-process tier
+    orders.put(uid, b"{}")
+    assert orders.get(uid) == (b"{}", Tier.LOCAL)
+    # each read that could not ask and each skipped write counted, none raised (the last read was the local tier's)
+    assert failures == Counter({"get": 2, "add": 1, "set": 1})
 
 
-def test_any_client_exception_on_a_read_is_a_miss(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_any_client_exception_is_a_miss_or_a_skipped_write(monkeypatch: pytest.MonkeyPatch) -> None:
     class Broken:
         def __getattr__(self, name: str) -> Any:
             def fail(*args: Any, **kwargs: Any) -> None:
@@ -32,11 +42,15 @@ def test_any_client_exception_on_a_read_is_a_miss(monkeypatch: pytest.MonkeyPatc
 
             return fail
 
-    orders = cache()
+    failures: Counter[str] = Counter()
+    orders = cache(lambda operation: failures.update([operation]), lru_size=16)
     monkeypatch.setattr(orders, "_memcached", Broken)
     assert orders.get("abc") == (None, None)
-    orders.put("abc", b"{}")
     orders.put_missing("abc")
+    assert orders.get("abc") == (None, None)
+    orders.put("abc", b"{}")
+    assert orders.get("abc") == (b"{}", Tier.LOCAL)
+    assert failures == Counter({"get": 2, "add": 1, "set": 1})
 
 
 def test_lru_evicts_least_recently_used_entries_to_stay_within_its_byte_budget() -> None:
@@ -70,3 +84,20 @@ def test_lru_still_bounds_entries() -> None:
     for key in "abc":
         lru.put(key, b"v")
     assert lru.get("a") is None and len(lru) == 2
+
+
+def test_each_failed_memcached_call_is_counted_by_operation() -> None:
+    """GIVEN memcached down WHEN the cache is read and written THEN each call is a miss or skipped, and each
+    failure is counted by operation, so a cache failing quietly still shows."""
+    failures: Counter[str] = Counter()
+
+    def count(operation: str) -> None:
+        failures[operation] += 1
+
+    # A fresh client each time: after a failure the client skips the server for a while (uncounted: no call).
+    assert cache(count).get("abc") == (None, None)
+    cache(count).put("abc", b"{}")
+    cache(count).put_missing("def")
+    with pytest.raises(OSError):  # the ingest catches whatever its write-through raises
+        cache(count).put_many({"abc": b"{}"})
+    assert failures == Counter({"get": 1, "set": 1, "add": 1, "set_many": 1})

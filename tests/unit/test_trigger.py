@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 from prometheus_client import generate_latest
@@ -84,6 +85,34 @@ def test_a_revoked_partition_leaves_status_and_metrics_at_once() -> None:
     metrics = generate_latest(status.registry).decode()
     assert 'orders_trigger_consumer_lag{partition="0",topic="orders"} 3.0' in metrics
     assert 'partition="1"' not in metrics
+
+
+def test_lag_in_seconds_is_the_age_of_the_oldest_record_consumed_and_not_committed() -> None:
+    status = TriggerStatus("orders")
+    status.assign([("orders", 0)])
+    status.statistics(json.dumps({"topics": {"orders": {"partitions": {"0": {"consumer_lag": 0}}}}}))
+    assert status.as_json()["partitions"]["orders-0"]["lag_seconds"] == 0  # caught up, nothing waiting
+    # GIVEN records produced 30, 20 and 10 seconds ago, consumed (one of them twice, across a rebalance)
+    now = time.time()
+    status.consumed(("orders", 0), [(10, now - 30), (11, now - 20)])
+    status.consumed(("orders", 0), [(11, now - 20), (12, now - 10)])
+    lag = status.as_json()["partitions"]["orders-0"]["lag_seconds"]
+    assert 30 <= lag < 40
+    # WHEN the first two are committed THEN the third is the oldest waiting
+    status.committed(("orders", 0), 12)
+    assert 10 <= status.as_json()["partitions"]["orders-0"]["lag_seconds"] < 20
+    metrics = generate_latest(status.registry).decode()
+    assert 'orders_trigger_consumer_lag_seconds{partition="0",topic="orders"}' in metrics
+    status.committed(("orders", 0), 13)
+    assert status.as_json()["partitions"]["orders-0"]["lag_seconds"] == 0
+
+
+def test_lag_in_seconds_is_unknown_while_records_wait_unconsumed() -> None:
+    status = TriggerStatus("orders")
+    status.assign([("orders", 0)])
+    status.statistics(json.dumps({"topics": {"orders": {"partitions": {"0": {"consumer_lag": 500}}}}}))
+    assert status.as_json()["partitions"]["orders-0"]["lag_seconds"] is None
+    assert "orders_trigger_consumer_lag_seconds{" not in generate_latest(status.registry).decode()
 
 
 def test_a_failed_trigger_says_why_in_its_health_and_status_and_the_first_reason_stays() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from orders_core.adapters.kafka_client import client_config
 from orders_core.adapters.letters import encode_letter, minimal_letter
 from orders_core.config import Settings
 from orders_core.domain.ports import DeadLetter, DeadLetterUnavailable, ReceivedLetter
@@ -32,8 +33,9 @@ METADATA_MAX = 3800  # bytes of commit metadata (the broker's offset.metadata.ma
 
 
 def kafka_client_config(settings: Settings) -> dict[str, Any]:
-    """What every Kafka client of the dead letters needs to reach the cluster (one place, for TLS/SASL later)."""
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers}
+    """What every Kafka client of the dead letters needs to reach the cluster: the project's one client config
+    (address, TLS, SASL), made when the client is."""
+    return client_config(settings)
 
 
 def ensure_topics(settings: Settings, topics: Sequence[tuple[str, int, dict[str, str]]]) -> list[str]:
@@ -100,6 +102,26 @@ class KafkaDeadLetterSink:
         topic = metadata.topics.get(self._topic)
         if topic is None or topic.error is not None:
             raise DeadLetterUnavailable(f"dead-letter topic {self._topic}: {getattr(topic, 'error', 'missing')}")
+
+    def depth(self) -> tuple[int, float | None]:
+        """How many letters wait (beyond the offsets orders-dlq's group committed), for ingest_order's /metrics;
+        no age (it would take reading the first letter of each partition): None."""
+        consumer = Consumer({**kafka_client_config(self._settings), "group.id": TOOL_GROUP,
+                             "enable.auto.commit": False, "client.id": "orders-dlq-depth"})  # fmt: skip
+        try:
+            topic = consumer.list_topics(self._topic, timeout=5).topics.get(self._topic)
+            if topic is None or topic.error is not None:
+                raise DeadLetterUnavailable(f"dead-letter topic {self._topic} unreachable")
+            waiting = 0
+            for tp in _committed(consumer, [TopicPartition(self._topic, p) for p in topic.partitions], 5.0):
+                low, high = consumer.get_watermark_offsets(TopicPartition(self._topic, tp.partition), timeout=5)
+                start = max(tp.offset, low) if tp.offset >= 0 else low
+                waiting += max(0, high - start)
+            return waiting, None
+        except KafkaException as exc:
+            raise DeadLetterUnavailable(f"dead-letter topic unreachable: {exc}") from exc
+        finally:
+            consumer.close()
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
         """Send every letter or raise ``DeadLetterUnavailable`` naming those not acknowledged."""

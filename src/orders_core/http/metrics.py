@@ -3,8 +3,8 @@
 Locally each function serves them on ``GET /metrics`` (Prometheus text, prometheus_client). gunicorn runs
 several worker processes, so with ``PROMETHEUS_MULTIPROC_DIR`` set (infra/native/function.sh sets it) every
 worker writes its figures to files there and a scrape adds them up, whichever worker answers it.
-On Lambda there is no server to scrape: the handlers print the same figures as CloudWatch embedded metric
-format (Powertools Metrics), a label becoming a dimension.
+On Lambda there is no server to scrape: the handlers print the same samples as CloudWatch embedded metric
+format, one document per invocation (``on_lambda``: Powertools Metrics).
 
 The adapters count once per batch or request, from the ingest report or the lookup answer: never per record
 in the core, which stays free of them.
@@ -12,42 +12,128 @@ in the core, which stays free of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from orders_core.config import get_settings
 from orders_core.domain.ingest import IngestReport
 from orders_core.http.responses import HttpResponse, method_not_allowed
 
+log = logging.getLogger(__name__)
+
 PATH = "/metrics"
 _NO_STORE = {"Cache-Control": "no-store"}
 
-# A counter named ``orders_x`` is exposed as ``orders_x_total``: the exposed name is the one used everywhere.
+# Every metric's name, written once: the functions, the trigger and the ops view (ops.py) read them here.
+# Names as exposed (Prometheus conventions: a counter ends in ``_total``, a duration is in ``_seconds``).
+INGEST_RECORDS = "orders_ingest_records_total"
+INGEST_DEAD_LETTERS = "orders_ingest_dead_letters_total"
+INGEST_BATCH_SECONDS = "orders_ingest_batch_seconds"
+INGEST_INVOCATIONS = "orders_ingest_invocations_total"
+LOOKUPS = "orders_lookups_total"  # order lookups only (GET /orders/{order_uid}), by the tier that had the order
+LOOKUP_RESPONSES = "orders_lookup_responses_total"
+LOOKUP_SECONDS = "orders_lookup_seconds"
+HTTP_REQUESTS = "orders_http_requests_total"  # every request of get_order, by route and status
+HTTP_REQUEST_SECONDS = "orders_http_request_seconds"
+LOOKUP_STORE_QUEUE = "orders_lookup_store_queue"  # reads waiting for or holding a PostgreSQL thread
+LOOKUP_STORE_QUEUE_CAPACITY = "orders_lookup_store_queue_capacity"
+POSTGRES_CONNECTIONS = "orders_postgres_connections"
+MEMCACHED_ERRORS = "orders_memcached_errors_total"
+GENERATED = "orders_generated_total"
+GENERATED_INVALID = "orders_generated_invalid_total"
+DEAD_LETTER_QUEUE_MESSAGES = "orders_dead_letter_queue_messages"
+DEAD_LETTER_QUEUE_OLDEST_SECONDS = "orders_dead_letter_queue_oldest_age_seconds"
+# The trigger's (orders_local.trigger_status): one value per topic and partition.
+TRIGGER_BATCHES = "orders_trigger_batches_total"
+TRIGGER_CONSUMER_LAG = "orders_trigger_consumer_lag"
+TRIGGER_CONSUMER_LAG_SECONDS = "orders_trigger_consumer_lag_seconds"
+TRIGGER_COMMITTED_OFFSET = "orders_trigger_committed_offset"
+TRIGGER_PARTITION_RETRYING = "orders_trigger_partition_retrying"
+TRIGGER_RECORDS_UNREADABLE = "orders_trigger_records_unreadable_total"
+
+# How often ingest_order's /metrics asks the dead-letter queue (a scrape in between reuses the last answer).
+DEAD_LETTER_READ_EVERY_S = 10.0
+
+# get_order's routes, as the ``route`` label names them: a bounded set, whatever paths are asked for.
+ORDER_ROUTE = "/orders/{order_uid}"
+ROUTES = frozenset({ORDER_ROUTE, "/orders", "/health", "/livez", "/ops", PATH, "/openapi.json"})
+OTHER_ROUTE = "other"
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# prometheus_client takes a counter's name without ``_total`` and adds it back: given as exposed, it strips it.
 _PROMETHEUS: dict[str, Counter | Histogram] = {
-    "orders_ingest_records_total": Counter("orders_ingest_records", "Kafka records ingested, by outcome", ["outcome"]),
-    "orders_ingest_dead_letters_total": Counter(
-        "orders_ingest_dead_letters", "Records sent to the dead-letter queue, by reason", ["reason"]
+    INGEST_RECORDS: Counter(INGEST_RECORDS, "Kafka records ingested, by outcome", ["outcome"]),
+    INGEST_DEAD_LETTERS: Counter(INGEST_DEAD_LETTERS, "Records sent to the dead-letter queue, by reason", ["reason"]),
+    INGEST_BATCH_SECONDS: Histogram(
+        INGEST_BATCH_SECONDS, "Time to ingest one batch (check, store, dead-letter)", buckets=_BATCH_BUCKETS
     ),
-    "orders_ingest_batch_seconds": Histogram(
-        "orders_ingest_batch_seconds", "Time to ingest one batch (check, store, dead-letter)", buckets=_BATCH_BUCKETS
+    INGEST_INVOCATIONS: Counter(INGEST_INVOCATIONS, "Events delivered to ingest_order"),
+    LOOKUPS: Counter(LOOKUPS, "Orders answered, by the tier that had them", ["tier"]),
+    LOOKUP_RESPONSES: Counter(LOOKUP_RESPONSES, "Order lookups (GET /orders/{uid}) answered, by status", ["status"]),
+    LOOKUP_SECONDS: Histogram(
+        LOOKUP_SECONDS, "Time to answer one order lookup (GET /orders/{order_uid})", buckets=_LATENCY_BUCKETS
     ),
-    "orders_ingest_invocations_total": Counter("orders_ingest_invocations", "Events delivered to ingest_order"),
-    "orders_lookups_total": Counter("orders_lookups", "Orders answered, by the tier that had them", ["tier"]),
-    "orders_lookup_responses_total": Counter("orders_lookup_responses", "get_order answers, by status", ["status"]),
-    "orders_lookup_seconds": Histogram(
-        "orders_lookup_seconds", "Time to answer one get_order request", buckets=_LATENCY_BUCKETS
+    HTTP_REQUESTS: Counter(HTTP_REQUESTS, "get_order requests answered, by route and status", ["route", "status"]),
+    HTTP_REQUEST_SECONDS: Histogram(
+        HTTP_REQUEST_SECONDS, "Time to answer one get_order request, by route", ["route"], buckets=_LATENCY_BUCKETS
     ),
-    "orders_generated_total": Counter("orders_generated", "Orders produced to Kafka and acknowledged"),
-    "orders_generated_invalid_total": Counter(
-        "orders_generated_invalid", "Deliberately invalid orders among those produced"
+    MEMCACHED_ERRORS: Counter(
+        MEMCACHED_ERRORS,
+        "memcached calls that failed and were taken as a miss (or skipped), by operation",
+        ["operation"],
     ),
+    GENERATED: Counter(GENERATED, "Orders produced to Kafka and acknowledged"),
+    GENERATED_INVALID: Counter(GENERATED_INVALID, "Deliberately invalid orders among those produced"),
 }
+# Gauges of each worker process, added up over the live ones when scraped (prometheus_client's "livesum").
+_STORE_QUEUE = Gauge(LOOKUP_STORE_QUEUE, "Lookups waiting for or holding a PostgreSQL read thread",
+                     multiprocess_mode="livesum")  # fmt: skip
+_STORE_QUEUE_CAPACITY = Gauge(LOOKUP_STORE_QUEUE_CAPACITY, "Lookups the PostgreSQL read queue takes before it "
+                              "answers 503", multiprocess_mode="livesum")  # fmt: skip
+_POSTGRES_CONNECTIONS = Gauge(POSTGRES_CONNECTIONS, "Open PostgreSQL connections, by pool (primary, replica)",
+                              ["pool"], multiprocess_mode="livesum")  # fmt: skip
+
+
+def route_of(path: str) -> str:
+    """The ``route`` label of a request path: one of :data:`ROUTES`, else ``other``."""
+    normalised = "/" + path.strip("/")  # as the lookup API routes it
+    if normalised.startswith("/orders/"):
+        return ORDER_ROUTE
+    return normalised if normalised in ROUTES else OTHER_ROUTE
+
+
+def store_queue(in_use: int, capacity: int) -> None:
+    """The PostgreSQL read queue of this worker now (its event loop's only: no lock)."""
+    _STORE_QUEUE.set(in_use)
+    _STORE_QUEUE_CAPACITY.set(capacity)
+
+
+def postgres_connections(pool: str) -> Callable[[int], None]:
+    """A hook for a store: called with its count of open connections whenever the count changes."""
+    gauge = _POSTGRES_CONNECTIONS.labels(pool)
+    return gauge.set
+
+
+def memcached_error(operation: str) -> None:
+    """Count one memcached call that failed (the cache takes it as a miss)."""
+    to_prometheus([Sample(MEMCACHED_ERRORS, 1, {"operation": operation})])
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,25 +167,6 @@ def to_prometheus(samples: Sequence[Sample]) -> None:
             series.inc(sample.value)
 
 
-def to_emf(function: str) -> Emit:
-    """An emitter printing the samples as CloudWatch EMF lines (Lambda sends stdout to CloudWatch Logs)."""
-
-    def emit(samples: Sequence[Sample]) -> None:
-        namespace = get_settings().powertools_metrics_namespace
-        for sample in samples:
-            if sample.value == 0 and not sample.name.endswith("_seconds"):
-                continue  # a zero adds nothing to a sum, and costs a log line
-            unit = MetricUnit.Seconds if sample.name.endswith("_seconds") else MetricUnit.Count
-            with single_metric(
-                name=sample.name, unit=unit, value=sample.value, namespace=namespace,
-                default_dimensions={"function": function},
-            ) as metric:  # fmt: skip
-                for name, value in sample.labels.items():
-                    metric.add_dimension(name, value)
-
-    return emit
-
-
 def ingest_samples(report: IngestReport, seconds: float) -> list[Sample]:
     """What one delivered batch adds."""
     outcomes = {
@@ -109,35 +176,40 @@ def ingest_samples(report: IngestReport, seconds: float) -> list[Sample]:
         "failed": len(report.failed),
     }
     return [
-        Sample("orders_ingest_invocations_total", 1),
-        Sample("orders_ingest_batch_seconds", seconds),
-        *(Sample("orders_ingest_records_total", count, {"outcome": outcome}) for outcome, count in outcomes.items()),
+        Sample(INGEST_INVOCATIONS, 1),
+        Sample(INGEST_BATCH_SECONDS, seconds),
+        *(Sample(INGEST_RECORDS, count, {"outcome": outcome}) for outcome, count in outcomes.items()),
         *(
-            Sample("orders_ingest_dead_letters_total", count, {"reason": reason})
+            Sample(INGEST_DEAD_LETTERS, count, {"reason": reason})
             for reason, count in report.dead_letter_reasons.items()
         ),
     ]
 
 
-def lookup_samples(status: int, tier: str | None, seconds: float) -> list[Sample]:
-    """What one get_order answer adds; ``tier`` is the cache tier (X-Cache) that had the order, if any."""
+def request_samples(path: str, status: int, tier: str | None, seconds: float) -> list[Sample]:
+    """What one get_order answer adds: every request by route; an order lookup also by status and tier (the
+    cache tier, X-Cache, that had the order, if any). Health checks, the ops view's polls, scrapes and the API
+    document are counted by route only, so the lookup figures are the customers' alone."""
+    route = route_of(path)
     samples = [
-        Sample("orders_lookup_responses_total", 1, {"status": str(status)}),
-        Sample("orders_lookup_seconds", seconds),
+        Sample(HTTP_REQUESTS, 1, {"route": route, "status": str(status)}),
+        Sample(HTTP_REQUEST_SECONDS, seconds, {"route": route}),
     ]
-    if tier:
-        samples.append(Sample("orders_lookups_total", 1, {"tier": tier}))
+    if route == ORDER_ROUTE:
+        samples += [Sample(LOOKUP_RESPONSES, 1, {"status": str(status)}), Sample(LOOKUP_SECONDS, seconds)]
+        if tier:
+            samples.append(Sample(LOOKUPS, 1, {"tier": tier}))
     return samples
 
 
 def generated_samples(produced: int, invalid: int) -> list[Sample]:
     """What one generator run adds: the orders Kafka acknowledged, and the invalid ones among them."""
-    return [Sample("orders_generated_total", produced), Sample("orders_generated_invalid_total", invalid)]
+    return [Sample(GENERATED, produced), Sample(GENERATED_INVALID, invalid)]
 
 
-def endpoint(method: str) -> HttpResponse:
+def endpoint(method: str, *collectors: Collector) -> HttpResponse:
     """The answer to ``method`` on ``/metrics``: every worker's figures added up (multiprocess mode), else
-    this process's."""
+    this process's; then the figures of ``collectors`` (read now, e.g. the dead-letter queue's depth)."""
     if method not in ("GET", "HEAD"):
         return method_not_allowed(method, "GET")
     directory = get_settings().prometheus_multiproc_dir
@@ -145,4 +217,45 @@ def endpoint(method: str) -> HttpResponse:
     if directory:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    return HttpResponse(200, generate_latest(registry), {"Content-Type": CONTENT_TYPE_LATEST, **_NO_STORE})
+    body = generate_latest(registry)
+    if collectors:
+        extra = CollectorRegistry(auto_describe=False)
+        for collector in collectors:
+            extra.register(collector)
+        body += generate_latest(extra)
+    return HttpResponse(200, body, {"Content-Type": CONTENT_TYPE_LATEST, **_NO_STORE})
+
+
+class DeadLetterQueueCollector(Collector):
+    """The dead-letter queue's depth and the age of its oldest letter, read at most every ``max_age_s`` (a
+    scrape asks the queue no more often than that, however often it comes). A queue that cannot be read
+    leaves the figures out, and says so in the log."""
+
+    def __init__(self, read: Callable[[], tuple[int, float | None]], max_age_s: float) -> None:
+        self._read = read
+        self._max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._last: tuple[float, tuple[int, float | None] | None] | None = None
+
+    def _figures(self) -> tuple[int, float | None] | None:
+        with self._lock:  # one read at a time; the others take its answer
+            now = time.monotonic()
+            if self._last is None or now - self._last[0] >= self._max_age_s:
+                try:
+                    figures: tuple[int, float | None] | None = self._read()
+                except Exception as exc:  # a scrape never fails over the queue
+                    log.warning("dead-letter queue unreadable for metrics: %s", exc)
+                    figures = None
+                self._last = (now, figures)
+            return self._last[1]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        figures = self._figures()
+        if figures is None:
+            return
+        messages, oldest_s = figures
+        yield GaugeMetricFamily(DEAD_LETTER_QUEUE_MESSAGES, "Dead letters waiting in the queue (approximate)",
+                                value=messages)  # fmt: skip
+        if oldest_s is not None:
+            yield GaugeMetricFamily(DEAD_LETTER_QUEUE_OLDEST_SECONDS, "Age of the oldest dead letter seen waiting",
+                                    value=oldest_s)  # fmt: skip
