@@ -8,6 +8,8 @@ Three adapters over one core:
   hits, known misses and bad requests on the event loop (memcached calls have short timeouts) and runs
   whatever needs PostgreSQL in a pool of ``THREADS`` threads, so a slow query never stalls the loop.
 * ``handler`` for an AWS Lambda function URL (payload format 2.0).
+* ``app``, a plain ASGI application (``orders_core.lookup_asgi``) that any ASGI server runs: what ``make up``
+  and compose serve, under granian, since functions-framework's ASGI app costs more than the lookup itself.
 
 Each request logs one line (status, cache tier, duration) and is counted: ``GET /metrics`` locally (every
 gunicorn worker's figures), EMF on Lambda.
@@ -15,13 +17,9 @@ gunicorn worker's figures), EMF on Lambda.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote
 
 import flask
@@ -30,9 +28,9 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orders_core import logs, metrics, runtime
+from orders_core import logs, lookup_asgi, metrics, runtime
 from orders_core.config import get_settings
-from orders_core.lookup import Route
+from orders_core.lookup_asgi import StorePool
 from orders_core.responses import HttpResponse
 
 FUNCTION = "get_order"
@@ -69,34 +67,6 @@ def http_entry(request: flask.Request) -> flask.Response:
         )
         _observe(request.method, request.path, answer, started, metrics.to_prometheus)
     return flask.Response(answer.body, status=answer.status, headers=answer.headers)
-
-
-class StoreReads(Protocol):
-    """What the pool needs of the lookup (``LookupService``)."""
-
-    def answer_from_store(self, route: Route) -> HttpResponse: ...
-    def busy(self, route: Route) -> HttpResponse: ...
-
-
-class StorePool:
-    """The threads that read PostgreSQL for one worker's event loop, with a bounded queue: a read that would
-    wait behind ``lookup_queue_max`` others is answered 503 at once instead of piling up in memory."""
-
-    def __init__(self, threads: int, queue_max: int) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="get-order-store")
-        self._capacity = threads + queue_max
-        self._pending = 0  # only touched on the event loop's thread: no lock
-
-    async def answer(self, service: StoreReads, route: Route) -> HttpResponse:
-        if self._pending >= self._capacity:
-            return service.busy(route)
-        self._pending += 1
-        try:
-            # run_in_executor does not carry context variables: the read logs as part of its request all the same.
-            read = functools.partial(contextvars.copy_context().run, service.answer_from_store, route)
-            return await asyncio.get_running_loop().run_in_executor(self._executor, read)
-        finally:
-            self._pending -= 1
 
 
 _store_pool: StorePool | None = None
@@ -147,3 +117,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "body": answer.body.decode(),
         "isBase64Encoded": False,
     }
+
+
+# Made at import, opened at its first request (settings, the invocation log): importing touches nothing.
+app = lookup_asgi.LookupApp(runtime.lookup_service, FUNCTION, get_settings)

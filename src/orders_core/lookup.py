@@ -42,6 +42,7 @@ class OrderLookupCache(Protocol):
     """The two cache tiers as the lookup uses them (``cache.OrderCache``)."""
 
     def get(self, order_uid: str) -> tuple[bytes | None, Tier | None]: ...
+    def get_many(self, order_uids: list[str], remote: bool = True) -> dict[str, tuple[bytes | None, Tier]]: ...
     def put(self, order_uid: str, order_json: bytes) -> None: ...
     def put_missing(self, order_uid: str) -> None: ...
     def health(self) -> str: ...
@@ -114,6 +115,23 @@ class LookupService:
         except Exception:
             answer = _internal_error(route)
         return None if answer is None else self._with_cors(answer, route.origin)
+
+    def cached_orders(self, order_uids: list[str], remote: bool = True) -> dict[str, tuple[bytes | None, Tier]]:
+        """For an adapter that gathers the lookups in flight: each uid a cache tier knows, with its order (or
+        None: known missing) and the tier; one memcached round trip for them all (none unless ``remote``).
+        Never raises."""
+        try:
+            return self._cache.get_many(order_uids, remote)
+        except Exception:
+            log.exception("cache lookup of %d orders failed", len(order_uids))
+            return {}
+
+    def cached_answer(self, route: Route, order: bytes | None, tier: Tier) -> HttpResponse:
+        """The answer to ``route`` (an order) from what :meth:`cached_orders` found for it."""
+        answer = (
+            self._not_found(route.order_uid) if order is None else self._order_answer(order, tier, route.if_none_match)
+        )
+        return self._with_cors(answer, route.origin)
 
     def answer_from_store(self, route: Route) -> HttpResponse:
         """The answer from PostgreSQL, without asking the caches (an order read is then cached)."""

@@ -130,6 +130,28 @@ def lookup_samples(status: int, tier: str | None, seconds: float) -> list[Sample
     return samples
 
 
+LOOKUP_LATENCY_BUCKETS = _LATENCY_BUCKETS
+
+
+def count_lookup_block(answers: Mapping[tuple[int, str | None], int], latency_buckets: Sequence[int],
+                       latency_sum: float) -> None:  # fmt: skip
+    """Add many get_order answers at once: counts by (status, tier), and how many took at most each of
+    ``LOOKUP_LATENCY_BUCKETS`` (one more for the rest) with their summed seconds. The same series as
+    :func:`lookup_samples` feeds, for an adapter that counts in memory and adds up once a second."""
+    for (status, tier), count in answers.items():
+        to_prometheus([Sample("orders_lookup_responses_total", count, {"status": str(status)})])
+        if tier:
+            to_prometheus([Sample("orders_lookups_total", count, {"tier": tier})])
+    histogram = _PROMETHEUS["orders_lookup_seconds"]
+    assert isinstance(histogram, Histogram)
+    # Histogram.observe adds to one bucket and to the sum (the exposition makes the buckets cumulative);
+    # prometheus_client has no call for many observations at once, so this does the same by the block.
+    for index, count in enumerate(latency_buckets):
+        if count:
+            histogram._buckets[index].inc(count)
+    histogram._sum.inc(latency_sum)
+
+
 def generated_samples(produced: int, invalid: int) -> list[Sample]:
     """What one generator run adds: the orders Kafka acknowledged, and the invalid ones among them."""
     return [Sample("orders_generated_total", produced), Sample("orders_generated_invalid_total", invalid)]
