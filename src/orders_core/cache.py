@@ -167,6 +167,10 @@ class OrderCache:
         self.local.put(key, value)
         return value, Tier.MEMCACHED
 
+    def get_local(self, order_uid: str) -> bytes | None:
+        """The order when this process's tier holds it; nothing else is asked."""
+        return self.local.get(KEY_PREFIX + order_uid)
+
     def get_many(self, order_uids: list[str], remote: bool = True) -> dict[str, tuple[bytes | None, Tier]]:
         """What :meth:`get` answers for each uid a tier knows (missing: neither knows it), asking memcached
         once for all the uids the in-process tier does not hold (unless not ``remote``)."""

@@ -43,6 +43,7 @@ class OrderLookupCache(Protocol):
 
     def get(self, order_uid: str) -> tuple[bytes | None, Tier | None]: ...
     def get_many(self, order_uids: list[str], remote: bool = True) -> dict[str, tuple[bytes | None, Tier]]: ...
+    def get_local(self, order_uid: str) -> bytes | None: ...
     def put(self, order_uid: str, order_json: bytes) -> None: ...
     def put_missing(self, order_uid: str) -> None: ...
     def health(self) -> str: ...
@@ -115,6 +116,14 @@ class LookupService:
         except Exception:
             answer = _internal_error(route)
         return None if answer is None else self._with_cors(answer, route.origin)
+
+    def local_order(self, order_uid: str) -> bytes | None:
+        """The order when the in-process tier holds it (a valid uid, already routed); never raises."""
+        try:
+            return self._cache.get_local(order_uid)
+        except Exception:
+            log.exception("in-process cache lookup of %s failed", order_uid)
+            return None
 
     def cached_orders(self, order_uids: list[str], remote: bool = True) -> dict[str, tuple[bytes | None, Tier]]:
         """For an adapter that gathers the lookups in flight: each uid a cache tier knows, with its order (or
