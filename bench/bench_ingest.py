@@ -237,6 +237,8 @@ def main() -> None:
                 "kafka": peak_rss_mb(started["kafka"])}  # fmt: skip
         ingest.stop()
         db.close()
+        producer.flush(10)
+        del producer  # its client would keep reconnecting to the broker stopped below until this process ends
 
     settings = {"batch_size": defaults.trigger_batch_size, "batch_window_s": defaults.trigger_batch_window_s,
                 "partitions": PARTITIONS, "triggers": 1, "orders": count, "rounds": rounds,
