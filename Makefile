@@ -8,7 +8,7 @@ APT_PACKAGES := memcached chromium wrk
 N ?= 1000
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: up down test lint bench chaos generate install deps-system deps-python deps-kafka deps-sqs clean
+.PHONY: up down test lint bench chaos generate install deps-system deps-python deps-kafka deps-sqs clean build-SharedLayer
 
 up: install
 	@infra/native/up.sh
@@ -23,7 +23,8 @@ test: install
 lint: install
 	$(BIN)/ruff check src functions tests bench devstack
 	$(BIN)/ruff format --check src functions tests bench devstack
-	$(BIN)/mypy src
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m bench.run
@@ -62,3 +63,7 @@ deps-sqs:
 
 clean:
 	rm -rf .local $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/artifacts bench/results.json bench/chaos.json
+
+# `sam build` (BuildMethod: makefile) builds the Lambda layer here: orders_core and its dependencies only.
+build-SharedLayer:
+	layer/build.sh "$(ARTIFACTS_DIR)"

@@ -27,11 +27,12 @@ from typing import Any
 from bench.results import record_runs
 from devstack import ROOT
 from devstack.stack import running
+from orders_core.adapters.kafka_event import encode_events
+from orders_core.adapters.postgres import OrderStore
 from orders_core.config import Settings
-from orders_core.generator import iter_orders
-from orders_core.kafka_event import KafkaRecord, encode_events
-from orders_core.model import Order
-from orders_core.storage import OrderStore
+from orders_core.domain.model import Order
+from orders_core.domain.ports import KafkaRecord
+from orders_core.generator.builder import iter_orders
 
 # Run in the fresh interpreter: load the handler by path, answer one event, report the third-party modules.
 FIRST_ANSWER = r"""

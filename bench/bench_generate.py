@@ -13,8 +13,8 @@ import uuid
 
 from bench.results import record
 from orders_core.config import get_settings
-from orders_core.generator import iter_orders
-from orders_core.producer import GenerateRequest, produce_orders
+from orders_core.generator.builder import iter_orders
+from orders_core.generator.producer import GenerateRequest, produce_orders
 
 
 def build_rate(count: int, seed: int) -> float:

@@ -36,13 +36,13 @@ from bench.procs import machine, peak_rss_mb
 from bench.results import percentile, record, record_runs, record_section
 from devstack import ROOT, services
 from devstack.stack import running
-from orders_core.cache import OrderCache
+from orders_core.adapters.cache import OrderCache
+from orders_core.adapters.postgres import OrderStore
 from orders_core.config import Settings
-from orders_core.generator import iter_orders
-from orders_core.lookup import LookupService
-from orders_core.model import Order
-from orders_core.responses import HttpResponse
-from orders_core.storage import OrderStore
+from orders_core.domain.model import Order
+from orders_core.generator.builder import iter_orders
+from orders_core.http.api import LookupService
+from orders_core.http.responses import HttpResponse
 
 SEED = 20240611
 # What `make up` runs with that the test stack does not: lookups logged (INFO; the invocation log a file).

@@ -35,13 +35,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from devstack import ROOT, services
 from devstack.stack import drain
+from orders_core.adapters.postgres import OrderStore
 from orders_core.config import Settings
-from orders_core.generator import iter_orders
-from orders_core.ingest import check_record
-from orders_core.kafka_event import KafkaRecord
-from orders_core.model import Order
-from orders_core.storage import OrderStore
-from orders_core.trigger import record_of
+from orders_core.domain.ingest import check_record
+from orders_core.domain.model import Order
+from orders_core.domain.ports import KafkaRecord
+from orders_core.generator.builder import iter_orders
+from orders_local.trigger import record_of
 
 RESULTS = Path(__file__).resolve().parent / "chaos.json"
 RATE = 200  # orders per second: a steady stream, well below what the pipeline takes on two cores

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from bench import bench_coldstart, bench_generate, bench_ingest, bench_lookup
+from bench import bench_coldstart, bench_generate, bench_ingest, bench_lookup, summary
 from bench.procs import machine
 from bench.results import RESULTS, record_section
 from devstack.stack import running
@@ -29,8 +29,10 @@ def main() -> None:
         sys.argv = [name]
         run()
     record_section("machine", {"end": machine(), "bench_minutes": round((time.monotonic() - started) / 60, 1)})
-    print(f"\n=== {RESULTS} ===")
+    print(f"\n=== {RESULTS} (all of it: details, settings, memory) ===")
     print(json.dumps(json.loads(RESULTS.read_text()), indent=2, sort_keys=True))
+    print("\n=== as the tables of docs/benchmarks.md ===")
+    summary.main()
 
 
 if __name__ == "__main__":

@@ -128,10 +128,14 @@ def connect_db(port: int, timeout: float = 10.0) -> pg8000.native.Connection:
                                     database=settings.pg_database, timeout=timeout)  # fmt: skip
 
 
-def postgres(work: Path) -> Service:
+def postgres(work: Path, replica_of: int | None = None) -> Service:
+    """PostgreSQL on a free port; with ``replica_of`` (a primary's port), a streaming replica of it."""
     port = free_port()
-    data = work / "pg-data"  # postgres.sh creates it, owned by the postgres user when run as root
+    name = "postgres" if replica_of is None else "postgres-replica"
+    data = work / f"{name}-data"  # postgres.sh creates it, owned by the postgres user when run as root
     env = {"PG_DATA_DIR": str(data), "PGPORT": str(port), "PG_SHARED_BUFFERS": "128MB"}
+    if replica_of is not None:
+        env["PG_REPLICA_OF"] = f"127.0.0.1:{replica_of}"
 
     def accepts_connections() -> bool:
         try:
@@ -140,7 +144,7 @@ def postgres(work: Path) -> Service:
             return False
         return True
 
-    return Service("postgres", [str(ROOT / "infra/native/postgres.sh")], env, port, work, accepts_connections)
+    return Service(name, [str(ROOT / "infra/native/postgres.sh")], env, port, work, accepts_connections)
 
 
 def memcached(work: Path) -> Service:

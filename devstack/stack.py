@@ -14,9 +14,9 @@ from typing import Any
 
 from devstack import ROOT
 from devstack.services import Service, kafka, memcached, moto, postgres
+from orders_core.adapters.sqs import make_sqs_client
 from orders_core.config import Settings
-from orders_core.dead_letters import make_sqs_client
-from orders_core.setup import run as run_setup
+from orders_local.provision import run as run_setup
 
 MAKERS: dict[str, Callable[[Path], Service]] = {"postgres": postgres, "memcached": memcached, "aws": moto,
                                                 "kafka": kafka}  # fmt: skip

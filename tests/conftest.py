@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from devstack import services, stack
-from orders_core import producer, runtime
+from orders_core import bootstrap as runtime
+from orders_core.adapters.postgres import OrderStore
 from orders_core.config import Settings, get_settings
-from orders_core.model import Order
-from orders_core.storage import OrderStore
+from orders_core.domain.model import Order
+from orders_core.generator import producer
 from tests.support.events import FIXTURES
 
 

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import flask
-import functions_framework
 from pydantic import ValidationError
 
-from orders_core import logs, metrics
-from orders_core.producer import GenerateRequest, ProduceError, describe_request_error, produce_orders
-from orders_core.responses import HttpResponse, error, json_response, method_not_allowed
+from orders_core.generator.producer import GenerateRequest, ProduceError, describe_request_error, produce_orders
+from orders_core.http import logs, metrics
+from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
+
+if TYPE_CHECKING:  # the server stack is the local entry's, not the Lambda handler's: never loaded for types
+    import flask
+
+# functions-framework serves ``http_entry`` (its default signature type is http: no decorator needed), and
+# Flask makes a (body, status, headers) tuple a response. So importing this module loads no web framework,
+# and the Lambda handler below starts without one.
+FlaskAnswer = tuple[bytes, int, dict[str, str]]
 
 FUNCTION = "generate_orders"
 log = logging.getLogger(FUNCTION)
@@ -41,8 +47,7 @@ def _generate(payload: Any, emit: metrics.Emit) -> dict[str, Any]:
     return result.as_response()
 
 
-@functions_framework.http
-def http_entry(request: flask.Request) -> flask.Response:
+def http_entry(request: flask.Request) -> FlaskAnswer:
     """POST ``application/json``, optionally ``{"count", "seed", "invalid_ratio", "max_items"}`` -> 200 with
     what was produced; ``GET /metrics``: the orders produced so far."""
     if request.path == metrics.PATH:
@@ -50,7 +55,7 @@ def http_entry(request: flask.Request) -> flask.Response:
     else:
         with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
             answer = _answer(request)
-    return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+    return (answer.body, answer.status, answer.headers)
 
 
 def _answer(request: flask.Request) -> HttpResponse:

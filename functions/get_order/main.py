@@ -1,15 +1,16 @@
 """get_order: orders by ``order_uid`` over HTTP, from the two-tier cache, falling back to PostgreSQL.
 
-Three adapters over one core:
+Four adapters over one core:
 
 * ``http_entry`` for functions-framework's default server: Flask under gunicorn's threaded workers.
-* ``asgi`` for functions-framework's ASGI server (the target the native runner and compose choose, with
-  ``FUNCTION_TARGET=asgi``): Starlette under uvicorn workers, one event loop per worker. It answers cache
-  hits, known misses and bad requests on the event loop (memcached calls have short timeouts) and runs
-  whatever needs PostgreSQL in a pool of ``THREADS`` threads, so a slow query never stalls the loop.
+* ``asgi`` for functions-framework's ASGI server (``FUNCTION_TARGET=asgi``): Starlette under uvicorn workers,
+  one event loop per worker. It answers cache hits, known misses and bad requests on the event loop
+  (memcached calls have short timeouts) and runs whatever needs PostgreSQL in a pool of ``THREADS`` threads,
+  so a slow query never stalls the loop.
 * ``handler`` for an AWS Lambda function URL (payload format 2.0).
-* ``app``, a plain ASGI application (``orders_core.lookup_asgi``) that any ASGI server runs: what ``make up``
-  and compose serve, under granian, since functions-framework's ASGI app costs more than the lookup itself.
+* ``app``, a plain ASGI application (``orders_core.http.asgi``) that any ASGI server runs: what ``make up``
+  and compose serve, under granian, since functions-framework's ASGI app costs more than the lookup itself
+  (docs/benchmarks.md). Its lines go to the invocation log, in blocks once a second.
 
 Each request logs one line (status, cache tier, duration) and is counted: ``GET /metrics`` locally (every
 gunicorn worker's figures), EMF on Lambda.
@@ -19,19 +20,36 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-import flask
-import functions_framework
-import functions_framework.aio
-from starlette.requests import Request
-from starlette.responses import Response
-
-from orders_core import logs, lookup_asgi, metrics, runtime
+from orders_core import bootstrap as runtime
 from orders_core.config import get_settings
-from orders_core.lookup_asgi import StorePool
-from orders_core.responses import HttpResponse
+from orders_core.http import logs, metrics
+from orders_core.http.asgi import LookupApp, StorePool
+from orders_core.http.responses import HttpResponse
+
+if TYPE_CHECKING:  # the server stacks are the local entries', not the Lambda handler's: never loaded for types
+    import flask
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+# functions-framework serves ``http_entry`` and ``asgi`` without decorators (its default signature type is
+# http), Flask makes a (body, status, headers) tuple a response, and Starlette's Response is imported on the
+# ASGI server's first request. So importing this module loads no web framework: the Lambda handler starts
+# without one.
+FlaskAnswer = tuple[bytes, int, dict[str, str]]
+_starlette_response: type[Response] | None = None
+
+
+def _asgi_response(answer: HttpResponse) -> Response:
+    global _starlette_response
+    if _starlette_response is None:
+        from starlette.responses import Response
+
+        _starlette_response = Response
+    return _starlette_response(answer.body, answer.status, answer.headers)
+
 
 FUNCTION = "get_order"
 MAX_LOGGED_PATH = 200
@@ -52,11 +70,10 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
         log.log(level, "lookup answered", extra=fields)
 
 
-@functions_framework.http
-def http_entry(request: flask.Request) -> flask.Response:
+def http_entry(request: flask.Request) -> FlaskAnswer:
     if request.path == metrics.PATH:
         answer = metrics.endpoint(request.method)
-        return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+        return (answer.body, answer.status, answer.headers)
     started = time.perf_counter()
     with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
         answer = runtime.lookup_service().handle(
@@ -66,7 +83,7 @@ def http_entry(request: flask.Request) -> flask.Response:
             {name.lower(): value for name, value in request.headers.items()},
         )
         _observe(request.method, request.path, answer, started, metrics.to_prometheus)
-    return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+    return (answer.body, answer.status, answer.headers)
 
 
 _store_pool: StorePool | None = None
@@ -80,13 +97,12 @@ def _pool() -> StorePool:
     return _store_pool
 
 
-@functions_framework.aio.http
 async def asgi(request: Request) -> Response:
     scope = request.scope
     method, path = scope["method"], scope["path"]
     if path == metrics.PATH:
         answer = metrics.endpoint(method)
-        return Response(answer.body, answer.status, answer.headers)
+        return _asgi_response(answer)
     started = time.perf_counter()
     with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
         service = runtime.lookup_service()
@@ -96,7 +112,7 @@ async def asgi(request: Request) -> Response:
         else:
             answer = service.answer_from_cache(routed) or await _pool().answer(service, routed)
         _observe(method, path, answer, started, metrics.to_prometheus)
-    return Response(answer.body, answer.status, answer.headers)
+    return _asgi_response(answer)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -120,4 +136,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 # Made at import, opened at its first request (settings, the invocation log): importing touches nothing.
-app = lookup_asgi.LookupApp(runtime.lookup_service, FUNCTION, get_settings)
+app = LookupApp(runtime.lookup_service, FUNCTION, get_settings)

@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import flask
-import functions_framework
 from pydantic_core import from_json
 
-from orders_core import logs, metrics, runtime
-from orders_core.ingest import IngestReport
-from orders_core.kafka_event import BadEvent, KafkaRecord, decode_event
-from orders_core.readiness import readiness
-from orders_core.responses import HttpResponse, error, json_response, method_not_allowed
+from orders_core import bootstrap as runtime
+from orders_core.adapters.kafka_event import BadEvent, decode_event
+from orders_core.domain.ingest import IngestReport
+from orders_core.domain.ports import KafkaRecord
+from orders_core.http import logs, metrics
+from orders_core.http.readiness import readiness
+from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
+
+if TYPE_CHECKING:  # the server stack is the local entry's, not the Lambda handler's: never loaded for types
+    import flask
+
+# functions-framework serves ``http_entry`` (its default signature type is http: no decorator needed), and
+# Flask makes a (body, status, headers) tuple a response. So importing this module loads no web framework,
+# and the Lambda handler below starts without one.
+FlaskAnswer = tuple[bytes, int, dict[str, str]]
 
 FUNCTION = "ingest_order"
 MAX_LOGGED_LETTERS = 50  # a batch of thousands of refused records still logs one line of sensible size
@@ -51,12 +59,11 @@ def _ingest(records: list[KafkaRecord], request_id: str, emit: metrics.Emit) -> 
     return report
 
 
-def _flask(answer: HttpResponse) -> flask.Response:
-    return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+def _flask(answer: HttpResponse) -> FlaskAnswer:
+    return (answer.body, answer.status, answer.headers)
 
 
-@functions_framework.http
-def http_entry(request: flask.Request) -> flask.Response:
+def http_entry(request: flask.Request) -> FlaskAnswer:
     if request.path == metrics.PATH:
         return _flask(metrics.endpoint(request.method))
     if request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: PostgreSQL and the queue

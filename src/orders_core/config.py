@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # means the store is busy, and the batch is retried whole.
     pg_statement_timeout_s: float = Field(3.0, gt=0)
     pg_lock_timeout_s: float = Field(1.0, gt=0)
+    # A streaming read replica for get_order's reads (unset: the primary reads too). An order not on the
+    # replica yet is asked of the primary before a lookup answers 404. Same user, password and database.
+    pg_replica_host: str | None = None
+    pg_replica_port: int | None = None
 
     # memcached; empty disables the shared tier (the in-process tier still works).
     memcached_servers: str = "127.0.0.1:11211"

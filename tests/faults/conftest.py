@@ -10,7 +10,7 @@ import functions_framework
 import pg8000.native
 import pytest
 
-from orders_core import runtime
+from orders_core import bootstrap as runtime
 from orders_core.config import Settings, get_settings
 from tests.support.roles import INGEST_PASSWORD, INGEST_ROLE
 

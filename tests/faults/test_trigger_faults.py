@@ -25,9 +25,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from devstack import services
+from orders_core.adapters.kafka_event import decode_event
 from orders_core.config import Settings
-from orders_core.kafka_event import KafkaRecord, decode_event
-from orders_core.setup import ensure_topic
+from orders_core.domain.ports import KafkaRecord
+from orders_local.provision import ensure_topic
 
 PARTITIONS = 3
 REQUEST_TIMEOUT_S = 2

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from devstack import services
+from orders_core.adapters.sqs import DeadLetterQueue, ensure_queue, make_sqs_client
 from orders_core.config import Settings
-from orders_core.dead_letters import DeadLetter, DeadLetterQueue, ensure_queue, make_sqs_client
+from orders_core.domain.ports import DeadLetter
 
 
 @pytest.fixture(params=["moto", "elasticmq"])

@@ -10,7 +10,7 @@ import functions_framework
 import pytest
 
 from devstack import services
-from orders_core import runtime
+from orders_core import bootstrap as runtime
 from orders_core.config import Settings
 from tests.support.events import FIXTURES, kafka_event, order_bytes
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from orders_core import runtime
+from orders_core import bootstrap as runtime
 from orders_core.config import Settings, get_settings
-from orders_core.lookup_asgi import LookupApp
+from orders_core.http.asgi import LookupApp
 
 
 class Answer:

@@ -13,9 +13,9 @@ import pytest
 
 from devstack import services
 from devstack.services import Service
-from orders_core import runtime
+from orders_core import bootstrap as runtime
+from orders_core.adapters.sqs import ensure_queue
 from orders_core.config import Settings
-from orders_core.dead_letters import ensure_queue
 
 Client = flask.testing.FlaskClient
 

@@ -11,9 +11,9 @@ import functions_framework
 import pytest
 
 from devstack.stack import drain
-from orders_core import runtime
+from orders_core import bootstrap as runtime
+from orders_core.adapters.postgres import OrderStore
 from orders_core.config import Settings
-from orders_core.storage import OrderStore
 from tests.support.events import aws_partial_response, kafka_event, order_bytes
 
 SOURCE = "functions/ingest_order/main.py"

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack import ROOT
 from devstack.stack import drain
-from orders_core import runtime
+from orders_core import bootstrap as runtime
 from orders_core.config import Settings
 from tests.support.events import kafka_event, order_bytes
 

@@ -13,9 +13,9 @@ import functions_framework
 import pytest
 
 from devstack.services import free_port, wait_until
-from orders_core import runtime
+from orders_core import bootstrap as runtime
 from orders_core.config import Settings
-from orders_core.ops import REUSE_S, MetricsScraper
+from orders_core.http.ops import REUSE_S, MetricsScraper
 from tests.support.metrics import Fleet, silent_server, stand_ins
 
 Client = Callable[[str], flask.testing.FlaskClient]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from orders_core.cache import OrderCache, Tier
+from orders_core.adapters.cache import OrderCache
 from orders_core.config import Settings
+from orders_core.domain.ports import Tier
 
 
 def test_a_negative_entry_never_hides_an_order_written_through_meanwhile(settings: Settings) -> None:

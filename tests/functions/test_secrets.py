@@ -17,7 +17,8 @@ import functions_framework
 import pg8000.native
 import pytest
 
-from orders_core import runtime, storage
+from orders_core import bootstrap as runtime
+from orders_core.adapters import postgres as storage
 from orders_core.config import Settings, get_settings
 from tests.support.events import kafka_event, order_bytes
 

@@ -15,8 +15,8 @@ from cfnlint.decode import cfn_yaml
 from devstack import ROOT
 from devstack.services import procfile
 from orders_core.config import Settings
-from orders_core.producer import GenerateRequest
-from orders_core.scheduler import parse_schedule
+from orders_core.generator.producer import GenerateRequest
+from orders_local.scheduler import parse_schedule
 
 TEMPLATE_FILE = ROOT / "template.yaml"
 

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from devstack import services
+from orders_core.adapters.letters import encode_letter
+from orders_core.adapters.sqs import DeadLetterQueue, ensure_queue, make_sqs_client
 from orders_core.config import Settings
-from orders_core.dead_letters import DeadLetter, DeadLetterQueue, ensure_queue, make_sqs_client
+from orders_core.domain.ports import DeadLetter
 
 
 @pytest.fixture
@@ -108,7 +110,7 @@ def test_letters_acknowledged_just_before_a_sigkill_are_receivable_after_restart
     remaining = reader.receive_until(25 - len(deleted))
     assert set(remaining) | set(deleted) == set(range(25))
     assert not set(remaining) & set(deleted)
-    assert remaining == {offset: json.loads(sent[offset].to_message()) for offset in remaining}
+    assert remaining == {offset: json.loads(encode_letter(sent[offset])) for offset in remaining}
     assert reader.counts() == (0, 25 - len(deleted))
 
 
@@ -125,4 +127,4 @@ def test_letters_survive_a_graceful_restart_and_the_setup_runs_again(
     # THEN orders-setup's queue step still succeeds on the restored queue, which holds every letter
     assert ensure_queue(settings) == url
     received = reader.receive_until(12)
-    assert received == {letter.offset: json.loads(letter.to_message()) for letter in sent}
+    assert received == {letter.offset: json.loads(encode_letter(letter)) for letter in sent}

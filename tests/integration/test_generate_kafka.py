@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from devstack import ROOT
 from devstack.services import free_port
 from orders_core.config import Settings, get_settings
-from orders_core.generator import iter_orders
-from orders_core.model import parse_order
-from orders_core.producer import GenerateRequest, ProduceError, produce_orders
+from orders_core.domain.model import parse_order
+from orders_core.generator.builder import iter_orders
+from orders_core.generator.producer import GenerateRequest, ProduceError, produce_orders
 
 MAIN = ROOT / "functions" / "generate_orders" / "main.py"
 PARTITIONS = 3

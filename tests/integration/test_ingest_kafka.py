@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from devstack import services
 from devstack.stack import drain
 from orders_core.config import Settings
-from orders_core.setup import ensure_topic
+from orders_local.provision import ensure_topic
 
 Orders = list[dict[str, Any]]
 
@@ -72,7 +72,7 @@ class Pipeline:
         services.wait_until(lambda: self.stored_count(orders) == len(orders), timeout, "orders stored", 0.2)
 
     def stored(self, order_uid: str) -> dict[str, Any]:
-        from orders_core.storage import OrderStore
+        from orders_core.adapters.postgres import OrderStore
 
         document = OrderStore(Settings()).get_order_json(order_uid)
         assert document is not None

@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from devstack import services
-from orders_core.model import parse_order
+from orders_core.domain.model import parse_order
 
 COUNT = 4
 

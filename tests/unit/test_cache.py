@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orders_core.cache import LocalLRU, OrderCache
+from orders_core.adapters.cache import LocalLRU, OrderCache
 from orders_core.config import Settings
 from tests.support.events import FIXTURES
 

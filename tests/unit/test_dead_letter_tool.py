@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orders_core.dead_letter_tool import REDRIVE_COUNT_HEADER, Letter, Selection, parse_since, peek_view, stats
+from orders_local.dlq_cli import REDRIVE_COUNT_HEADER, Letter, Selection, parse_since, peek_view, stats
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

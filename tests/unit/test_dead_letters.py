@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from orders_core.adapters.letters import encode_letter
+from orders_core.adapters.sqs import DeadLetterQueue
 from orders_core.config import Settings
-from orders_core.dead_letters import DeadLetter, DeadLetterQueue, DeadLetterUnavailable
+from orders_core.domain.ports import DeadLetter, DeadLetterUnavailable
 
 SQS_LIMIT = 256 * 1024  # bytes of a message, and of a whole batch (SendMessageBatch)
 # Every character SQS accepts in a body; anything else is InvalidMessageContents.
@@ -51,7 +53,7 @@ def test_the_largest_possible_letter_fits_whole_with_every_string_bounded() -> N
         reason=worst, message=worst, topic=worst, order_uid=worst, key=b"k" * 100_000, value=b"v" * 2_000_000,
         errors=[{"field": worst, "message": worst}] * 5_000,
     )  # fmt: skip
-    body = huge.to_message()
+    body = encode_letter(huge)
     assert len(body.encode()) <= SQS_LIMIT and body.isascii()
     fields = json.loads(body)
     assert fields["value_truncated"] and fields["key_truncated"] and fields["error_count"] == 5_000
@@ -61,7 +63,7 @@ def test_the_largest_possible_letter_fits_whole_with_every_string_bounded() -> N
 
 def test_characters_sqs_refuses_are_escaped_and_read_back() -> None:
     text = "\x00\x08\x1f\udfff\ud800\ufffe\uffff é \U0001f600"  # low then high: no pair
-    body = letter(order_uid=text, message=text, errors=[{"field": text, "message": text}]).to_message()
+    body = encode_letter(letter(order_uid=text, message=text, errors=[{"field": text, "message": text}]))
     assert SQS_ALLOWED.fullmatch(body)
     assert json.loads(body)["order_uid"] == text
 
@@ -101,7 +103,7 @@ def test_the_queue_client_talks_to_the_endpoint_of_its_settings_not_of_the_envir
     # GIVEN a process whose environment names one endpoint (a test session's, say)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     # WHEN a tool makes a client from settings that name another
-    from orders_core.dead_letters import make_sqs_client
+    from orders_core.adapters.sqs import make_sqs_client
 
     client = make_sqs_client(Settings(aws_endpoint_url="http://127.0.0.1:4566"))
     # THEN it talks to that one

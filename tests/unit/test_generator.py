@@ -13,10 +13,10 @@ from pydantic import ValidationError
 
 from devstack import ROOT
 from orders_core.config import get_settings
-from orders_core.generate_cli import main as generate_cli
-from orders_core.generator import INVALID_CLASSES, iter_orders
-from orders_core.model import ORDER_UID_RE, parse_order
-from orders_core.producer import GenerateRequest
+from orders_core.domain.model import ORDER_UID_RE, parse_order
+from orders_core.generator.builder import INVALID_CLASSES, iter_orders
+from orders_core.generator.producer import GenerateRequest
+from orders_local.generate_cli import main as generate_cli
 
 
 @pytest.fixture(scope="module")

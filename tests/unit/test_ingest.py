@@ -4,82 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
-from orders_core import ingest as ingest_module
-from orders_core.dead_letters import DeadLetter, DeadLetterUnavailable
-from orders_core.ingest import IngestService, check_record
-from orders_core.kafka_event import KafkaRecord
-from orders_core.model import Order
-from orders_core.storage import StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
+from orders_core.adapters.letters import encode_letter
+from orders_core.domain import ingest as ingest_module
+from orders_core.domain.ingest import IngestService, check_record
+from orders_core.domain.model import Order
+from orders_core.domain.ports import (
+    DeadLetter,
+    KafkaRecord,
+)
+from tests.fakes import FakeCacheWriter, FakeDeadLetterSink, FakeOrderStorage
 from tests.support.hostile import HOSTILE, duplicate_first
 
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.orders: dict[str, bytes] = {}
-        self.down = False
-        self.refused_customer: str | None = None
-        self.refuse_all_with: str | None = None  # an SQLSTATE every statement fails with
-        self.slow_customers: set[str] = set()  # a statement holding one of these times out
-        self.statements: list[int] = []  # the size of each statement tried
-
-    def store_orders(self, orders: Sequence[Order], /) -> list[StoreOutcome]:
-        self.statements.append(len(orders))
-        if self.down:
-            raise StoreUnavailable("down")
-        if self.refuse_all_with:
-            raise StoreRejected("refused alike", self.refuse_all_with)
-        if any(order.customer_id == self.refused_customer for order in orders):
-            raise StoreRejected("refused", "23514")
-        if any(order.customer_id in self.slow_customers for order in orders):
-            raise StoreTimeout("canceling statement due to statement timeout (57014)")
-        outcomes = []
-        for order in orders:
-            document = order.to_json()
-            known = self.orders.get(order.order_uid)
-            if known is None:
-                self.orders[order.order_uid] = document
-                outcomes.append(StoreOutcome.STORED)
-            else:
-                outcomes.append(StoreOutcome.DUPLICATE if known == document else StoreOutcome.CONFLICT)
-        return outcomes
-
-    def refusal_of(self, order: Order, /) -> StoreRejected | None:
-        if self.down:
-            raise StoreUnavailable("down")
-        if self.refuse_all_with:
-            return StoreRejected("refused alike", self.refuse_all_with)
-        return StoreRejected("refused", "23514") if order.customer_id == self.refused_customer else None
-
-
-class FakeQueue:
-    def __init__(self) -> None:
-        self.letters: list[DeadLetter] = []
-        self.down = False
-        self.takes: int | None = None  # how many letters it takes before it fails
-
-    def send(self, letters: Sequence[DeadLetter], /) -> None:
-        if self.down and letters:
-            raise DeadLetterUnavailable("down", letters)
-        taken = len(letters) if self.takes is None else self.takes
-        self.letters.extend(letters[:taken])
-        if taken < len(letters):
-            raise DeadLetterUnavailable("throttled", letters[taken:])
-
-
-class FakeCache:
-    def __init__(self, fail: bool = False) -> None:
-        self.written: dict[str, bytes] = {}
-        self.fail = fail
-
-    def put_many(self, orders: Mapping[str, bytes], /) -> None:
-        if self.fail:
-            raise ConnectionError("memcached down")
-        self.written.update(orders)
+Parts = tuple[FakeOrderStorage, FakeDeadLetterSink, FakeCacheWriter]
 
 
 def record(value: bytes, offset: int = 0) -> KafkaRecord:
@@ -87,11 +27,11 @@ def record(value: bytes, offset: int = 0) -> KafkaRecord:
 
 
 @pytest.fixture
-def parts() -> tuple[FakeStore, FakeQueue, FakeCache]:
-    return FakeStore(), FakeQueue(), FakeCache()
+def parts() -> Parts:
+    return FakeOrderStorage(), FakeDeadLetterSink(), FakeCacheWriter()
 
 
-def service(parts: tuple[FakeStore, FakeQueue, FakeCache]) -> IngestService:
+def service(parts: Parts) -> IngestService:
     return IngestService(*parts)
 
 
@@ -99,9 +39,7 @@ def records_of(*orders: dict[str, Any]) -> list[KafkaRecord]:
     return [record(json.dumps(order).encode(), offset) for offset, order in enumerate(orders)]
 
 
-def test_poison_records_are_dead_lettered_with_reasons_and_the_rest_stored(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
-) -> None:
+def test_poison_records_are_dead_lettered_with_reasons_and_the_rest_stored(parts: Parts, make_order: Any) -> None:
     store, queue, cache = parts
     good = make_order()
     wrong_type = make_order(sm_id="99")
@@ -116,9 +54,7 @@ def test_poison_records_are_dead_lettered_with_reasons_and_the_rest_stored(
     assert set(store.orders) == set(cache.written) == {good["order_uid"]}
 
 
-def test_conflicting_order_is_dead_lettered_not_stored_over(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
-) -> None:
+def test_conflicting_order_is_dead_lettered_not_stored_over(parts: Parts, make_order: Any) -> None:
     store, queue, _ = parts
     first = make_order()
     changed = {**first, "entry": "OTHER"}
@@ -133,7 +69,11 @@ def test_conflicting_order_is_dead_lettered_not_stored_over(
     ids=["store down: the whole batch", "queue down: only the refused record"],
 )
 def test_a_dependency_down_fails_the_records_that_need_it_and_dead_letters_nothing(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any, down: str, stored: int, failed: list[int]
+    parts: Parts,
+    make_order: Any,
+    down: str,
+    stored: int,
+    failed: list[int],
 ) -> None:
     store, queue, _ = parts
     (store if down == "store" else queue).down = True
@@ -146,15 +86,13 @@ def test_a_dependency_down_fails_the_records_that_need_it_and_dead_letters_nothi
 
 
 def test_cache_failure_never_fails_the_ingest(make_order: Any) -> None:
-    store, queue = FakeStore(), FakeQueue()
-    ingest = IngestService(store, queue, FakeCache(fail=True))
+    store, queue = FakeOrderStorage(), FakeDeadLetterSink()
+    ingest = IngestService(store, queue, FakeCacheWriter(fail=True))
     report = ingest.ingest([record(json.dumps(make_order()).encode())])
     assert report.stored == 1 and report.failed == []
 
 
-def test_an_order_the_store_refuses_is_dead_lettered_and_the_rest_stored(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
-) -> None:
+def test_an_order_the_store_refuses_is_dead_lettered_and_the_rest_stored(parts: Parts, make_order: Any) -> None:
     store, queue, _ = parts
     store.refused_customer = "refused"
     orders = [make_order(), make_order(customer_id="refused"), make_order()]
@@ -171,8 +109,8 @@ def test_a_dead_letter_always_fits_in_one_sqs_message(make_order: Any) -> None:
     huge = json.dumps({**order, "padding": "x" * 2_000_000}).encode()
     letter = check_record(KafkaRecord("orders", 0, 0, 0, b"k" * 100_000, huge))
     assert isinstance(letter, DeadLetter) and len(letter.errors) > 1000
-    body = json.loads(letter.to_message())
-    assert len(letter.to_message().encode()) < 256 * 1024
+    body = json.loads(encode_letter(letter))
+    assert len(encode_letter(letter).encode()) < 256 * 1024
     assert body["error_count"] == len(letter.errors) and len(body["errors"]) == 50
     assert body["value_truncated"] and body["key_truncated"]
     assert body["value_sha256"] == hashlib.sha256(huge).hexdigest()
@@ -190,7 +128,7 @@ def test_pathological_values_become_dead_letters_not_crashes(value: bytes, reaso
 
 @pytest.mark.parametrize(("hostile", "reason"), HOSTILE.values(), ids=HOSTILE.keys())
 def test_a_hostile_record_is_dead_lettered_and_the_order_behind_it_stored(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any, hostile: Any, reason: str
+    parts: Parts, make_order: Any, hostile: Any, reason: str
 ) -> None:
     store, queue, _ = parts
     good = make_order()
@@ -199,13 +137,11 @@ def test_a_hostile_record_is_dead_lettered_and_the_order_behind_it_stored(
     [letter] = queue.letters
     assert (letter.offset, letter.reason) == (0, reason)
     assert set(store.orders) == {good["order_uid"]}
-    body = letter.to_message()
+    body = encode_letter(letter)
     assert body.isascii() and len(body) <= 256 * 1024
 
 
-def test_a_duplicate_key_names_the_key_and_no_uid(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
-) -> None:
+def test_a_duplicate_key_names_the_key_and_no_uid(parts: Parts, make_order: Any) -> None:
     _, queue, _ = parts
     order = make_order()
     service(parts).ingest([record(duplicate_first(order))])
@@ -215,7 +151,9 @@ def test_a_duplicate_key_names_the_key_and_no_uid(
 
 
 def test_an_unexpected_exception_while_checking_is_an_internal_dead_letter(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any, monkeypatch: pytest.MonkeyPatch
+    parts: Parts,
+    make_order: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def explode(raw: bytes) -> Order:
         raise RuntimeError("a rule failed")
@@ -229,9 +167,7 @@ def test_an_unexpected_exception_while_checking_is_an_internal_dead_letter(
     }
 
 
-def test_every_order_refused_alike_fails_the_batch_instead_of_dead_lettering_it(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
-) -> None:
+def test_every_order_refused_alike_fails_the_batch_instead_of_dead_lettering_it(parts: Parts, make_order: Any) -> None:
     """GIVEN a store that refuses every order with the same SQLSTATE (say a constraint added by mistake)
     WHEN a batch arrives THEN its records are failed for redelivery and nothing is dead-lettered."""
     store, queue, _ = parts
@@ -241,9 +177,7 @@ def test_every_order_refused_alike_fails_the_batch_instead_of_dead_lettering_it(
     assert report.failed == records and queue.letters == [] and store.orders == {}
 
 
-def test_a_lone_order_refused_like_any_order_is_retried_not_dead_lettered(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
-) -> None:
+def test_a_lone_order_refused_like_any_order_is_retried_not_dead_lettered(parts: Parts, make_order: Any) -> None:
     """GIVEN a store that refuses every order alike WHEN a batch of one arrives (a quiet partition)
     THEN it is failed for redelivery, as a bigger batch would be: the store is at fault, not the order."""
     store, queue, _ = parts
@@ -253,9 +187,7 @@ def test_a_lone_order_refused_like_any_order_is_retried_not_dead_lettered(
     assert report.failed == records and queue.letters == []
 
 
-def test_orders_refused_alike_for_their_own_content_are_dead_lettered_not_held(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
-) -> None:
+def test_orders_refused_alike_for_their_own_content_are_dead_lettered_not_held(parts: Parts, make_order: Any) -> None:
     """GIVEN a store that refuses some orders for their content WHEN a batch holds only such orders (the tail of a
     quiet partition) THEN a known-good order is taken, so they are dead-lettered: the partition goes on."""
     store, queue, _ = parts
@@ -265,9 +197,7 @@ def test_orders_refused_alike_for_their_own_content_are_dead_lettered_not_held(
     assert report.failed == [] and [letter.reason for letter in queue.letters] == ["store_rejected"] * 2
 
 
-def test_a_slow_order_is_split_out_and_redelivered_while_the_rest_is_stored(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
-) -> None:
+def test_a_slow_order_is_split_out_and_redelivered_while_the_rest_is_stored(parts: Parts, make_order: Any) -> None:
     """GIVEN a store where any statement holding one slow order times out WHEN a batch of 8 holds it
     THEN the batch is halved down to that order, which is failed (never dead-lettered); the 7 others are stored."""
     store, queue, _ = parts
@@ -281,9 +211,7 @@ def test_a_slow_order_is_split_out_and_redelivered_while_the_rest_is_stored(
     assert store.statements == [8, 4, 4, 2, 1, 1, 2]  # log2(8) + 1 timeouts, then the half after the slow one
 
 
-def test_a_second_order_timing_out_alone_gives_back_every_order_not_tried(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
-) -> None:
+def test_a_second_order_timing_out_alone_gives_back_every_order_not_tried(parts: Parts, make_order: Any) -> None:
     """GIVEN a store too slow for even one order WHEN a batch arrives THEN after two single orders time out
     the rest is failed at once (not one timeout per order), and nothing is dead-lettered."""
     store, queue, _ = parts
@@ -294,9 +222,7 @@ def test_a_second_order_timing_out_alone_gives_back_every_order_not_tried(
     assert len(store.statements) == 6  # 16, 8, 4, 2, 1, 1
 
 
-def test_queue_refusing_some_letters_fails_only_their_records(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
-) -> None:
+def test_queue_refusing_some_letters_fails_only_their_records(parts: Parts, make_order: Any) -> None:
     _, queue, _ = parts
     queue.takes = 1
     records = [record(b"junk", 0), record(json.dumps(make_order()).encode(), 1), record(b"junk", 2)]
@@ -305,7 +231,7 @@ def test_queue_refusing_some_letters_fails_only_their_records(
 
 
 def test_a_refused_record_behind_a_failed_one_is_failed_too_not_dead_lettered_twice(
-    parts: tuple[FakeStore, FakeQueue, FakeCache], make_order: Any
+    parts: Parts, make_order: Any
 ) -> None:
     """GIVEN an order that times out at offset 1 WHEN junk is at offsets 0 and 2 of its partition THEN the
     junk at 0 is dead-lettered; the junk at 2 is failed, since the redelivery from offset 1 brings it again."""

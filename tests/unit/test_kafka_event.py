@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from orders_core.ingest import IngestReport
-from orders_core.kafka_event import (
+from orders_core.adapters.kafka_event import (
     BadEvent,
     BadResponse,
-    KafkaRecord,
     build_event,
     decode_event,
     encode_events,
     failed_offsets,
 )
+from orders_core.domain.ingest import IngestReport
+from orders_core.domain.ports import KafkaRecord
 from tests.support.events import FIXTURE, aws_event, aws_partial_response, kafka_event
 
 RECORDS = [

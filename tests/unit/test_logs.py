@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from orders_core.kafka_event import KafkaRecord
-from orders_core.logs import TextFormatter, record_spans
+from orders_core.domain.ports import KafkaRecord
+from orders_core.http.logs import TextFormatter, record_spans
 
 
 def record(partition: int, offset: int, topic: str = "orders") -> KafkaRecord:

@@ -6,72 +6,28 @@ import json
 
 import pytest
 
-from orders_core.cache import Tier
 from orders_core.config import Settings
-from orders_core.lookup import LookupService, Route
-from orders_core.responses import HttpResponse
-from orders_core.storage import OrderSummary, StoreUnavailable
+from orders_core.http.api import LookupService, Route
+from orders_core.http.responses import HttpResponse
+from tests.fakes import FakeLookupCache, FakeOrderReader
 
 ORDER = b'{"order_uid":"abc"}'
 
 
-class FakeStore:
-    def __init__(self) -> None:
-        self.orders = {"abc": ORDER}
-        self.reads: list[str] = []
-        self.down = False
-
-    def get_order_json(self, order_uid: str) -> bytes | None:
-        self.reads.append(order_uid)
-        if self.down:
-            raise StoreUnavailable("down")
-        return self.orders.get(order_uid)
-
-    def recent_orders(self, limit: int) -> list[OrderSummary]:
-        return []
-
-    def ping(self) -> None:
-        if self.down:
-            raise StoreUnavailable("down")
-
-
-class FakeCache:
-    def __init__(self) -> None:
-        self.orders: dict[str, bytes] = {}
-        self.missing: set[str] = set()
-        self.asked: list[str] = []
-        self.broken = False
-
-    def get(self, order_uid: str) -> tuple[bytes | None, Tier | None]:
-        self.asked.append(order_uid)
-        if self.broken:
-            raise RuntimeError("cache bug")
-        if order_uid in self.orders:
-            return self.orders[order_uid], Tier.MEMCACHED
-        return None, Tier.MEMCACHED if order_uid in self.missing else None
-
-    def put(self, order_uid: str, order_json: bytes) -> None:
-        self.orders[order_uid] = order_json
-
-    def put_missing(self, order_uid: str) -> None:
-        self.missing.add(order_uid)
-
-    def health(self) -> str:
-        return "ok"
+@pytest.fixture
+def store() -> FakeOrderReader:
+    reader = FakeOrderReader()
+    reader.orders["abc"] = ORDER
+    return reader
 
 
 @pytest.fixture
-def store() -> FakeStore:
-    return FakeStore()
+def cache() -> FakeLookupCache:
+    return FakeLookupCache()
 
 
 @pytest.fixture
-def cache() -> FakeCache:
-    return FakeCache()
-
-
-@pytest.fixture
-def service(store: FakeStore, cache: FakeCache) -> LookupService:
+def service(store: FakeOrderReader, cache: FakeLookupCache) -> LookupService:
     return LookupService(Settings(cors_allow_origins="http://page"), store, cache)
 
 
@@ -80,7 +36,7 @@ def get(service: LookupService, path: str) -> HttpResponse:
 
 
 def test_a_miss_reads_the_store_once_then_the_cache_answers(
-    service: LookupService, store: FakeStore, cache: FakeCache
+    service: LookupService, store: FakeOrderReader, cache: FakeLookupCache
 ) -> None:
     first, second = get(service, "/orders/abc"), get(service, "/orders/abc")
     assert (first.status, first.body, first.headers["X-Cache"]) == (200, ORDER, "database")
@@ -90,7 +46,7 @@ def test_a_miss_reads_the_store_once_then_the_cache_answers(
 
 
 def test_route_answers_bad_requests_without_touching_cache_or_store(
-    service: LookupService, store: FakeStore, cache: FakeCache
+    service: LookupService, store: FakeOrderReader, cache: FakeLookupCache
 ) -> None:
     bad_uid = service.route("GET", "/orders/a b", {}, {})
     wrong_method = service.route("DELETE", "/orders/abc", {}, {})
@@ -102,7 +58,7 @@ def test_route_answers_bad_requests_without_touching_cache_or_store(
 
 
 def test_the_cache_step_never_reads_the_store_and_the_store_step_never_asks_the_cache(
-    service: LookupService, store: FakeStore, cache: FakeCache
+    service: LookupService, store: FakeOrderReader, cache: FakeLookupCache
 ) -> None:
     route = Route("order", order_uid="abc")
     assert service.answer_from_cache(route) is None
@@ -112,14 +68,14 @@ def test_the_cache_step_never_reads_the_store_and_the_store_step_never_asks_the_
     assert cache.asked == ["abc"]
 
 
-def test_a_known_miss_is_answered_from_the_cache(service: LookupService, store: FakeStore) -> None:
+def test_a_known_miss_is_answered_from_the_cache(service: LookupService, store: FakeOrderReader) -> None:
     assert get(service, "/orders/nope").status == 404
     assert get(service, "/orders/nope").status == 404
     assert store.reads == ["nope"]
 
 
 def test_store_down_is_503_with_retry_after_and_a_failing_cache_is_a_json_500(
-    service: LookupService, store: FakeStore, cache: FakeCache
+    service: LookupService, store: FakeOrderReader, cache: FakeLookupCache
 ) -> None:
     """GIVEN the store raising StoreUnavailable, THEN 503 with Retry-After; GIVEN a cache that raises (a bug),
     THEN a JSON 500 that names no exception."""

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from orders_core.model import ORDER_UID_RE, DuplicateKey, Order, describe_errors, parse_order
+from orders_core.domain.model import ORDER_UID_RE, DuplicateKey, Order, describe_errors, parse_order
 
 
 def errors_for(order: dict[str, Any]) -> list[dict[str, str]]:

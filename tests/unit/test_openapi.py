@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
-from orders_core.openapi import openapi_document
+from orders_core.http.openapi import openapi_document
 
 SAMPLE = json.loads((Path(__file__).parents[1] / "fixtures" / "order.json").read_text())
 

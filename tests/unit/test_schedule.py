@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orders_core.scheduler import Schedule, ScheduleError, Scheduler, parse_schedule
+from orders_local.scheduler import Schedule, ScheduleError, Scheduler, parse_schedule
 
 # Wednesday 25 November 2026, 14:20:30 UTC.
 START = datetime(2026, 11, 25, 14, 20, 30, tzinfo=UTC)

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pg8000.exceptions import DatabaseError, InterfaceError
 
+from orders_core.adapters.postgres import OrderStore
 from orders_core.config import Settings
-from orders_core.storage import OrderStore, StoreRejected, StoreTimeout, StoreUnavailable
+from orders_core.domain.ports import StoreRejected, StoreTimeout, StoreUnavailable
 
 
 class FailingConnection:

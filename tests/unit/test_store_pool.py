@@ -7,8 +7,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from functions.get_order.main import StorePool
-from orders_core.lookup import Route
-from orders_core.responses import HttpResponse
+from orders_core.http.api import Route
+from orders_core.http.responses import HttpResponse
 
 
 class SlowService:

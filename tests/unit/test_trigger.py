@@ -8,9 +8,9 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
-from orders_core.kafka_event import KafkaRecord
-from orders_core.trigger import PartitionWorker, accepted_prefix
-from orders_core.trigger_status import TriggerStatus, lags_of
+from orders_core.domain.ports import KafkaRecord
+from orders_local.trigger import PartitionWorker, accepted_prefix
+from orders_local.trigger_status import TriggerStatus, lags_of
 
 RECORDS = [KafkaRecord("orders", 0, offset, 0, None, b"{}") for offset in range(5)]
 

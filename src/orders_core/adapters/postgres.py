@@ -1,0 +1,377 @@
+"""PostgreSQL adapter: every SQL statement of the service lives in this module.
+
+pg8000 connections are not thread-safe, so each thread keeps its own, made on first use and replaced once
+when the server dropped it. All queries are parameterised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import boto3
+import pg8000.native
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pg8000.exceptions import DatabaseError, InterfaceError
+
+from orders_core.config import Settings
+from orders_core.domain.model import CANONICAL_VERSION, Order
+from orders_core.domain.ports import OrderSummary, StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
+
+# SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation) are about the order itself:
+# storing it again will fail again. Every other SQLSTATE is about the store (read-only, privileges, a missing
+# table, a lock, a prepared statement, authentication, shutdown, ...): nothing is wrong with the order.
+_DATA_SQLSTATE_CLASSES = ("22", "23")
+# Of those, the ones a new connection may cure at once: connection exception, insufficient resources, system
+# error, transaction rollback (deadlock, serialization), operator intervention (shutdown).
+_RECONNECT_SQLSTATE_CLASSES = ("08", "53", "58", "40", "57P")
+_STATEMENT_TIMEOUT = "57014"  # query_canceled: statement_timeout ran out
+_AUTH_REJECTED = "28P01"  # invalid_password: wrong password (e.g. rotated since it was read)
+
+
+def content_sha256(order_json: bytes) -> str:
+    return hashlib.sha256(order_json).hexdigest()
+
+
+# The batch travels as one JSON array of canonical orders and PostgreSQL takes it apart: one round trip,
+# and no per-value encoding in Python.
+_INSERT_ORDERS = """
+WITH input AS (
+    SELECT doc, doc->>'order_uid' AS order_uid, sha
+    FROM jsonb_array_elements(CAST(:orders AS jsonb)) WITH ORDINALITY AS e(doc, n)
+    JOIN unnest(string_to_array(:shas, ',')) WITH ORDINALITY AS s(sha, n) USING (n)
+), new_orders AS (
+    INSERT INTO orders (order_uid, track_number, entry, locale, internal_signature, customer_id,
+                        delivery_service, shardkey, sm_id, date_created, oof_shard, content_sha256,
+                        content_hash_version)
+    SELECT order_uid, doc->>'track_number', doc->>'entry', doc->>'locale', doc->>'internal_signature',
+           doc->>'customer_id', doc->>'delivery_service', doc->>'shardkey', (doc->>'sm_id')::integer,
+           (doc->>'date_created')::timestamptz, doc->>'oof_shard', decode(sha, 'hex'), CAST(:version AS smallint)
+    FROM input
+    ON CONFLICT (order_uid) DO NOTHING
+    RETURNING order_uid
+), new_deliveries AS (
+    INSERT INTO deliveries (order_uid, name, phone, zip, city, address, region, email)
+    SELECT order_uid, d.name, d.phone, d.zip, d.city, d.address, d.region, d.email
+    FROM input JOIN new_orders USING (order_uid),
+         jsonb_to_record(doc->'delivery')
+             AS d(name text, phone text, zip text, city text, address text, region text, email text)
+), new_payments AS (
+    INSERT INTO payments (order_uid, transaction, request_id, currency, provider, amount, payment_dt, bank,
+                          delivery_cost, goods_total, custom_fee)
+    SELECT order_uid, p.transaction, p.request_id, p.currency, p.provider, p.amount, p.payment_dt, p.bank,
+           p.delivery_cost, p.goods_total, p.custom_fee
+    FROM input JOIN new_orders USING (order_uid),
+         jsonb_to_record(doc->'payment')
+             AS p(transaction text, request_id text, currency text, provider text, amount bigint,
+                  payment_dt bigint, bank text, delivery_cost bigint, goods_total bigint, custom_fee bigint)
+), new_items AS (
+    INSERT INTO items (order_uid, position, chrt_id, track_number, price, rid, name, sale, size,
+                       total_price, nm_id, brand, status)
+    SELECT order_uid, i.position - 1, i.chrt_id, i.track_number, i.price, i.rid, i.name, i.sale, i.size,
+           i.total_price, i.nm_id, i.brand, i.status
+    FROM input JOIN new_orders USING (order_uid),
+         ROWS FROM (jsonb_to_recordset(doc->'items')
+             AS (chrt_id bigint, track_number text, price bigint, rid text, name text, sale integer,
+                 size text, total_price bigint, nm_id bigint, brand text, status integer)) WITH ORDINALITY
+             AS i(chrt_id, track_number, price, rid, name, sale, size, total_price, nm_id, brand, status,
+                  position)
+)
+SELECT order_uid FROM new_orders
+"""
+
+_EXISTING_HASHES = """
+SELECT order_uid, encode(content_sha256, 'hex'), content_hash_version
+FROM orders WHERE order_uid = ANY(CAST(:uids AS text[]))
+"""
+
+_ORDER_JSON = """
+SELECT json_build_object(
+    'order_uid', o.order_uid, 'track_number', o.track_number, 'entry', o.entry,
+    'delivery', json_build_object('name', d.name, 'phone', d.phone, 'zip', d.zip, 'city', d.city,
+                                  'address', d.address, 'region', d.region, 'email', d.email),
+    'payment', json_build_object('transaction', p.transaction, 'request_id', p.request_id,
+                                 'currency', p.currency, 'provider', p.provider, 'amount', p.amount,
+                                 'payment_dt', p.payment_dt, 'bank', p.bank,
+                                 'delivery_cost', p.delivery_cost, 'goods_total', p.goods_total,
+                                 'custom_fee', p.custom_fee),
+    'items', (SELECT json_agg(json_build_object(
+                  'chrt_id', i.chrt_id, 'track_number', i.track_number, 'price', i.price, 'rid', i.rid,
+                  'name', i.name, 'sale', i.sale, 'size', i.size, 'total_price', i.total_price,
+                  'nm_id', i.nm_id, 'brand', i.brand, 'status', i.status) ORDER BY i.position)
+              FROM items i WHERE i.order_uid = o.order_uid),
+    'locale', o.locale, 'internal_signature', o.internal_signature, 'customer_id', o.customer_id,
+    'delivery_service', o.delivery_service, 'shardkey', o.shardkey, 'sm_id', o.sm_id,
+    'date_created', to_char(o.date_created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'oof_shard', o.oof_shard
+)::text
+FROM orders o JOIN deliveries d USING (order_uid) JOIN payments p USING (order_uid)
+WHERE o.order_uid = :uid
+"""
+
+_RECENT_ORDERS = """
+SELECT o.order_uid, o.track_number,
+       to_char(o.date_created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       p.amount, p.currency, (SELECT count(*) FROM items i WHERE i.order_uid = o.order_uid)
+FROM orders o JOIN payments p USING (order_uid)
+ORDER BY o.ingested_at DESC, o.date_created DESC, o.order_uid
+LIMIT :limit
+"""
+
+
+def read_secret_password(settings: Settings) -> str:
+    """The ``password`` of the JSON secret ``PG_PASSWORD_SECRET_ID`` in Secrets Manager (an RDS secret's shape)."""
+    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+    client = boto3.client(
+        "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None, config=config
+    )
+    try:
+        secret = client.get_secret_value(SecretId=settings.pg_password_secret_id)["SecretString"]
+    except (BotoCoreError, ClientError) as exc:
+        raise StoreUnavailable(f"cannot read the database password from Secrets Manager: {exc}") from exc
+    try:
+        password = json.loads(secret)["password"]
+    except (ValueError, TypeError, KeyError):
+        password = None
+    if not isinstance(password, str):
+        # Retried like an outage: fixing the secret is enough, no record is refused for it.
+        raise StoreUnavailable('the database secret is not JSON with a string "password"')
+    return password
+
+
+def _server_error(error: DatabaseError) -> tuple[str, str]:
+    """The SQLSTATE and message of an error the server sent (``("", text)`` for one pg8000 raised itself)."""
+    details = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
+    return str(details.get("C", "")), str(details.get("M", error))
+
+
+class OrderStore:
+    """Orders in PostgreSQL: batch insert, lookup by uid, the newest orders."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+        self._password_lock = threading.Lock()
+        self._secret_password: str | None = None
+
+    def _password(self, rejected: str | None = None) -> str:
+        """PGPASSWORD, or the secret's password: read once per instance, and again once PostgreSQL
+        ``rejected`` the one read (a rotation); threads that fail together read the secret once."""
+        if not self._settings.pg_password_secret_id:
+            return self._settings.pg_password
+        with self._password_lock:
+            if self._secret_password is None or self._secret_password == rejected:
+                self._secret_password = read_secret_password(self._settings)
+            return self._secret_password
+
+    def connect(self) -> pg8000.native.Connection:
+        s = self._settings
+
+        def open_with(password: str) -> pg8000.native.Connection:
+            return pg8000.native.Connection(
+                user=s.pg_user,
+                password=password,
+                host=s.pg_host,
+                port=s.pg_port,
+                database=s.pg_database,
+                # The server must give up first, so that a slow statement is reported as a timeout (and its
+                # batch split) rather than as a dropped connection.
+                timeout=max(s.pg_timeout_s, s.pg_statement_timeout_s + 1),
+                application_name="orders",
+                startup_params={
+                    "statement_timeout": str(round(s.pg_statement_timeout_s * 1000)),
+                    "lock_timeout": str(round(s.pg_lock_timeout_s * 1000)),
+                },
+            )
+
+        try:
+            password = self._password()
+            try:
+                return open_with(password)
+            except DatabaseError as exc:
+                if _server_error(exc)[0] != _AUTH_REJECTED or not s.pg_password_secret_id:
+                    raise
+                # Rotated since we read it: the secret holds the new password (or soon will: retried then).
+                return open_with(self._password(rejected=password))
+        except (InterfaceError, OSError, DatabaseError) as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {s.pg_host}:{s.pg_port}: {exc}") from exc
+
+    def _run(self, sql: str, **params: Any) -> list[list[Any]]:
+        """Run one statement on this thread's connection, prepared once per connection.
+
+        Raises ``StoreRejected`` (the data), ``StoreTimeout`` or ``StoreUnavailable`` (the store). On a dropped
+        connection it reconnects and tries once more: every statement given here is safe to repeat (reads, or
+        inserts that skip orders already stored).
+        """
+        for attempt in (1, 2):
+            try:
+                local = self._local
+                if getattr(local, "conn", None) is None:
+                    local.conn, local.prepared = self.connect(), {}
+                statement = local.prepared.get(sql)
+                if statement is None:
+                    statement = local.prepared[sql] = local.conn.prepare(sql)
+                rows: list[list[Any]] = statement.run(**params)
+                return rows
+            except DatabaseError as exc:
+                sqlstate, message = _server_error(exc)
+                if sqlstate.startswith(_DATA_SQLSTATE_CLASSES):
+                    raise StoreRejected(f"PostgreSQL refused the orders: {message} ({sqlstate})", sqlstate) from exc
+                if sqlstate == _STATEMENT_TIMEOUT:
+                    raise StoreTimeout(f"PostgreSQL statement timed out: {message} ({sqlstate})") from exc
+                # The connection may be what is wrong (a setting, a stale prepared statement): start afresh.
+                self._drop_connection()
+                if attempt == 2 or not sqlstate.startswith(_RECONNECT_SQLSTATE_CLASSES):
+                    raise StoreUnavailable(f"PostgreSQL cannot store now: {message} ({sqlstate or '?'})") from exc
+            except (InterfaceError, OSError) as exc:
+                self._drop_connection()
+                if attempt == 2:
+                    raise StoreUnavailable(f"PostgreSQL connection failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # the connection is already broken; closing is best effort
+                conn.close()
+
+    def close(self) -> None:
+        self._drop_connection()
+
+    def ping(self) -> None:
+        self._run("SELECT 1")
+
+    def store_orders(self, orders: Sequence[Order]) -> list[StoreOutcome]:
+        """Store a batch in one statement; returns each order's outcome, in the order given.
+
+        Orders stored before are kept as they are. Two orders with one uid in a batch: the first one wins,
+        as if they had come one by one.
+        """
+        if not orders:
+            return []
+        documents = [order.to_json() for order in orders]
+        shas = [content_sha256(document) for document in documents]
+        first_sha: dict[str, str] = {}
+        unique_documents: list[bytes] = []
+        for order, document, sha in zip(orders, documents, shas, strict=True):
+            if order.order_uid not in first_sha:
+                first_sha[order.order_uid] = sha
+                unique_documents.append(document)
+        batch_json = (b"[" + b",".join(unique_documents) + b"]").decode()
+        batch_shas = ",".join(first_sha.values())
+
+        rows = self._run(_INSERT_ORDERS, orders=batch_json, shas=batch_shas, version=CANONICAL_VERSION)
+        inserted = {row[0] for row in rows}
+        stored_sha = {uid: first_sha[uid] for uid in inserted}
+        earlier = [uid for uid in first_sha if uid not in inserted]
+        if earlier:
+            stored_sha.update(self._stored_hashes(earlier))
+            if len(stored_sha) < len(first_sha):  # deleted between the two statements: retry the batch
+                raise StoreUnavailable("orders changed while being stored; retry the batch")
+
+        outcomes: list[StoreOutcome] = []
+        seen: set[str] = set()
+        for order, sha in zip(orders, shas, strict=True):
+            uid = order.order_uid
+            if sha != stored_sha[uid]:
+                outcomes.append(StoreOutcome.CONFLICT)
+            elif uid in inserted and uid not in seen:
+                outcomes.append(StoreOutcome.STORED)
+            else:
+                outcomes.append(StoreOutcome.DUPLICATE)
+            seen.add(uid)
+        return outcomes
+
+    def _stored_hashes(self, order_uids: list[str]) -> dict[str, str]:
+        """The content hash of each stored order, in today's canonical form."""
+        hashes: dict[str, str] = {}
+        for uid, sha, version in self._run(_EXISTING_HASHES, uids=order_uids):
+            if version != CANONICAL_VERSION:  # hashed in another canonical form: re-canonicalise the stored order
+                stored = self.get_order_json(uid)
+                if stored is None:
+                    continue
+                sha = content_sha256(stored)
+            hashes[uid] = sha
+        return hashes
+
+    def refusal_of(self, order: Order) -> StoreRejected | None:
+        """How PostgreSQL refuses ``order`` for its content, or None when it takes it: tried on a connection of
+        its own, in a transaction that is always rolled back, so nothing is ever stored."""
+        document = order.to_json()
+        conn = self.connect()
+        try:
+            conn.run("START TRANSACTION")
+            conn.run(_INSERT_ORDERS, orders=f"[{document.decode()}]", shas=content_sha256(document),
+                     version=CANONICAL_VERSION)  # fmt: skip
+        except DatabaseError as exc:
+            sqlstate, message = _server_error(exc)
+            if sqlstate.startswith(_DATA_SQLSTATE_CLASSES):
+                return StoreRejected(f"PostgreSQL refused the orders: {message} ({sqlstate})", sqlstate)
+            raise StoreUnavailable(f"PostgreSQL cannot store now: {message} ({sqlstate or '?'})") from exc
+        except (InterfaceError, OSError) as exc:
+            raise StoreUnavailable(f"PostgreSQL connection failed: {exc}") from exc
+        finally:
+            with contextlib.suppress(Exception):  # a broken connection has nothing to roll back
+                conn.run("ROLLBACK")
+                conn.close()
+        return None
+
+    def get_order_json(self, order_uid: str) -> bytes | None:
+        """The stored order as canonical JSON, or None when there is no such order (one query)."""
+        rows = self._run(_ORDER_JSON, uid=order_uid)
+        if not rows:
+            return None
+        return Order.model_validate_json(rows[0][0]).to_json()
+
+    def recent_orders(self, limit: int) -> list[OrderSummary]:
+        rows = self._run(_RECENT_ORDERS, limit=limit)
+        return [OrderSummary(*row) for row in rows]
+
+
+def apply_migrations(conn: pg8000.native.Connection) -> list[str]:
+    """Apply the versioned SQL files not applied yet, each in its own transaction; returns their names.
+
+    An advisory lock makes concurrent runs (several processes starting at once) wait for each other.
+    """
+    # The ingest's timeouts are for orders; a migration (or waiting for another one) may take longer.
+    conn.run("SET statement_timeout = 0")
+    conn.run("SET lock_timeout = 0")
+    conn.run("SELECT pg_advisory_lock(727274)")
+    try:
+        conn.run(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = {row[0] for row in conn.run("SELECT version FROM schema_migrations")}
+        done: list[str] = []
+        scripts = sorted(
+            (f for f in resources.files("orders_core.adapters.migrations").iterdir() if f.name.endswith(".sql")),
+            key=lambda f: f.name,
+        )
+        for script in scripts:
+            version = int(script.name.split("_", 1)[0])
+            if version in applied:
+                continue
+            conn.run("START TRANSACTION")
+            try:
+                conn.run(script.read_text(encoding="utf-8"))
+                conn.run(
+                    "INSERT INTO schema_migrations (version, name) VALUES (:version, :name)",
+                    version=version,
+                    name=script.name,
+                )
+                conn.run("COMMIT")
+            except Exception:
+                conn.run("ROLLBACK")
+                raise
+            done.append(script.name)
+        return done
+    finally:
+        conn.run("SELECT pg_advisory_unlock(727274)")

@@ -1,0 +1,58 @@
+"""Clients made once per warm instance and reused by every invocation, created on first use so that
+importing a function touches no network. Tests call ``reset()`` after changing the environment."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from orders_core.adapters.cache import OrderCache
+from orders_core.adapters.postgres import OrderStore
+from orders_core.adapters.sqs import DeadLetterQueue
+from orders_core.config import get_settings
+from orders_core.domain.ingest import IngestService
+from orders_core.http.api import LookupService
+
+
+@cache
+def order_store() -> OrderStore:
+    return OrderStore(get_settings())
+
+
+@cache
+def replica_store() -> OrderStore | None:
+    """The read replica's store, when PG_REPLICA_HOST names one."""
+    settings = get_settings()
+    if not settings.pg_replica_host:
+        return None
+    port = settings.pg_replica_port or settings.pg_port
+    return OrderStore(settings.model_copy(update={"pg_host": settings.pg_replica_host, "pg_port": port}))
+
+
+@cache
+def order_cache() -> OrderCache:
+    return OrderCache(get_settings())
+
+
+@cache
+def dead_letter_queue() -> DeadLetterQueue:
+    return DeadLetterQueue(get_settings())
+
+
+@cache
+def ingest_service() -> IngestService:
+    return IngestService(order_store(), dead_letter_queue(), order_cache())
+
+
+@cache
+def lookup_service() -> LookupService:
+    replica = replica_store()
+    if replica is None:
+        return LookupService(get_settings(), order_store(), order_cache())
+    return LookupService(get_settings(), replica, order_cache(), primary=order_store())
+
+
+def reset() -> None:
+    """Forget settings and clients (tests change the environment between cases)."""
+    for made in (order_store, replica_store, order_cache, dead_letter_queue, ingest_service, lookup_service):
+        made.cache_clear()
+    get_settings.cache_clear()

@@ -1,0 +1,230 @@
+"""Test orders onto Kafka: the request callers send, the producer, and what one call delivered.
+
+:class:`GenerateRequest` is the one validator of what a caller may ask for (HTTP body, scheduler input,
+CLI arguments); :func:`produce_orders` builds the orders (``generator.py``) and returns only once Kafka has
+acknowledged every one, or raises :class:`ProduceError`.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from orders_core.config import Settings, get_settings
+from orders_core.generator.builder import DEFAULT_MAX_ITEMS, iter_flagged_orders
+
+
+class GenerateRequest(BaseModel):
+    """What a caller may ask for (HTTP body, scheduler input, CLI arguments)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    count: int = Field(10, ge=1, description="how many orders (at most GENERATE_MAX_COUNT)")
+    seed: int | None = Field(None, description="same seed, same orders")
+    invalid_ratio: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False, description="share of invalid ones")
+    max_items: int = Field(DEFAULT_MAX_ITEMS, ge=1, le=1000, description="items per order, 1 to this")
+
+    @field_validator("count")
+    @classmethod
+    def _count_bound(cls, value: int) -> int:
+        limit = get_settings().generate_max_count
+        if value > limit:
+            raise ValueError(f"count must be at most {limit} (GENERATE_MAX_COUNT)")
+        return value
+
+
+def describe_request_error(error: ValidationError) -> str:
+    """One readable line for a refused request (no echo of the input)."""
+    parts = []
+    for e in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{where}: {e['msg']}" if where else e["msg"])
+    return "; ".join(parts)
+
+
+class ProduceError(RuntimeError):
+    """Some orders were not acknowledged by Kafka; ``unavailable`` when the broker could not be reached."""
+
+    def __init__(self, message: str, *, produced: int, failed: int, undelivered: int, unavailable: bool) -> None:
+        super().__init__(message)
+        self.produced = produced
+        self.failed = failed
+        self.undelivered = undelivered
+        self.unavailable = unavailable
+
+
+@dataclass
+class ProduceResult:
+    produced: int
+    invalid: int
+    elapsed_s: float
+    sample_uids: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.produced / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def as_response(self) -> dict[str, Any]:
+        """The JSON answer of the HTTP function and the scheduler handler."""
+        return {
+            "produced": self.produced,
+            "invalid": self.invalid,
+            "order_uids": self.sample_uids,
+            "elapsed_ms": round(self.elapsed_s * 1000, 1),
+        }
+
+
+_UNAVAILABLE_CODES: Final = frozenset(
+    {"_MSG_TIMED_OUT", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE", "REQUEST_TIMED_OUT"}
+)
+
+
+class _Deliveries:
+    """Counts every delivery report of one ``produce_orders`` call (callbacks run on any polling thread)."""
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.failed = 0
+        self.unavailable = 0
+        self.first_error: str | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, err: Any, _msg: Any) -> None:
+        with self._lock:
+            if err is None:
+                self.ok += 1
+                return
+            self.failed += 1
+            if err.name() in _UNAVAILABLE_CODES:
+                self.unavailable += 1
+            if self.first_error is None:
+                self.first_error = f"{err.name()}: {err.str()}"
+
+
+# ------------------------------------------------------------------------------------------ the producer
+
+# One producer per broker and timeout for the life of the process (a warm instance reuses its connection).
+_producers: dict[tuple[str, int], Any] = {}
+_producers_lock = threading.Lock()
+_reported_errors: set[str] = set()
+
+
+def _on_client_error(err: Any) -> None:
+    if err.fatal():  # an idempotent producer that hit a fatal error is unusable: build a new one next time
+        close_producers()
+    if err.fatal() or err.name() not in _reported_errors:  # librdkafka repeats these at every reconnect
+        _reported_errors.add(err.name())
+        print(f"orders-generate: kafka: {err.name()}: {err.str()}", file=sys.stderr)
+
+
+def _timeout_ms(settings: Settings) -> int:
+    return int(settings.generate_message_timeout_s * 1000)
+
+
+def get_producer(settings: Settings) -> Any:
+    """The process-wide producer for these settings (created on first use, then reused)."""
+    from confluent_kafka import Producer
+
+    key = (settings.kafka_bootstrap_servers, _timeout_ms(settings))
+    with _producers_lock:
+        producer = _producers.get(key)
+        if producer is None:
+            producer = _producers[key] = Producer(
+                {
+                    "bootstrap.servers": settings.kafka_bootstrap_servers,
+                    "client.id": "orders-generate",
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "compression.type": "lz4",
+                    "linger.ms": 10,
+                    "batch.size": 1_000_000,
+                    "batch.num.messages": 10_000,
+                    "queue.buffering.max.messages": 500_000,
+                    "queue.buffering.max.kbytes": 1_048_576,
+                    "message.timeout.ms": _timeout_ms(settings),
+                    "error_cb": _on_client_error,
+                }
+            )
+        return producer
+
+
+def close_producers() -> None:
+    """Forget every cached producer (each closes when collected), e.g. before its broker goes away."""
+    with _producers_lock:
+        _producers.clear()
+
+
+def _forget_producer(producer: Any) -> None:
+    with _producers_lock:
+        for key, cached in list(_producers.items()):
+            if cached is producer:
+                del _producers[key]
+
+
+# ------------------------------------------------------------------------------------------ producing
+
+
+def produce_orders(
+    request: GenerateRequest, settings: Settings | None = None, *, progress: Callable[[int], None] | None = None
+) -> ProduceResult:
+    """Generate the requested orders onto ``settings.kafka_topic`` (key = order_uid); raise if any is not acked.
+
+    Returns only when every message has a delivery report; raises :class:`ProduceError` when a report
+    was an error or messages were still undelivered when the flush timed out. ``progress`` is called with
+    the number of orders sent since its last call.
+    """
+    settings = settings or get_settings()
+    producer = get_producer(settings)
+    reports = _Deliveries()
+    orders = iter_flagged_orders(request.count, request.seed, request.invalid_ratio, request.max_items)
+    started = time.perf_counter()
+    sent = invalid = 0
+    sample: list[str] = []
+    for uid, is_invalid in _send(producer, settings.kafka_topic, orders, reports):
+        sent += 1
+        invalid += is_invalid
+        if len(sample) < 10:
+            sample.append(uid)
+        if progress is not None and not sent & 1023:
+            progress(1024)
+    producer.flush(settings.generate_message_timeout_s + 10)  # serves the remaining delivery reports
+    if progress is not None:
+        progress(sent & 1023)
+    elapsed = time.perf_counter() - started
+    # Our own count, not flush()'s: another thread's orders may share this producer's queue.
+    undelivered = sent - reports.ok - reports.failed
+    if reports.failed or undelivered:
+        _forget_producer(producer)  # start afresh next time (e.g. the broker was down)
+        raise ProduceError(
+            f"{reports.failed} of {sent} orders failed and {undelivered} were still undelivered after the "
+            f"flush to {settings.kafka_topic!r} at {settings.kafka_bootstrap_servers}"
+            + (f"; first error {reports.first_error}" if reports.first_error else ""),
+            produced=reports.ok,
+            failed=reports.failed,
+            undelivered=undelivered,
+            unavailable=reports.unavailable == reports.failed,
+        )
+    return ProduceResult(produced=reports.ok, invalid=invalid, elapsed_s=elapsed, sample_uids=sample)
+
+
+def _send(
+    producer: Any, topic: str, orders: Iterator[tuple[str, bytes, bool]], reports: _Deliveries
+) -> Iterator[tuple[str, bool]]:
+    """Hand each order to the producer, waiting for room when its queue is full; yields ``(uid, is_invalid)``."""
+    produce, poll = producer.produce, producer.poll
+    for sent, (uid, value, is_invalid) in enumerate(orders, 1):
+        while True:
+            try:
+                produce(topic, value, uid, on_delivery=reports)
+                break
+            except BufferError:  # the local queue is full: serve delivery reports until there is room
+                poll(0.05)
+        if not sent & 1023:
+            poll(0)
+        yield uid, is_invalid

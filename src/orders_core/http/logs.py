@@ -1,0 +1,113 @@
+"""Logging shared by the functions and the trigger: one JSON object a line (``LOG_FORMAT=json``, Powertools
+Logger's formatter, for CloudWatch Logs Insights and any log search) or plain lines (``LOG_FORMAT=text``).
+
+Code that logs passes its fields with ``extra={...}``; both formats show them as keys. Inside
+:func:`invocation`, every line also carries the ``function`` and the ``request_id`` of that invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+from orders_core.config import get_settings
+from orders_core.domain.ports import KafkaRecord
+
+# The header that carries a request id from the trigger (functions-framework's name for it) to a function.
+REQUEST_ID_HEADER = "Function-Execution-Id"
+# What a caller may name its request: anything else (too long, spaces, control characters) gets a fresh id,
+# so a header can neither forge log lines nor bloat every line of the invocation.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_invocation: ContextVar[dict[str, str]] = ContextVar("invocation", default={})  # noqa: B039 (never mutated)
+# A record's own attributes: everything else on it came from ``extra`` or the invocation.
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_PLAIN = re.compile(r"[\w.@:/+-]+")
+
+
+def request_id_from(value: str | None) -> str:
+    """The caller's request id when it is a sensible one, else a fresh one."""
+    return value if value and _REQUEST_ID.fullmatch(value) else uuid.uuid4().hex
+
+
+@contextmanager
+def invocation(function: str, request_id: str) -> Iterator[None]:
+    """Within this block (this thread or task only), every log line names the function and the request."""
+    token = _invocation.set({"function": function, "request_id": request_id})
+    try:
+        yield
+    finally:
+        _invocation.reset(token)
+
+
+def record_spans(records: Iterable[KafkaRecord]) -> list[str]:
+    """The records by partition, as ``orders-0@15..24`` (one offset: ``orders-0@15``): short at any size."""
+    spans: dict[str, tuple[int, int]] = {}
+    for record in records:
+        low, high = spans.get(record.partition_name, (record.offset, record.offset))
+        spans[record.partition_name] = (min(low, record.offset), max(high, record.offset))
+    return [f"{name}@{low}" if low == high else f"{name}@{low}..{high}" for name, (low, high) in sorted(spans.items())]
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is written (as logging's own last-resort handler
+    does), so a replaced stderr (a test capturing it) still gets the lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _InvocationFields(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _invocation.get().items():
+            record.__dict__.setdefault(name, value)
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """A plain line for people, its fields appended as ``key=value``: a value in JSON unless it is a plain
+    word, so a newline in a field (a path, a header) cannot start a line of its own."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = [
+            f"{name}={_plain(value)}" for name, value in record.__dict__.items() if name not in _RECORD_ATTRIBUTES
+        ]
+        return " ".join([line, *fields]) if fields else line
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, str):
+        return value if _PLAIN.fullmatch(value) else json.dumps(value)
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def configure_logging() -> None:
+    """Send every logger's lines to stderr, one a line (Lambda and the process runners collect it, as stdout,
+    where the Lambda handlers print their EMF metrics)."""
+    settings = get_settings()
+    handler = _Stderr()
+    handler.setFormatter(LambdaPowertoolsFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(_InvocationFields())
+    # force: the Lambda runtime installs its own handler on the root logger; without this every line is twice.
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+    logging.getLogger("orders_core").setLevel(settings.log_level)

@@ -1,0 +1,43 @@
+"""The layout is the architecture: the domain imports only itself, only the composition root names concrete
+adapters, and what ships to Lambda (the layer, the handlers) loads neither the local stand-ins nor a web server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from importlinter.cli import lint_imports
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = ("get_order", "ingest_order", "generate_orders")
+# What the local entries (functions-framework, its servers) and the local tools bring; a handler loads none.
+LOCAL_ONLY = ("flask", "werkzeug", "functions_framework", "starlette", "uvicorn", "gunicorn", "watchdog",
+              "granian", "tqdm", "orders_local")  # fmt: skip
+
+
+def test_import_contracts_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # the contracts are in pyproject.toml
+    assert lint_imports(no_cache=True) == 0
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_lambda_handler_module_loads_no_web_server_nor_local_tool(function: str) -> None:
+    source = str(ROOT / "functions" / function / "main.py")
+    probe = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('handler', {source!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "assert callable(module.handler)\n"
+        f"print(','.join(sorted(m for m in {LOCAL_ONLY!r} if m in sys.modules)))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == ""
+
+
+def test_the_layer_holds_orders_core_and_not_the_local_package(tmp_path: Path) -> None:
+    subprocess.run([str(ROOT / "layer" / "build.sh"), str(tmp_path), "--no-deps"], check=True)
+    shipped = tmp_path / "python"
+    assert sorted(p.name for p in shipped.iterdir()) == ["orders_core"]
+    assert list((shipped / "orders_core" / "adapters" / "migrations").glob("*.sql")), "the migrations ship"

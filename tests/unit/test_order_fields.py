@@ -1,0 +1,59 @@
+"""One list of order fields: the model. A field added to it must reach the schema (a migration), the statements
+that write and read an order, and the generator; each test names what is missing and where to add it."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+
+import pytest
+from pydantic import BaseModel
+
+from orders_core.adapters import postgres
+from orders_core.domain.model import Delivery, Item, Order, Payment
+from orders_core.generator.builder import iter_orders
+
+# Each table and the part of the model it holds.
+TABLES: dict[str, type[BaseModel]] = {"orders": Order, "deliveries": Delivery, "payments": Payment, "items": Item}
+NESTED = {"delivery", "payment", "items"}  # Order's fields that are tables of their own
+
+
+def scalar_fields(table: str) -> set[str]:
+    return set(TABLES[table].model_fields) - (NESTED if table == "orders" else set())
+
+
+def schema_columns() -> dict[str, set[str]]:
+    """Every table's columns once every migration has run (CREATE TABLE, then ALTER TABLE ... ADD COLUMN)."""
+    columns: dict[str, set[str]] = {}
+    scripts = sorted(resources.files("orders_core.adapters.migrations").iterdir(), key=lambda f: f.name)
+    for script in (s for s in scripts if s.name.endswith(".sql")):
+        sql = re.sub(r"--[^\n]*", "", script.read_text(encoding="utf-8"))
+        for table, body in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+) \((.*?)\n\);", sql, re.S):
+            columns[table] = {line.split()[0] for line in body.split("\n") if line.strip() and
+                              not line.strip().startswith(("PRIMARY", "UNIQUE", "CHECK", "CONSTRAINT"))}  # fmt: skip
+        for table, column in re.findall(r"ALTER TABLE (\w+)\s+ADD COLUMN (?:IF NOT EXISTS )?(\w+)", sql):
+            columns.setdefault(table, set()).add(column)
+    return columns
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_every_field_of_the_model_has_a_column(table: str) -> None:
+    missing = scalar_fields(table) - schema_columns().get(table, set())
+    assert not missing, f"add a migration with ALTER TABLE {table} ADD COLUMN for {sorted(missing)}"
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_every_field_of_the_model_is_written_and_read_back(table: str) -> None:
+    for statement, role in ((postgres._INSERT_ORDERS, "written"), (postgres._ORDER_JSON, "read")):
+        missing = {field for field in scalar_fields(table) if not re.search(rf"\b{field}\b", statement)}
+        assert not missing, f"{sorted(missing)} of {table} not {role}: add them to adapters/postgres.py's statement"
+
+
+def test_the_generator_fills_exactly_the_models_fields() -> None:
+    [(_uid, value)] = list(iter_orders(1, seed=1))
+    document = json.loads(value)
+    assert set(document) == set(Order.model_fields)
+    assert set(document["delivery"]) == set(Delivery.model_fields)
+    assert set(document["payment"]) == set(Payment.model_fields)
+    assert {key for item in document["items"] for key in item} == set(Item.model_fields)
