@@ -258,10 +258,9 @@ class LookupApp:
                 # Orders never change: nor do their headers (ETag included), encoded once per order and tier.
                 encoded = self._encoded.get((uid, tier))
                 if encoded is None:
-                    answer = service.cached_answer(routed, order, tier)
                     if len(self._encoded) >= _ENCODED_ORDERS_MAX:
                         self._encoded.clear()
-                    encoded = self._encoded[uid, tier] = _encode_headers(answer)
+                    encoded = self._encoded[uid, tier] = _encode_headers(service.cached_answer(routed, order, tier))
                 status, body, tier_name = 200, order, str(tier)
             else:
                 answer = service.cached_answer(routed, order, tier)
