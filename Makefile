@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-APT_PACKAGES := memcached chromium wrk
+APT_PACKAGES := memcached chromium wrk kcat
 N ?= 1000
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

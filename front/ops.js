@@ -48,6 +48,50 @@
 
   const sumOf = (values) => Object.values(values).reduce((a, v) => a + (v ?? 0), 0);
   const TIERS = ["local", "memcached", "database"];
+  const gauge = (snapshot, name) => {
+    const value = byKey(snapshot.gauges)[name];
+    return typeof value === "number" && Number.isFinite(value) ? value : null;
+  };
+
+  // A histogram's quantile between two polls, from its cumulative buckets ([upper bound, count], the last
+  // bound null for +Inf), as Prometheus' histogram_quantile does: linear within the bucket the rank falls in.
+  function quantile(prev, cur, name, q) {
+    const buckets = (snapshot) => {
+      const list = byKey(byKey(snapshot.histograms)[name]).buckets;
+      return new Map((Array.isArray(list) ? list : []).map(([bound, count]) => [bound === null ? Infinity : num(bound), num(count)]));
+    };
+    const before = buckets(prev);
+    const rows = [...buckets(cur)].sort((a, b) => a[0] - b[0]).map(([bound, count]) => [bound, increase(before.get(bound), count)]);
+    const total = rows.length ? rows[rows.length - 1][1] : 0;
+    if (!(total > 0)) return null;
+    const rank = q * total;
+    let lower = 0;
+    let below = 0;
+    for (const [bound, count] of rows) {
+      if (count >= rank) {
+        if (bound === Infinity) return lower; // beyond the largest bound: say the largest
+        return lower + (bound - lower) * ((rank - below) / Math.max(count - below, 1e-9));
+      }
+      lower = bound;
+      below = count;
+    }
+    return lower;
+  }
+
+  // Charted in milliseconds.
+  function latency(name) {
+    const ms = (seconds) => (seconds === null ? null : seconds * 1000);
+    return (prev, cur) => prev && { p50: ms(quantile(prev, cur, name, 0.5)), p99: ms(quantile(prev, cur, name, 0.99)) };
+  }
+
+  const milliseconds = (ms) => `${oneDecimal.format(ms)} ms`;
+
+  function duration(seconds) {
+    if (seconds < 60) return `${oneDecimal.format(seconds)} s`;
+    if (seconds < 3600) return `${oneDecimal.format(seconds / 60)} min`;
+    if (seconds < 86400) return `${oneDecimal.format(seconds / 3600)} h`;
+    return `${oneDecimal.format(seconds / 86400)} days`;
+  }
 
   // Each figure: its keys in a snapshot, its values between two snapshots (prev is null at the first poll),
   // and the headline and the note written above its chart.
@@ -84,7 +128,7 @@
     },
     {
       id: "lag",
-      title: "Consumer lag by partition",
+      title: "Consumer lag in records",
       keys: (cur) => partitions(cur).map(([key]) => key),
       values: (prev, cur) => Object.fromEntries(partitions(cur).map(([key, entry]) => [key, num(entry.lag)])),
       headline: (v) => `${whole.format(sumOf(v))} records`,
@@ -94,12 +138,51 @@
       },
     },
     {
+      id: "lag-seconds",
+      title: "Consumer lag in seconds",
+      keys: (cur) => partitions(cur).map(([key]) => key),
+      values: (prev, cur) => Object.fromEntries(partitions(cur).map(([key, entry]) => [key, typeof entry.lag_seconds === "number" ? entry.lag_seconds : null])),
+      headline: (v) => {
+        const known = Object.values(v).filter((x) => x !== null);
+        return known.length ? duration(Math.max(...known)) : "not known yet";
+      },
+      note: () => "the oldest record not yet committed, by partition",
+    },
+    {
       id: "dead-letters",
       title: "Dead letters by reason",
       keys: (cur) => Object.keys(counters(cur, "dead_letters")).sort(),
       values: (prev, cur) => prev && rates(prev, cur, "dead_letters", Object.keys(counters(cur, "dead_letters"))),
       headline: (v) => `${oneDecimal.format(sumOf(v))}/s`,
       note: (cur) => `${whole.format(sumOf(counters(cur, "dead_letters")))} since the functions started`,
+    },
+    {
+      id: "dead-letter-queue",
+      title: "Dead-letter queue",
+      keys: () => ["waiting"],
+      values: (prev, cur) => ({ waiting: gauge(cur, "dead_letter_queue_messages") }),
+      headline: (v) => (v.waiting === null ? "not reported" : `${whole.format(v.waiting)} waiting`),
+      note: (cur) => {
+        const oldest = gauge(cur, "dead_letter_queue_oldest_age_seconds");
+        if (oldest !== null) return `The oldest has waited ${duration(oldest)}`;
+        return gauge(cur, "dead_letter_queue_messages") === null ? "ingest_order reports it on /metrics" : "None to read";
+      },
+    },
+    {
+      id: "lookup-latency",
+      title: "Lookup latency",
+      keys: () => ["p50", "p99"],
+      values: latency("lookup_seconds"),
+      headline: (v) => (v.p99 === null ? "no lookups" : `p99 ${milliseconds(v.p99)}`),
+      note: () => "median and 99th percentile of order lookups, between two polls",
+    },
+    {
+      id: "ingest-latency",
+      title: "Ingest batch time",
+      keys: () => ["p50", "p99"],
+      values: latency("ingest_batch_seconds"),
+      headline: (v) => (v.p99 === null ? "no batches" : `p99 ${milliseconds(v.p99)}`),
+      note: () => "median and 99th percentile of a batch's ingest, between two polls",
     },
   ];
 

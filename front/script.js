@@ -7,6 +7,9 @@
   const UID_RULE = "An order UID is 1–64 characters: letters, digits, “_” or “-”.";
   const RECENT_LIMIT = 20;
   const TIMEOUT_MS = 15000;
+  const HISTORY_KEY = "orders.lookups";
+  const HISTORY_LIMIT = 10;
+  const COPIED_MS = 2000;
 
   const $ = (id) => document.getElementById(id);
   const form = $("lookup-form");
@@ -14,6 +17,12 @@
   const statusBox = $("status");
   const orderView = $("order-view");
   const emptyView = $("empty-view");
+  const emptyText = $("empty-text");
+  const copyStatus = $("copy-status");
+  const historyPanel = $("history");
+  const historyList = $("history-list");
+  const historyClear = $("history-clear");
+  const recentPanel = $("recent");
   const recentList = $("recent-list");
   const recentStatus = $("recent-status");
   const recentRefresh = $("recent-refresh");
@@ -63,25 +72,21 @@
     return (typeof value === "number" && Number.isFinite(value)) || typeof value === "bigint";
   }
 
+  // Amounts are integers in the currency's minor unit (cents, pence, kopecks; the yen has none): shown as
+  // amount / 10 ** minor unit with the currency's own decimals, which Intl knows (2 for USD, 0 for JPY).
   function formatMoney(amount, currency) {
     if (!isNumeric(amount)) return "—";
     if (typeof currency === "string" && /^[A-Z]{3}$/.test(currency)) {
       let format = moneyFormats.get(currency);
       if (!format) {
         try {
-          // Amounts are whole units of the currency.
-          format = new Intl.NumberFormat(undefined, {
-            style: "currency",
-            currency,
-            minimumFractionDigits: 0,
-            maximumFractionDigits: 0,
-          });
+          format = new Intl.NumberFormat(undefined, { style: "currency", currency });
         } catch {
           format = null;
         }
         moneyFormats.set(currency, format);
       }
-      if (format) return format.format(amount);
+      if (format) return format.format(Number(amount) / 10 ** format.resolvedOptions().maximumFractionDigits);
     }
     return `${numberFormat.format(amount)} ${typeof currency === "string" ? currency : ""}`.trim();
   }
@@ -148,11 +153,62 @@
   // ---------------------------------------------------------------- API
 
   class ApiError extends Error {
-    constructor(kind, message, status) {
+    constructor(kind, message, status, headers) {
       super(message);
       this.kind = kind;
       this.status = status;
+      this.headers = headers || null;
     }
+  }
+
+  // ---------------------------------------------------------------- where the answer came from
+
+  // Server-Timing (W3C), as the API sends it: `tier;desc="local", app;dur=0.42`. Metric name -> its parameters.
+  // The API's values hold no commas or semicolons inside quotes, so a plain split reads them.
+  function parseServerTiming(value) {
+    const metrics = new Map();
+    for (const entry of (value || "").split(",")) {
+      const [name, ...params] = entry.split(";").map((part) => part.trim());
+      if (!name) continue;
+      const metric = {};
+      for (const param of params) {
+        const eq = param.indexOf("=");
+        if (eq < 1) continue;
+        let paramValue = param.slice(eq + 1).trim();
+        if (paramValue.length >= 2 && paramValue.startsWith('"') && paramValue.endsWith('"')) {
+          paramValue = paramValue.slice(1, -1);
+        }
+        metric[param.slice(0, eq).trim().toLowerCase()] = paramValue;
+      }
+      metrics.set(name.toLowerCase(), metric);
+    }
+    return metrics;
+  }
+
+  // The API's tiers (its X-Cache values) in words a reader knows.
+  const TIER_WORDS = {
+    local: "memory cache",
+    memcached: "memcached",
+    database: "the database",
+  };
+  const TIER_HINTS = {
+    local: "The order was in the answering server's own memory.",
+    memcached: "The order was in memcached, the cache all servers share.",
+    database: "Neither cache had the order: it was read from PostgreSQL, and is cached now.",
+  };
+  const fewDigits = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 2 });
+  const wholeNumber = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+
+  // {tier, text, hint} for an answer's headers, or null when the answer does not say (another API, an old one).
+  function servedBy(headers, verb) {
+    if (!headers) return null;
+    const metrics = parseServerTiming(headers.get("Server-Timing"));
+    const tier = (metrics.get("tier") || {}).desc;
+    if (!tier) return null;
+    const words = TIER_WORDS[tier] || tier;
+    const ms = Number.parseFloat((metrics.get("app") || {}).dur);
+    const took = Number.isFinite(ms) && ms >= 0 ? ` in ${(ms >= 100 ? wholeNumber : fewDigits).format(ms)} ms` : "";
+    return { tier, text: `${verb} ${words}${took}`, hint: TIER_HINTS[tier] || null };
   }
 
   // JSON.parse that keeps integers beyond 2^53 exact (as BigInt) where the browser exposes the source text.
@@ -178,7 +234,10 @@
     return null;
   }
 
-  async function apiGet(path, signal) {
+  // The JSON body of a GET, and the answer's headers; an ApiError for anything but a readable 2xx.
+  // cache: "no-cache" for orders: the browser asks again each time (a 304 when it holds the order already), so
+  // the answer's Server-Timing is this lookup's, not the one stored with the first answer.
+  async function apiGet(path, signal, cache = "default") {
     const timeout = AbortSignal.timeout(TIMEOUT_MS);
     const combined = signal && AbortSignal.any ? AbortSignal.any([signal, timeout]) : signal || timeout;
     let response;
@@ -188,6 +247,7 @@
         signal: combined,
         headers: { Accept: "application/json" },
         credentials: "omit",
+        cache,
       });
       text = await response.text();
     } catch (error) {
@@ -210,14 +270,14 @@
       if (body === null || typeof body !== "object") {
         throw new ApiError("error", "The order service sent a response this page cannot read.", response.status);
       }
-      return body;
+      return { body, headers: response.headers };
     }
     const message = serverMessage(body);
     switch (response.status) {
       case 400:
         throw new ApiError("bad-input", message || UID_RULE, 400);
       case 404:
-        throw new ApiError("not-found", message || "There is no order with this UID.", 404);
+        throw new ApiError("not-found", message || "There is no order with this UID.", 404, response.headers);
       case 503:
         throw new ApiError(
           "unavailable",
@@ -244,7 +304,7 @@
     "error": "Something went wrong",
   };
 
-  function setStatus(state, message) {
+  function setStatus(state, message, note) {
     statusBox.replaceChildren();
     statusBox.dataset.state = state;
     statusBox.className = `status status--${state}`;
@@ -265,6 +325,7 @@
         { className: "status__body" },
         el("strong", { className: "status__title" }, STATUS_TITLES[state] || STATUS_TITLES.error),
         el("span", { className: "status__message" }, message),
+        note ? el("span", { className: "status__note", dataset: { field: "served", tier: note.tier } }, note.text) : null,
       ),
     );
   }
@@ -285,13 +346,68 @@
     }
   }
 
+  // ---------------------------------------------------------------- copying
+
+  // The Clipboard API where the page may use it (a secure context: https or localhost), else the older
+  // select-and-copy on a hidden text area. True when the text was copied.
+  async function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      try {
+        await navigator.clipboard.writeText(text);
+        return true;
+      } catch {
+        // refused (no permission, page not focused): try the older way
+      }
+    }
+    const active = document.activeElement;
+    const area = el("textarea", { className: "clipboard-fallback", readonly: true, "aria-hidden": "true", tabindex: "-1" });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    let copied = false;
+    try {
+      copied = document.execCommand("copy");
+    } catch {
+      copied = false;
+    }
+    area.remove();
+    if (active instanceof HTMLElement) active.focus();
+    return copied;
+  }
+
+  // A button that copies `text`, says "Copied" on itself for a moment, and tells screen readers what was copied.
+  function copyButton(label, what, text, name) {
+    const button = el("button", { type: "button", className: "button button--ghost button--small copy", dataset: { copy: name } }, label);
+    let timer = null;
+    button.addEventListener("click", async () => {
+      const copied = await copyText(text);
+      clearTimeout(timer);
+      button.textContent = copied ? "Copied" : "Copy failed";
+      button.dataset.state = copied ? "copied" : "failed";
+      copyStatus.textContent = copied ? `${what} copied.` : `Could not copy. Select the text and copy it by hand.`;
+      timer = setTimeout(() => {
+        button.textContent = label;
+        delete button.dataset.state;
+        copyStatus.textContent = "";
+      }, COPIED_MS);
+    });
+    return button;
+  }
+
   // ---------------------------------------------------------------- order rendering
 
-  function renderOrder(order) {
+  function renderOrder(order, served) {
     const payment = order.payment || {};
     const delivery = order.delivery || {};
     const items = Array.isArray(order.items) ? order.items : [];
     const currency = payment.currency;
+    const rawJson = JSON.stringify(order, (k, v) => (typeof v === "bigint" ? v.toString() : v), 2);
+
+    const copyButtons = [copyButton("Copy order UID", "Order UID", order.order_uid, "order_uid")];
+    if (!isBlank(order.track_number)) {
+      copyButtons.push(copyButton("Copy track number", "Track number", String(order.track_number), "track_number"));
+    }
+    copyButtons.push(copyButton("Copy JSON", "The order as JSON", rawJson, "json"));
 
     const header = el(
       "header",
@@ -301,7 +417,11 @@
         { className: "order__heading" },
         el("p", { className: "eyebrow" }, "Order"),
         el("h1", { id: "order-title", className: "order__uid", dataset: { field: "order_uid" } }, order.order_uid),
+        served
+          ? el("p", { className: "served", title: served.hint, dataset: { field: "served", tier: served.tier } }, served.text)
+          : null,
       ),
+      el("div", { className: "order__actions", role: "group", "aria-label": "Copy" }, copyButtons),
       definitions(
         [
           ["Track number", textOrDash(order.track_number), "track_number"],
@@ -398,7 +518,7 @@
         ["OOF shard", textOrDash(order.oof_shard), "oof_shard"],
       ]),
       el("h3", { className: "technical__title" }, "Raw JSON"),
-      el("pre", { className: "raw", tabindex: "0" }, JSON.stringify(order, (k, v) => (typeof v === "bigint" ? v.toString() : v), 2)),
+      el("pre", { className: "raw", tabindex: "0" }, rawJson),
     );
 
     orderView.replaceChildren(
@@ -500,13 +620,13 @@
     markCurrentRecent(null);
   }
 
-  function showProblem(state, message) {
+  function showProblem(state, message, note) {
     orderView.hidden = true;
     orderView.replaceChildren();
     orderView.removeAttribute("aria-busy");
     emptyView.hidden = true;
     shownUid = null;
-    setStatus(state, message);
+    setStatus(state, message, note);
     document.title = `${STATUS_TITLES[state] || STATUS_TITLES.error} · Order lookup`;
   }
 
@@ -537,21 +657,27 @@
     setStatus("loading", `Looking up order ${uid}…`);
     if (!orderView.hidden) orderView.setAttribute("aria-busy", "true");
     try {
-      const order = await apiGet(`/orders/${encodeURIComponent(uid)}`, controller.signal);
+      const { body: order, headers } = await apiGet(`/orders/${encodeURIComponent(uid)}`, controller.signal, "no-cache");
       if (controller.signal.aborted) return;
-      renderOrder(order);
+      const served = servedBy(headers, "Served from");
+      renderOrder(order, served);
       orderView.removeAttribute("aria-busy");
       orderView.hidden = false;
       emptyView.hidden = true;
       shownUid = uid;
-      setStatus("ok", `Showing order ${uid}.`);
+      remember(uid);
+      setStatus("ok", `Showing order ${uid}.${served ? ` ${served.text}.` : ""}`);
       document.title = `Order ${uid} · Order lookup`;
       if (focusOrder) orderView.focus();
     } catch (error) {
       if (controller.signal.aborted) return;
       if (error instanceof ApiError) {
         if (error.kind === "bad-input") setInputInvalid(true);
-        showProblem(error.kind, error.kind === "not-found" ? `There is no order with UID “${uid}”.` : error.message);
+        if (error.kind === "not-found") {
+          showProblem("not-found", `There is no order with UID “${uid}”.`, servedBy(error.headers, "Answered by"));
+        } else {
+          showProblem(error.kind, error.message);
+        }
       } else {
         showProblem("error", "Something went wrong while showing this order.");
         console.error(error);
@@ -566,10 +692,22 @@
   let recentController = null;
 
   function markCurrentRecent(uid) {
-    for (const link of recentList.querySelectorAll("a[data-uid]")) {
+    for (const link of document.querySelectorAll("#recent-list a[data-uid], #history-list a[data-uid]")) {
       if (uid !== null && link.dataset.uid === uid) link.setAttribute("aria-current", "true");
       else link.removeAttribute("aria-current");
     }
+  }
+
+  // A link that shows order `uid` in place (a plain link still opens it in a new tab).
+  function orderLink(uid, className, ...children) {
+    const link = el("a", { className, href: urlForUid(uid), dataset: { uid } }, ...children);
+    link.addEventListener("click", (event) => {
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      input.value = uid;
+      navigate(uid, { push: true, focusOrder: true });
+    });
+    return link;
   }
 
   function recentEntry(summary) {
@@ -580,9 +718,9 @@
     if (isNumeric(summary.item_count)) {
       meta.push(`${numberFormat.format(summary.item_count)} ${Number(summary.item_count) === 1 ? "item" : "items"}`);
     }
-    const link = el(
-      "a",
-      { className: "recent__item", href: urlForUid(uid), dataset: { uid } },
+    const link = orderLink(
+      uid,
+      "recent__item",
       el(
         "span",
         { className: "recent__line" },
@@ -592,12 +730,6 @@
       el("span", { className: "recent__track" }, textOrDash(summary.track_number)),
       el("span", { className: "recent__meta" }, meta.flatMap((part, i) => (i ? [" · ", part] : [part]))),
     );
-    link.addEventListener("click", (event) => {
-      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-      event.preventDefault();
-      input.value = uid;
-      navigate(uid, { push: true, focusOrder: true });
-    });
     return el("li", null, link);
   }
 
@@ -609,7 +741,7 @@
     recentStatus.dataset.state = "loading";
     recentStatus.textContent = "Loading recent orders…";
     try {
-      const body = await apiGet(`/orders?limit=${RECENT_LIMIT}`, controller.signal);
+      const { body } = await apiGet(`/orders?limit=${RECENT_LIMIT}`, controller.signal);
       if (controller.signal.aborted) return;
       const orders = Array.isArray(body.orders) ? body.orders : [];
       const valid = orders.filter((o) => o && typeof o.order_uid === "string" && UID_RE.test(o.order_uid));
@@ -620,6 +752,12 @@
     } catch (error) {
       if (controller.signal.aborted) return;
       recentList.replaceChildren();
+      if (error instanceof ApiError && error.status === 404) {
+        // The API lists no orders here (RECENT_ORDERS_ENABLED=false, the deployed default): nothing to offer.
+        recentPanel.hidden = true;
+        emptyText.textContent = "Enter an order UID above to see the order.";
+        return;
+      }
       recentStatus.dataset.state = "error";
       recentStatus.textContent =
         error instanceof ApiError ? `Recent orders are unavailable. ${error.message}` : "Recent orders are unavailable.";
@@ -628,6 +766,52 @@
       if (recentController === controller) recentController = null;
     }
   }
+
+  // ---------------------------------------------------------------- your lookups (this browser only)
+
+  // Stored entries are read back as untrusted: only well-formed uids, at most HISTORY_LIMIT of them.
+  function readHistory() {
+    try {
+      const stored = JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]");
+      return Array.isArray(stored)
+        ? stored.filter((uid) => typeof uid === "string" && UID_RE.test(uid)).slice(0, HISTORY_LIMIT)
+        : [];
+    } catch {
+      return []; // storage turned off, full, or holding something else
+    }
+  }
+
+  function writeHistory(uids) {
+    try {
+      if (uids.length) localStorage.setItem(HISTORY_KEY, JSON.stringify(uids));
+      else localStorage.removeItem(HISTORY_KEY);
+    } catch {
+      // storage turned off or full: the list lives as long as the page
+    }
+    renderHistory(uids);
+  }
+
+  function remember(uid) {
+    writeHistory([uid, ...readHistory().filter((other) => other !== uid)].slice(0, HISTORY_LIMIT));
+  }
+
+  function renderHistory(uids) {
+    historyList.replaceChildren(
+      ...uids.map((uid) => el("li", null, orderLink(uid, "history__item", el("span", { className: "history__uid" }, uid)))),
+    );
+    historyPanel.hidden = uids.length === 0;
+    markCurrentRecent(shownUid || uidFromUrl());
+  }
+
+  historyClear.addEventListener("click", () => {
+    writeHistory([]);
+    input.focus(); // the button is gone with its panel
+  });
+
+  // Another tab of the page looked something up, or cleared the list.
+  window.addEventListener("storage", (event) => {
+    if (event.key === HISTORY_KEY || event.key === null) renderHistory(readHistory());
+  });
 
   // ---------------------------------------------------------------- wiring
 
@@ -655,6 +839,7 @@
 
   window.addEventListener("popstate", fromLocation);
 
+  renderHistory(readHistory());
   fromLocation();
   loadRecent();
 })();

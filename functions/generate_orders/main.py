@@ -12,8 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from orders_core.generator.producer import GenerateRequest, ProduceError, describe_request_error, produce_orders
+from orders_core.generator.producer import (
+    GenerateRequest,
+    ProduceError,
+    describe_request_error,
+    ping_kafka,
+    produce_orders,
+)
 from orders_core.http import logs, metrics
+from orders_core.http.readiness import readiness
 from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
 
 if TYPE_CHECKING:  # the server stack is the local entry's, not the Lambda handler's: never loaded for types
@@ -49,9 +56,12 @@ def _generate(payload: Any, emit: metrics.Emit) -> dict[str, Any]:
 
 def http_entry(request: flask.Request) -> FlaskAnswer:
     """POST ``application/json``, optionally ``{"count", "seed", "invalid_ratio", "max_items"}`` -> 200 with
-    what was produced; ``GET /metrics``: the orders produced so far."""
+    what was produced; ``GET /metrics``: the orders produced so far; ``GET /health``: 200 while the producer
+    reaches the Kafka cluster, else 503."""
     if request.path == metrics.PATH:
         answer = metrics.endpoint(request.method)
+    elif request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: Kafka's cluster answers
+        answer = readiness(kafka=ping_kafka)
     else:
         with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
             answer = _answer(request)

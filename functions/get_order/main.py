@@ -12,8 +12,9 @@ Four adapters over one core:
   and compose serve, under granian, since functions-framework's ASGI app costs more than the lookup itself
   (docs/benchmarks.md). Its lines go to the invocation log, in blocks once a second.
 
-Each request logs one line (status, cache tier, duration) and is counted: ``GET /metrics`` locally (every
-gunicorn worker's figures), EMF on Lambda.
+Each request logs one line (status, cache tier, duration) and is counted by route (``/orders/{order_uid}``,
+``/health``, ``/ops``…; the lookup figures count order lookups only): ``GET /metrics`` locally (every gunicorn
+worker's figures, with the PostgreSQL read queue in use), EMF on Lambda.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
     """Count the answer and log its one line."""
     seconds = time.perf_counter() - started
     tier = answer.headers.get("X-Cache")  # the tier that had the order; none for other answers
-    emit(metrics.lookup_samples(answer.status, tier, seconds))
+    emit(metrics.request_samples(path, answer.status, tier, seconds))
     level = logging.WARNING if answer.status >= 500 else logging.INFO
     if log.isEnabledFor(level):  # this runs on every lookup: no fields built for a line not written
         fields = {"method": method, "path": path[:MAX_LOGGED_PATH], "status": answer.status, "tier": tier,
@@ -72,7 +73,9 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
 
 def http_entry(request: flask.Request) -> FlaskAnswer:
     if request.path == metrics.PATH:
+        started = time.perf_counter()
         answer = metrics.endpoint(request.method)
+        metrics.to_prometheus(metrics.request_samples(request.path, answer.status, None, time.perf_counter() - started))
         return (answer.body, answer.status, answer.headers)
     started = time.perf_counter()
     with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
@@ -101,7 +104,9 @@ async def asgi(request: Request) -> Response:
     scope = request.scope
     method, path = scope["method"], scope["path"]
     if path == metrics.PATH:
+        started = time.perf_counter()
         answer = metrics.endpoint(method)
+        metrics.to_prometheus(metrics.request_samples(path, answer.status, None, time.perf_counter() - started))
         return _asgi_response(answer)
     started = time.perf_counter()
     with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):

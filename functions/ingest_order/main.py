@@ -2,8 +2,9 @@
 
 Two adapters over one core: ``http_entry`` (functions-framework; the local trigger POSTs the Lambda Kafka
 event to it) and ``handler`` (AWS Lambda with a Kafka event source mapping reporting batch item failures).
-Both answer AWS's partial batch response: the records to redeliver, named by partition and offset. Each
-invocation logs one line saying what became of its batch, and counts it (``GET /metrics`` locally, EMF on Lambda).
+Both answer AWS's partial batch response: the records to redeliver, named by partition and offset (on Lambda
+that alone, as AWS documents it; over HTTP with the batch's counts beside it). Each invocation logs one line
+saying what became of its batch, and counts it (``GET /metrics`` locally, EMF on Lambda).
 ``GET /health`` (functions-framework only) is its readiness: 200 when PostgreSQL and the queue answer.
 """
 
@@ -64,8 +65,8 @@ def _flask(answer: HttpResponse) -> FlaskAnswer:
 
 
 def http_entry(request: flask.Request) -> FlaskAnswer:
-    if request.path == metrics.PATH:
-        return _flask(metrics.endpoint(request.method))
+    if request.path == metrics.PATH:  # with the dead-letter queue's depth: the letters this function writes
+        return _flask(metrics.endpoint(request.method, runtime.dead_letter_figures()))
     if request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: PostgreSQL and the queue
         return _flask(readiness(postgres=runtime.order_store().ping, queue=runtime.dead_letter_queue().ping))
     request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
@@ -100,4 +101,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         report = _ingest(records, request_id, _emf)
     if report.failed and len(report.failed) == len(records):
         raise BatchNotStored(f"none of {len(records)} records stored: {report.failure}")
-    return report.as_dict()  # the platform redelivers each partition from its first failed record
+    return report.batch_response()  # the platform redelivers each partition from its first failed record

@@ -33,7 +33,7 @@ orders: starting the stack (Ctrl-C or 'make down' stops it)
   ingest           http://127.0.0.1:${INGEST_PORT:-8081}/   (ingest_order, fed by the Kafka trigger; GET /health)
   trigger status   http://127.0.0.1:${TRIGGER_PORT:-8083}/status   (partitions, commits, lag, retries; also /metrics)
   generator        http://127.0.0.1:${GENERATE_PORT:-8082}/   (POST {"count": N}; or 'make generate N=1000')
-  scheduler        ${schedule}   (GENERATE_SCHEDULE, GENERATE_SCHEDULE_COUNT)
+  scheduler        ${schedule}   (GENERATE_SCHEDULE, GENERATE_SCHEDULE_COUNT; GET http://127.0.0.1:${SCHEDULER_PORT:-8084}/health)
   Kafka            ${KAFKA_BOOTSTRAP_SERVERS}   topic ${KAFKA_TOPIC:-orders}
   PostgreSQL       127.0.0.1:${PGPORT:-5432}   database ${PGDATABASE:-orders}
   memcached        ${MEMCACHED_SERVERS:-(disabled)}

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from functools import cache
 
+from orders_core.adapters import kafka_admin, postgres
 from orders_core.adapters.cache import OrderCache
 from orders_core.adapters.postgres import OrderStore
 from orders_core.adapters.sqs import DeadLetterQueue
 from orders_core.config import get_settings
 from orders_core.domain.ingest import IngestService
+from orders_core.http import metrics
 from orders_core.http.api import LookupService
 
 
 @cache
 def order_store() -> OrderStore:
-    return OrderStore(get_settings())
+    return OrderStore(get_settings(), metrics.postgres_connections("primary"))
 
 
 @cache
@@ -25,17 +27,24 @@ def replica_store() -> OrderStore | None:
     if not settings.pg_replica_host:
         return None
     port = settings.pg_replica_port or settings.pg_port
-    return OrderStore(settings.model_copy(update={"pg_host": settings.pg_replica_host, "pg_port": port}))
+    replica = settings.model_copy(update={"pg_host": settings.pg_replica_host, "pg_port": port})
+    return OrderStore(replica, metrics.postgres_connections("replica"))
 
 
 @cache
 def order_cache() -> OrderCache:
-    return OrderCache(get_settings())
+    return OrderCache(get_settings(), metrics.memcached_error)
 
 
 @cache
 def dead_letter_queue() -> DeadLetterQueue:
     return DeadLetterQueue(get_settings())
+
+
+@cache
+def dead_letter_figures() -> metrics.DeadLetterQueueCollector:
+    """The dead-letter queue's depth and oldest age for ingest_order's /metrics, read at most every few seconds."""
+    return metrics.DeadLetterQueueCollector(dead_letter_queue().depth, metrics.DEAD_LETTER_READ_EVERY_S)
 
 
 @cache
@@ -51,8 +60,15 @@ def lookup_service() -> LookupService:
     return LookupService(get_settings(), replica, order_cache(), primary=order_store())
 
 
+def provision() -> list[str]:
+    """The stack's provisioning: the migrations, then the topic (both idempotent); what each step did."""
+    settings = get_settings()
+    return [postgres.migrate(settings), kafka_admin.ensure_topic(settings)]
+
+
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for made in (order_store, replica_store, order_cache, dead_letter_queue, ingest_service, lookup_service):
+    for made in (order_store, replica_store, order_cache, dead_letter_queue, dead_letter_figures, ingest_service,
+                 lookup_service):  # fmt: skip
         made.cache_clear()
     get_settings.cache_clear()

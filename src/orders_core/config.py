@@ -51,7 +51,18 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic: str = "orders"
     kafka_topic_partitions: int = 3
+    # Replicas of each partition when orders-setup (or the stack's provisioning) creates the topic.
+    kafka_topic_replication_factor: int = Field(1, ge=1)
     kafka_group_id: str = "orders-ingest-trigger"
+    # How the generator and the provisioning reach a secured cluster (librdkafka's names; template.yaml sets
+    # them per KafkaAuthMode). Credentials come from Secrets Manager at run time: KAFKA_SASL_SECRET_ARN holds
+    # {"username", "password"}; KAFKA_SSL_SECRET_ARN holds the mTLS client certificate in the event source
+    # mapping's format {"certificate", "privateKey", "privateKeyPassword"}.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_secret_arn: str | None = None
+    kafka_ssl_secret_arn: str | None = None
+    kafka_ssl_ca_location: str | None = None
 
     # AWS (dead-letter queue). AWS_ENDPOINT_URL set: a local SQS (ElasticMQ, or moto in tests); unset: real AWS.
     aws_endpoint_url: str | None = "http://127.0.0.1:4566"
@@ -135,6 +146,9 @@ class Settings(BaseSettings):
     generate_schedule_retry_initial_s: float = Field(0.5, gt=0)
     generate_schedule_retry_max_s: float = Field(30.0, gt=0)
     generate_schedule_timeout_s: float = Field(300.0, gt=0)
+    # orders-scheduler's GET /health (its schedule, last occurrence and next one due); port 0 turns it off.
+    scheduler_status_host: str = "127.0.0.1"
+    scheduler_status_port: int = Field(8084, ge=0, le=65535)
 
     @classmethod
     def environment_names(cls) -> set[str]:

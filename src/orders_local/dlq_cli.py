@@ -20,10 +20,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from orders_core.adapters.kafka_records import record_of
 from orders_core.adapters.sqs import make_sqs_client
 from orders_core.config import Settings, get_settings
 
@@ -267,8 +268,8 @@ class Redriver:
                 value = message.value() or b""
                 if hashlib.sha256(value).hexdigest() != body.get("value_sha256"):
                     raise LetterUnreadable("the record in Kafka is not the one the letter describes")
-                headers = cast(list[tuple[str, bytes | None]], message.headers() or [])
-                return bytes(value), [(name, raw or b"") for name, raw in headers]
+                record, _unreadable = record_of(message)  # headers whose name is not UTF-8 are left out
+                return bytes(value), list(record.headers)
         finally:
             consumer.close()
         raise LetterUnreadable("the value was cut to fit the queue and Kafka no longer holds the record")

@@ -1,50 +1,23 @@
 """``orders-setup``: the one idempotent set-up step — database migrations, the Kafka topic, the dead-letter
-queue. The native runner, docker compose, the tests and a cloud deploy (``--only migrate``) all run it."""
+queue. The native runner, docker compose and the tests run it; in the cloud the stack's provisioning runs the
+same migration and topic steps (functions/provision)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 import time
 from collections.abc import Callable
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
-from orders_core.adapters.postgres import OrderStore, apply_migrations
+from orders_core.adapters.kafka_admin import ensure_topic
+from orders_core.adapters.postgres import migrate
 from orders_core.adapters.sqs import ensure_queue
 from orders_core.config import Settings, get_settings
 from orders_core.http.logs import configure_logging
 
 log = logging.getLogger("orders_local.provision")
 STEPS = ("migrate", "topic", "queue")
-
-
-def migrate(settings: Settings) -> str:
-    conn = OrderStore(settings).connect()
-    try:
-        applied = apply_migrations(conn)
-    finally:
-        conn.close()
-    return f"applied {', '.join(applied)}" if applied else "schema up to date"
-
-
-def ensure_topic(settings: Settings) -> str:
-    # A plain connect first: while the broker starts, the Kafka client would log every refused attempt.
-    host, _, port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
-    socket.create_connection((host, int(port)), timeout=2).close()
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "socket.timeout.ms": 5000})
-    topic = NewTopic(settings.kafka_topic, num_partitions=settings.kafka_topic_partitions, replication_factor=1)
-    future = admin.create_topics([topic], operation_timeout=10, request_timeout=10)[settings.kafka_topic]
-    try:
-        future.result(timeout=15)
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
-        return f"topic {settings.kafka_topic} exists"
-    return f"topic {settings.kafka_topic} created with {settings.kafka_topic_partitions} partitions"
 
 
 def ensure_dead_letter_queue(settings: Settings) -> str:

@@ -5,6 +5,9 @@ fields, ``at(…)``; empty disables it) and, at each occurrence, POSTs ``{"count
 generate_orders: the Input of the SAM schedule. While the function is down or failing it retries with
 backoff, until the next occurrence is due; occurrences that pass meanwhile are skipped, never piled up.
 
+``GET /health`` on ``SCHEDULER_STATUS_PORT`` says it is up, with the schedule, its last occurrence (and
+whether generate_orders took it) and when the next one is due.
+
 No cron library on PyPI takes AWS's syntax whole (1-7 for SUN-SAT, the ``?`` rule, ``nL``, ``nW``, ``LW``,
 ``n#k``, a year field), so the parser below is AWS's documented grammar, and nothing more. Times are UTC
 (the schedule's default time zone).
@@ -19,14 +22,17 @@ import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from http.server import ThreadingHTTPServer
 from types import FrameType
 
 import urllib3
 
 from orders_core.config import Settings, get_settings
 from orders_core.http.logs import configure_logging
+from orders_core.http.responses import json_response
+from orders_local.status_server import serve
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +255,36 @@ class Invoker:
         return True
 
 
+class ScheduleStatus:
+    """What the scheduler says of itself on ``/health``: written by its loop, read by the server's threads."""
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+        self._lock = threading.Lock()
+        self._last: tuple[datetime, str] | None = None  # the last occurrence, and what became of it
+        self._next_due: datetime | None = None
+
+    def due(self, moment: datetime | None) -> None:
+        with self._lock:
+            self._next_due = moment
+
+    def ran(self, occurrence: datetime, outcome: str) -> None:
+        """``outcome``: ``invoked`` (generate_orders took it) or ``gave_up`` (it failed until the next one)."""
+        with self._lock:
+            self._last = (occurrence, outcome)
+
+    def as_json(self) -> dict[str, str | None]:
+        with self._lock:
+            last, next_due = self._last, self._next_due
+        return {
+            "status": "ok",
+            "schedule": self.expression,
+            "last_occurrence": None if last is None else last[0].isoformat(),
+            "last_outcome": None if last is None else last[1],
+            "next_due": None if next_due is None else next_due.isoformat(),
+        }
+
+
 @dataclass
 class Scheduler:
     """Runs ``invoke`` at each occurrence; ``wait(seconds)`` sleeps and returns True when asked to stop."""
@@ -259,24 +295,28 @@ class Scheduler:
     wait: Callable[[float], bool]
     retry_initial_s: float
     retry_max_s: float
+    status: ScheduleStatus = field(default_factory=lambda: ScheduleStatus(""))
 
     def run(self) -> None:
         occurrences = self.schedule.occurrences(self.now())
         due = next(occurrences, None)
         while due is not None:
+            self.status.due(due)
             if self.wait(max(0.0, (due - self.now()).total_seconds())):
                 return
             following = next(occurrences, None)
-            if not self._invoke_until(following):
+            self.status.due(following)
+            if not self._invoke_until(due, following):
                 return
             while following is not None and following < self.now():
                 log.warning("skipped the occurrence of %s: the one before was still running", following)
                 following = next(occurrences, None)
             due = following
+        self.status.due(None)
         log.info("the schedule has no further occurrence")
         self.wait(float("inf"))  # stay up until stopped: under honcho, one process ending ends them all
 
-    def _invoke_until(self, deadline: datetime | None) -> bool:
+    def _invoke_until(self, occurrence: datetime, deadline: datetime | None) -> bool:
         """Invoke, retrying with backoff until it works or ``deadline`` (the next occurrence) is near;
         False when asked to stop."""
         delay = self.retry_initial_s
@@ -284,10 +324,12 @@ class Scheduler:
             left = float("inf") if deadline is None else (deadline - self.now()).total_seconds()
             if left <= delay:
                 log.warning("gave up this occurrence: the next one is due")
+                self.status.ran(occurrence, "gave_up")
                 return True
             if self.wait(delay):
                 return False
             delay = min(delay * 2, self.retry_max_s)
+        self.status.ran(occurrence, "invoked")
         return True
 
 
@@ -305,25 +347,42 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    if not settings.generate_schedule.strip():
-        log.info("GENERATE_SCHEDULE is empty: nothing is scheduled")
-        wait(float("inf"))
-        return 0
+    schedule = None
+    if settings.generate_schedule.strip():
+        try:
+            schedule = parse_schedule(settings.generate_schedule)
+        except ScheduleError as exc:
+            log.error("GENERATE_SCHEDULE: %s", exc)
+            return 2
+    status = ScheduleStatus(settings.generate_schedule)
+    server = serve_health(status, settings)  # a port taken stops the scheduler at once, saying so
     try:
-        schedule = parse_schedule(settings.generate_schedule)
-    except ScheduleError as exc:
-        log.error("GENERATE_SCHEDULE: %s", exc)
-        return 2
-    log.info(
-        "%s: POST {\"count\": %d} to %s",
-        settings.generate_schedule, settings.generate_schedule_count, settings.generate_url,
-    )  # fmt: skip
-    Scheduler(
-        schedule,
-        Invoker(settings),
-        lambda: datetime.now(UTC),
-        wait,
-        settings.generate_schedule_retry_initial_s,
-        settings.generate_schedule_retry_max_s,
-    ).run()
-    return 0
+        if schedule is None:
+            log.info("GENERATE_SCHEDULE is empty: nothing is scheduled")
+            wait(float("inf"))
+            return 0
+        log.info(
+            "%s: POST {\"count\": %d} to %s",
+            settings.generate_schedule, settings.generate_schedule_count, settings.generate_url,
+        )  # fmt: skip
+        Scheduler(
+            schedule,
+            Invoker(settings),
+            lambda: datetime.now(UTC),
+            wait,
+            settings.generate_schedule_retry_initial_s,
+            settings.generate_schedule_retry_max_s,
+            status,
+        ).run()
+        return 0
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
+def serve_health(status: ScheduleStatus, settings: Settings) -> ThreadingHTTPServer | None:
+    """``GET /health`` on ``SCHEDULER_STATUS_PORT`` (none when it is 0)."""
+    if not settings.scheduler_status_port:
+        return None
+    health = {"/health": lambda: json_response(200, status.as_json(), **{"Cache-Control": "no-store"})}
+    return serve(health, settings.scheduler_status_host, settings.scheduler_status_port, "scheduler")

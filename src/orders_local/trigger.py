@@ -9,8 +9,10 @@ other answer retries the whole batch, with exponential backoff, forever: a recor
 
 Only a partition whose deliveries are retrying is paused; the others keep flowing. A rebalance drops what
 was consumed before it, and a partition no longer assigned is never committed. SIGTERM finishes the
-invocations in flight, commits, leaves the group and exits; a delivery thread that fails unexpectedly stops
-the trigger with a non-zero status, so its records are redelivered.
+invocations in flight, commits, leaves the group and exits; a delivery thread that fails unexpectedly, or a
+fatal consumer error (this member fenced by another with its ``TRIGGER_INSTANCE_ID``), stops the trigger with
+a non-zero status, saying why on ``/health`` and ``/status`` until it exits, so its records are redelivered.
+A record is never refused for what it holds: one whose headers the client cannot read goes without them.
 
 Every invocation carries a fresh ``Function-Execution-Id`` header (its request id) and is logged as one line
 with its records' coordinates, its answer, what the function took and how long it took. The trigger's own
@@ -29,12 +31,12 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from typing import cast
 
 import urllib3
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from orders_core.adapters.kafka_event import encode_events, failed_offsets
+from orders_core.adapters.kafka_records import record_of
 from orders_core.config import Settings, get_settings
 from orders_core.domain.ports import KafkaRecord
 from orders_core.http.logs import configure_logging
@@ -54,17 +56,14 @@ def accepted_prefix(records: Sequence[KafkaRecord], failed: set[tuple[str, int]]
     return len(records)
 
 
-def record_of(message: Message) -> KafkaRecord:
-    headers = cast(list[tuple[str, bytes | None]], message.headers() or [])
-    return KafkaRecord(
-        topic=cast(str, message.topic()),
-        partition=cast(int, message.partition()),
-        offset=cast(int, message.offset()),
-        timestamp=message.timestamp()[1],
-        key=message.key(),
-        value=message.value(),
-        headers=tuple((name, value or b"") for name, value in headers),
-    )
+def answer_excerpt(body: bytes, limit: int = 300) -> str:
+    """The start of an answer's body for the log, on one line: a newline in it (or any character a log
+    viewer could break a line at) is escaped, so the answer cannot forge a log line of its own."""
+    return body[:limit].decode(errors="replace").encode("unicode_escape").decode("ascii")
+
+
+class ConsumerFailed(Exception):
+    """The consumer hit an error it cannot recover from: the trigger must exit and be started again."""
 
 
 class PartitionWorker:
@@ -126,6 +125,7 @@ class Trigger:
                 "statistics.interval.ms": int(settings.trigger_statistics_interval_s * 1000),
                 "stats_cb": self.status.statistics,
                 "on_commit": self._on_commit,
+                "error_cb": self._consumer_error,
                 # Static membership: a trigger restarted after a crash rejoins as itself and gets its partitions
                 # back at once, instead of after the dead member's session timeout (45 s).
                 **({"group.instance.id": settings.trigger_instance_id} if settings.trigger_instance_id else {}),
@@ -169,7 +169,7 @@ class Trigger:
         except urllib3.exceptions.HTTPError as exc:  # unreachable, or timed out (perhaps after storing)
             return 0, f"unreachable ({exc})"
         if response.status != 200:
-            return 0, f"{response.status} {response.data[:300].decode(errors='replace')}"
+            return 0, f"{response.status} {answer_excerpt(response.data)}"
         try:
             failed = failed_offsets(json.loads(response.data), records)
         except (ValueError, RecursionError) as exc:  # not JSON, or not a response for this batch
@@ -213,11 +213,29 @@ class Trigger:
                 self._to_commit[worker.key] = last_taken.offset + 1
 
     def fail(self, exc: BaseException) -> None:
-        """A delivery thread died: stop, and exit non-zero."""
+        """A delivery thread died, or the consumer cannot go on: stop, say why in the status, exit non-zero."""
         self.failure = self.failure or exc
+        self.status.fail(f"{exc.__class__.__name__}: {exc}")
         self.stopping.set()
 
     # -- consuming (the main thread) --------------------------------------------------------------
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        """An error of the consumer, from ``consume()`` or ``error_cb``. librdkafka retries the others itself;
+        a fatal one (e.g. this member fenced by another with the same ``group.instance.id``) leaves a consumer
+        that will never consume again, while answering as if well: stop instead, and exit non-zero, so the
+        supervisor sees it. Its partitions belong to someone else by now: nothing more is committed."""
+        # librdkafka hands the consumer a fatal error as code _FATAL, whose fatal() says False.
+        if not (error.fatal() or error.code() == KafkaError._FATAL):
+            log.warning("consumer error: %s", error)
+            return
+        if self.stopping.is_set() and self.failure is not None:
+            return  # said once
+        log.critical("fatal consumer error, stopping: %s", error.str())
+        with self._lock:  # not a rebalance (no new generation): what is consumed after this is dropped anyway
+            self.assigned.clear()
+        self.pending.clear()
+        self.fail(ConsumerFailed(error.str()))
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """librdkafka's answer to a commit: what the broker confirmed is the partition's last commit."""
@@ -244,15 +262,27 @@ class Trigger:
             log.warning("commit failed, records will be redelivered: %s", exc)
 
     def _take(self, messages: list[Message]) -> None:
+        consumed: dict[PartitionKey, list[tuple[int, float]]] = {}
+        now = time.time()
         for message in messages:
-            if message.error():
-                log.warning("consumer error: %s", message.error())
+            if (error := message.error()) is not None:
+                self._consumer_error(error)
                 continue
-            record = record_of(message)
+            record, unreadable = record_of(message)
+            if unreadable:  # delivered all the same: a record that stops its partition stops the stack
+                self.status.unreadable.inc()
+                log.warning(
+                    "%s: %s", record.label, unreadable, extra={"record": record.label, "unreadable": unreadable}
+                )
             key = (record.topic, record.partition)
             if key in self.assigned:
                 self.pending.setdefault(key, []).append(record)
                 self.position[key] = record.offset + 1
+                # The record's own time (Kafka's CreateTime or LogAppendTime), else when it was consumed.
+                moment = record.timestamp / 1000 if record.timestamp > 0 else now
+                consumed.setdefault(key, []).append((record.offset, moment))
+        for key, records in consumed.items():
+            self.status.consumed(key, records)
 
     def _hand_over(self) -> None:
         """Queue pending records to their partition's worker. A partition whose worker is full (its
@@ -353,6 +383,9 @@ class Trigger:
                     self._take(messages)
                     self._hand_over()
                 self.commit()
+        except Exception as exc:  # unforeseen: say why on /status while the in-flight invocations finish
+            log.critical("consuming failed; stopping", exc_info=True)
+            self.fail(exc)
         finally:
             self._drop(set(self.workers))
             self.commit(wait=True)

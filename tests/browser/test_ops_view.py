@@ -15,7 +15,10 @@ from playwright.sync_api import Browser, Page, expect
 from devstack import services
 from tests.support.metrics import Fleet, stand_ins
 
-FIGURES = ["stored", "lookups", "hit-ratio", "lag", "dead-letters"]
+FIGURES = [
+    "stored", "lookups", "hit-ratio", "lag", "lag-seconds", "dead-letters", "dead-letter-queue", "lookup-latency",
+    "ingest-latency",
+]  # fmt: skip
 SLOW = 30_000  # ms: the page polls every 5 s and needs two answers for a rate
 
 
@@ -26,7 +29,11 @@ def fleet() -> Iterator[Fleet]:
         fleet = Fleet(ingest, lookup, trigger)
         fleet.lag.labels("orders", "0").set(12)
         fleet.lag.labels("orders", "1").set(0)
+        fleet.lag_seconds.labels("orders", "0").set(12)
+        fleet.lag_seconds.labels("orders", "1").set(0)
         fleet.retrying.labels("orders", "1").set(1)
+        fleet.letters_waiting.set(3)
+        fleet.oldest_letter.set(90)
         stop = threading.Event()
 
         def busy() -> None:
@@ -36,6 +43,9 @@ def fleet() -> Iterator[Fleet]:
                 fleet.lookups.labels("memcached").inc(9)
                 fleet.lookups.labels("database").inc(1)
                 fleet.dead_letters.labels("<b>invalid</b>").inc(1)
+                for seconds in (0.002, 0.004, 0.008, 0.2):
+                    fleet.lookup_seconds.observe(seconds)
+                fleet.batch_seconds.observe(0.05)
 
         thread = threading.Thread(target=busy, daemon=True)
         thread.start()
@@ -94,6 +104,8 @@ def expect_rates(page: Page) -> None:
     assert number_in(headline(page, "lookups")) > 0
     assert 0 < number_in(headline(page, "hit-ratio")) <= 100
     assert number_in(headline(page, "dead-letters")) > 0
+    assert headline(page, "lookup-latency").startswith("p99 ") and number_in(headline(page, "lookup-latency")) > 0
+    assert headline(page, "ingest-latency").endswith(" ms")
 
 
 def test_ops_view_shows_live_rates_and_a_chart_per_figure(
@@ -110,6 +122,11 @@ def test_ops_view_shows_live_rates_and_a_chart_per_figure(
     for figure in FIGURES:  # one chart (uPlot's canvas) under each figure, with its legend
         expect(page.locator(f'[data-figure="{figure}"] canvas')).to_have_count(1)
     assert number_in(headline(page, "lag")) == 12
+    assert headline(page, "lag-seconds") == "12 s"  # the oldest record not yet committed, over the partitions
+    assert headline(page, "dead-letter-queue") == "3 waiting"
+    expect(page.locator('[data-figure="dead-letter-queue"] .ops-card__note')).to_have_text(
+        "The oldest has waited 1.5 min"
+    )
     expect(page.locator('[data-figure="lag"] .ops-card__note')).to_have_text("Retrying: orders-1")
     legend = page.locator('[data-figure="lag"] .u-legend').text_content() or ""
     assert "orders-0" in legend and "orders-1" in legend

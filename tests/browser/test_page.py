@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.support.events import FIXTURES
@@ -93,11 +94,11 @@ def test_lookup_by_typing_uid_and_enter(
     assert field(page, "delivery.region") == "Kraiot"
     assert field(page, "delivery.zip") == "2639809"
     assert field(page, "delivery.address") == "Ploshad Mira 15"
-    # Payment card: whole units of USD
-    assert field(page, "payment.amount") == "$1,817"
-    assert field(page, "payment.goods_total") == "$317"
-    assert field(page, "payment.delivery_cost") == "$1,500"
-    assert field(page, "payment.custom_fee") == "$0"
+    # Payment card: amounts are cents of USD
+    assert field(page, "payment.amount") == "$18.17"
+    assert field(page, "payment.goods_total") == "$3.17"
+    assert field(page, "payment.delivery_cost") == "$15.00"
+    assert field(page, "payment.custom_fee") == "$0.00"
     assert field(page, "payment.provider") == "wbpay"
     assert field(page, "payment.bank") == "alpha"
     assert field(page, "payment.payment_dt") == "Nov 26, 2021, 6:22 AM"
@@ -108,12 +109,37 @@ def test_lookup_by_typing_uid_and_enter(
     expect(rows).to_have_count(1)
     assert field(page, "item.name") == "Mascaras"
     assert field(page, "item.brand") == "Vivienne Sabo"
-    assert field(page, "item.price") == "$453"
+    assert field(page, "item.price") == "$4.53"
     assert field(page, "item.sale") == "\u221230%"  # U+2212 MINUS SIGN
-    assert field(page, "item.total_price") == "$317"
+    assert field(page, "item.total_price") == "$3.17"
     assert field(page, "item.status") == "202"
 
     page.screenshot(path=str(artifacts_dir / "order.png"), full_page=True)
+
+
+@pytest.mark.parametrize(
+    ("currency", "amounts", "shown"),
+    [
+        ("JPY", (1990, 1990, 0, 0), ["¥1,990", "¥1,990", "¥0", "¥0"]),  # the yen has no minor unit
+        ("RUB", (129900, 129900, 0, 0), ["RUB 1,299.00", "RUB 1,299.00", "RUB 0.00", "RUB 0.00"]),
+        ("EUR", (1817, 317, 1500, 0), ["€18.17", "€3.17", "€15.00", "€0.00"]),
+    ],
+)
+def test_amounts_show_with_their_currency_decimals(
+    open_app: Callable[..., Page], seed_orders: Callable[[list[dict[str, Any]]], Any],
+    currency: str, amounts: tuple[int, int, int, int], shown: list[str],
+) -> None:  # fmt: skip
+    """Amounts are integers of the currency's minor unit: the page divides by its own number of decimals."""
+    order = make_order()
+    amount, goods_total, delivery_cost, custom_fee = amounts
+    order["payment"].update(currency=currency, amount=amount, goods_total=goods_total, delivery_cost=delivery_cost,
+                            custom_fee=custom_fee)  # fmt: skip
+    order["items"][0].update(price=goods_total, sale=0, total_price=goods_total)
+    seed_orders([order])
+    page = open_app(order_uid=order["order_uid"])
+    expect_order_shown(page, order["order_uid"])
+    names = ["payment.amount", "item.price", "payment.delivery_cost", "payment.custom_fee"]
+    assert [field(page, name) for name in names] == shown
 
 
 def test_order_is_readable_on_a_phone(
@@ -146,7 +172,7 @@ def test_click_recent_order_and_back_forward(
     page = open_app()
     link = page.locator(f'#recent-list a[data-uid="{order["order_uid"]}"]')
     expect(link).to_be_visible()
-    expect(link).to_contain_text("$1,817")
+    expect(link).to_contain_text("$18.17")
 
     link.click()
     expect_order_shown(page, order["order_uid"])

@@ -40,6 +40,7 @@ class Reply:
     body: bytes = b""
     delay_s: float = 0.0
     took: list[KafkaRecord] = field(default_factory=list)  # what the answer tells the trigger was taken
+    hold: threading.Event | None = None  # answer only once it is set: an invocation in flight for as long as needed
 
 
 Answer = Callable[[list[KafkaRecord]], Reply]
@@ -83,6 +84,8 @@ class StandIn:
                     stand_in.execution_ids.append(self.headers.get("Function-Execution-Id", ""))
                     reply = stand_in.answer(records)
                 time.sleep(reply.delay_s)
+                if reply.hold is not None:
+                    reply.hold.wait(60)
                 if reply.delay_s < REQUEST_TIMEOUT_S:
                     with stand_in.lock:
                         for record in reply.took:
@@ -386,6 +389,7 @@ def test_status_shows_the_partitions_assigned_and_their_commits_once_orders_flow
     for partition in range(PARTITIONS):
         figures = status["partitions"][f"{r.topic}-{partition}"]
         assert figures["committed_offset"] == 10 + partition and figures["committed_at"] and not figures["retrying"]
+        assert figures["lag_seconds"] == 0  # nothing consumed waits for a commit
     metrics = metrics_of(trigger)
     for partition in range(PARTITIONS):
         labels = f'partition="{partition}",topic="{r.topic}"'
@@ -416,6 +420,7 @@ def test_status_shows_a_retrying_partition_and_its_lag_until_the_backlog_is_take
     services.wait_until(retrying_with_lag, 30, "partition 0 retrying with a lag", 0.2)
     assert status_of(trigger)["retrying"] == [f"{r.topic}-0"]
     assert partition_figures(r, trigger, 0)["committed_offset"] == 5
+    assert partition_figures(r, trigger, 0)["lag_seconds"] >= 0  # the age of offset 5, consumed and not committed
     labels = f'partition="0",topic="{r.topic}"'
     metrics = metrics_of(trigger)
     assert metrics[f"orders_trigger_partition_retrying{{{labels}}}"] == 1
@@ -427,6 +432,7 @@ def test_status_shows_a_retrying_partition_and_its_lag_until_the_backlog_is_take
     r.wait_everything_committed()
     services.wait_until(lambda: partition_figures(r, trigger, 0).get("lag") == 0, 30, "partition 0's lag 0", 0.2)
     assert status_of(trigger)["retrying"] == [] and partition_figures(r, trigger, 0)["committed_offset"] == 25
+    assert partition_figures(r, trigger, 0)["lag_seconds"] == 0
     ids = list(r.stand_in.execution_ids)
     assert len(set(ids)) == len(ids) and all(uuid.UUID(each) for each in ids)  # fresh per attempt
     log = trigger.log_tail(1000)
@@ -458,3 +464,46 @@ def test_a_group_that_never_committed_shows_its_whole_backlog_as_lag(rig: Callab
     failing.clear()
     r.wait_everything_committed()
     services.wait_until(lambda: partition_figures(r, trigger, 0).get("lag") == 0, 30, "partition 0's lag 0", 0.2)
+
+
+def health_of(trigger: services.Service, path: str = "/health") -> tuple[int, dict[str, Any]]:
+    """The status server's answer to ``path``, whatever its status."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{trigger.port}{path}", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def test_a_trigger_fenced_by_another_with_its_instance_id_exits_non_zero_saying_why(rig: Callable[..., Rig]) -> None:
+    """GIVEN a trigger with an invocation in flight WHEN a second trigger joins with the same TRIGGER_INSTANCE_ID
+    (static membership: the broker fences the first, a fatal error for its consumer) THEN the first answers 503
+    on /health and /status with the reason while it finishes that invocation, then exits non-zero saying why;
+    the second delivers everything, and nothing committed ever passes a record not taken."""
+    r = rig(TRIGGER_INSTANCE_ID=f"same-{uuid.uuid4().hex[:8]}", TRIGGER_REQUEST_TIMEOUT_S="60")
+    in_flight, release = threading.Event(), threading.Event()
+
+    def hold_the_first(records: list[KafkaRecord]) -> Reply:
+        reply = take_all_but()(records)
+        if not in_flight.is_set():
+            in_flight.set()
+            reply.hold = release
+        return reply
+
+    r.stand_in.answer = hold_the_first
+    r.produce(0, 10)
+    first = r.trigger()
+    services.wait_until(in_flight.is_set, 45, "the first trigger's invocation in flight")
+    assert health_of(first) == (200, {"status": "ok"})
+    r.trigger()
+    services.wait_until(lambda: health_of(first)[0] == 503, 60, "the first trigger failing", 0.2)
+    code, health = health_of(first)
+    assert health["status"] == "failed" and "fenced" in health["failure"]
+    code, status = health_of(first, "/status")
+    assert code == 503 and status["failure"] == health["failure"]
+    release.set()
+    assert first.process is not None and first.process.wait(30) != 0
+    first.process = None
+    assert "fatal consumer error" in first.log_tail(200)
+    r.produce(1, 10)
+    r.wait_everything_committed()

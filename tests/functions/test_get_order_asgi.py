@@ -68,10 +68,12 @@ def test_an_order_comes_back_from_each_tier_with_the_headers_of_the_other_adapte
     assert [a.headers["x-cache"] for a in (database, local, memcached, local_again)] == [
         "database", "local", "memcached", "local"]  # fmt: skip
     assert local.body == memcached.body == local_again.body == database.body
+    per_request = {"x-cache", "server-timing"}  # the tier, and the time this answer took
     for answer in (local, memcached, local_again):
-        assert {k: v for k, v in answer.headers.items() if k != "x-cache"} == {
-            k: v for k, v in database.headers.items() if k != "x-cache"
+        assert {k: v for k, v in answer.headers.items() if k not in per_request} == {
+            k: v for k, v in database.headers.items() if k not in per_request
         }
+        assert answer.headers["server-timing"].startswith(f'tier;desc="{answer.headers["x-cache"]}", app;dur=')
     assert database.headers["content-length"] == str(len(database.body))
     assert "immutable" in database.headers["cache-control"] and database.headers["etag"].startswith('"')
     assert head.status == 200 and head.body == b"" and head.headers["content-length"] == str(len(database.body))

@@ -196,6 +196,48 @@ def test_lookup_logs_one_line_per_request_and_counts_answers_by_status_and_tier(
     assert [added("orders_lookups_total", tier=tier) for tier in ("local", "memcached", "database")] == [1, 0, 1]
     assert [added("orders_lookup_responses_total", status=s) for s in ("200", "404", "400")] == [2, 1, 1]
     assert added("orders_lookup_seconds_count") == 4
+    assert added("orders_http_requests_total", route="/orders/{order_uid}", status="200") == 2
+    assert added("orders_http_request_seconds_count", route="/orders/{order_uid}") == 4
+
+
+def test_health_checks_scrapes_and_the_api_document_are_counted_by_route_not_as_lookups(
+    lookup: flask.testing.FlaskClient, stored_order: dict[str, Any]
+) -> None:
+    """GIVEN the requests a stack makes of itself (compose's health checks, Prometheus' scrapes, the OpenAPI
+    document, a stray path) WHEN answered THEN each counts under its route, and the lookup figures stay the
+    customers' alone."""
+    before = scrape(lookup)
+    for path in ("/health", "/health", "/livez", "/openapi.json", "/metrics", "/no/such/path"):
+        lookup.get(path)
+    lookup.get(f"/orders/{stored_order['order_uid']}")
+    after = scrape(lookup)
+
+    def added(name: str, **labels: str) -> float:
+        return after(name, labels) - before(name, labels)
+
+    assert added("orders_lookup_seconds_count") == 1
+    assert sum(added("orders_lookup_responses_total", status=s) for s in ("200", "404", "503")) == 1
+    assert added("orders_http_requests_total", route="/health", status="200") == 2
+    assert added("orders_http_requests_total", route="/livez", status="200") == 1
+    assert added("orders_http_requests_total", route="/openapi.json", status="200") == 1
+    assert added("orders_http_requests_total", route="/metrics", status="200") == 2  # this test's first scrape too
+    assert added("orders_http_requests_total", route="other", status="404") == 1
+    assert added("orders_http_request_seconds_count", route="/health") == 2
+
+
+def test_ingest_metrics_tell_the_dead_letter_queue_depth_and_its_oldest_letter_age(
+    ingest: flask.testing.FlaskClient, make_order: Any, settings: Settings
+) -> None:
+    """GIVEN an empty queue WHEN a batch dead-letters a record THEN ingest_order's /metrics (read afresh) shows
+    one letter waiting, and its age."""
+    drain(settings)
+    ingest.post("/", json=batch(make_order))
+    runtime.reset()  # the queue's figures are kept for a few seconds: a fresh read
+    client = functions_framework.create_app(target="http_entry", source=INGEST).test_client()
+    after = scrape(client)
+    assert after("orders_dead_letter_queue_messages", {}) == 1
+    assert 0 <= after("orders_dead_letter_queue_oldest_age_seconds", {}) < 600
+    drain(settings)
 
 
 def test_the_lookup_lambda_handler_prints_emf_with_the_same_names(

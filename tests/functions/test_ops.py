@@ -78,6 +78,29 @@ def test_figures_are_the_sources_counters_and_gauges(get_order: Client, fleet: F
     assert abs(body["time"] - time.time()) < 60
 
 
+def test_figures_include_lag_in_seconds_the_dead_letter_queue_and_the_histograms(
+    get_order: Client, fleet: Fleet
+) -> None:
+    # GIVEN a trigger lagging 12.5 s on one partition, 3 letters waiting for 90 s, and some lookups timed
+    fleet.lag.labels("orders", "0").set(40)
+    fleet.lag_seconds.labels("orders", "0").set(12.5)
+    fleet.letters_waiting.set(3)
+    fleet.oldest_letter.set(90)
+    for seconds in (0.001, 0.002, 0.3):
+        fleet.lookup_seconds.observe(seconds)
+    # WHEN the ops view asks
+    body = get_order(fleet.urls()).get("/ops").json
+    # THEN they are there as the page needs them
+    assert body["partitions"][0]["lag_seconds"] == 12.5
+    assert body["gauges"]["dead_letter_queue_messages"] == 3
+    assert body["gauges"]["dead_letter_queue_oldest_age_seconds"] == 90
+    assert body["gauges"]["lookup_store_queue"] is None  # no source reported it
+    lookup_seconds = body["histograms"]["lookup_seconds"]
+    assert lookup_seconds["count"] == 3 and lookup_seconds["buckets"][-1] == [None, 3]
+    assert dict(map(tuple, lookup_seconds["buckets"]))[0.005] == 2
+    assert body["histograms"]["ingest_batch_seconds"]["count"] == 0
+
+
 def test_dead_sources_are_reported_and_the_live_ones_still_answer(
     get_order: Client, fleet: Fleet, unused_url: str
 ) -> None:

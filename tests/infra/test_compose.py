@@ -7,6 +7,7 @@ import importlib.util
 import os
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
@@ -98,19 +99,23 @@ def test_native_defaults_address_the_procfile_ports() -> None:
 
 def test_http_health_checks_ask_the_process_they_check(compose: Compose) -> None:
     """Each HTTP health check asks its own container on the port its process serves (a function's PORT, the
-    trigger's status server), and the trigger's status server is published as the native runner serves it."""
+    trigger's or the scheduler's status server), and those status servers are published as the native runner
+    serves them."""
     checked = set()
     for name, env in ours(compose).items():
         command = " ".join(compose["services"][name].get("healthcheck", {}).get("test") or [])
         if asked := re.search(r"http://127\.0\.0\.1:(\d+)/", command):
             with mock.patch.dict(os.environ, env, clear=True):
                 settings = Settings()
-            assert int(asked.group(1)) == int(env.get("PORT") or settings.trigger_status_port), name
+            status_port = settings.scheduler_status_port if name == "scheduler" else settings.trigger_status_port
+            assert int(asked.group(1)) == int(env.get("PORT") or status_port), name
             checked.add(name)
-    assert {"get_order", "ingest_order", "trigger"} <= checked
-    trigger = compose["services"]["trigger"]
-    assert trigger["ports"] == [f"127.0.0.1:{Settings.model_construct().trigger_status_port}:"
-                                f"{trigger['environment']['TRIGGER_STATUS_PORT']}"]  # fmt: skip
+    assert {"get_order", "ingest_order", "generate_orders", "trigger", "scheduler"} <= checked
+    defaults = Settings.model_construct()
+    for name, variable, port in (("trigger", "TRIGGER_STATUS_PORT", defaults.trigger_status_port),
+                                 ("scheduler", "SCHEDULER_STATUS_PORT", defaults.scheduler_status_port)):  # fmt: skip
+        service = compose["services"][name]
+        assert service["ports"] == [f"127.0.0.1:{port}:{service['environment'][variable]}"], name
 
 
 def test_function_services_serve_what_the_procfile_serves(compose: Compose) -> None:
@@ -182,3 +187,17 @@ def test_the_trigger_batches_as_the_settings_and_the_template_do(compose: Compos
         defaults.trigger_batch_size,
         defaults.trigger_batch_window_s,
     )
+
+
+def test_the_page_is_served_as_the_native_runner_serves_it(compose: Compose) -> None:
+    """The Procfile's page server (front.sh runs front_server.py) on its port, `?api=` links allowed alike."""
+    front, command = compose["services"]["front"], procfile()["front"]
+    mounts = dict(reversed(volume.split(":")[:2]) for volume in front["volumes"])
+    script, port, served = front["command"][1:]
+    assert (ROOT / "infra" / mounts[script]).resolve() == ROOT / "infra" / "native" / "front_server.py"
+    assert Path(mounts[script]).name in (ROOT / "infra" / "native" / "front.sh").read_text()
+    assert (ROOT / "infra" / mounts[served]).resolve() == ROOT / "front"
+    native_port = re.search(r":-(\d+)\}", command)
+    assert native_port and front["ports"] == [f"127.0.0.1:{native_port.group(1)}:{port}"]
+    allowed = re.search(r"FRONT_ALLOW_API_OVERRIDE=(\S+)", command)
+    assert allowed and front["environment"]["FRONT_ALLOW_API_OVERRIDE"] == allowed.group(1)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +56,7 @@ def test_a_scheduled_invocation_waits_for_the_function_and_produces_the_schedule
         "GENERATE_SCHEDULE_COUNT": str(COUNT),
         "GENERATE_SCHEDULE_RETRY_MAX_S": "1",
         "LOG_LEVEL": "INFO",
+        "SCHEDULER_STATUS_PORT": str(services.free_port()),
     }
     scheduler = services.Service(
         "scheduler", ["orders-scheduler"], {**stack_env, **kafka_env, **schedule_env}, 0, work_dir, lambda: True
@@ -68,6 +71,12 @@ def test_a_scheduled_invocation_waits_for_the_function_and_produces_the_schedule
         values = wait_for_records(kafka_bootstrap, topic, COUNT, timeout_s=120)
         assert len(values) >= COUNT, scheduler.log_tail()
         assert all(parse_order(value) for value in values)
+        # and its /health says the occurrence was taken and when the next one is due
+        health_url = f"http://127.0.0.1:{schedule_env['SCHEDULER_STATUS_PORT']}/health"
+        with urllib.request.urlopen(health_url, timeout=10) as answer:
+            health = json.loads(answer.read())
+        assert (health["status"], health["schedule"], health["last_outcome"]) == ("ok", "rate(1 minute)", "invoked")
+        assert health["next_due"] > health["last_occurrence"]
         # and SIGTERM stops the scheduler cleanly
         assert scheduler.stop() == 0
     finally:
@@ -76,7 +85,7 @@ def test_a_scheduled_invocation_waits_for_the_function_and_produces_the_schedule
 
 
 def test_an_expression_eventbridge_would_refuse_stops_the_scheduler_with_a_reason() -> None:
-    env = {**os.environ, "GENERATE_SCHEDULE": "cron(0 10 * * * *)"}
+    env = {**os.environ, "GENERATE_SCHEDULE": "cron(0 10 * * * *)", "SCHEDULER_STATUS_PORT": "0"}
     argv = [str(services.VENV_BIN / "orders-scheduler")]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from orders_core.http import metrics
 
 
 class MetricsStandIn:
@@ -52,6 +54,9 @@ class MetricsStandIn:
     def gauge(self, name: str, *labels: str) -> Gauge:
         return Gauge(name, name, labels, registry=self.registry)
 
+    def histogram(self, name: str) -> Histogram:
+        return Histogram(name, name, registry=self.registry)  # prometheus_client's default buckets
+
     def start(self) -> MetricsStandIn:
         self._thread.start()
         return self
@@ -81,17 +86,22 @@ def silent_server() -> Iterator[str]:
 
 
 class Fleet:
-    """One stand-in per process of the stack, with the contract's metrics."""
+    """One stand-in per process of the stack, with the contract's metrics (named as ``metrics.py`` names them)."""
 
     def __init__(self, ingest: MetricsStandIn, lookup: MetricsStandIn, trigger: MetricsStandIn) -> None:
         self.ingest, self.lookup, self.trigger = ingest, lookup, trigger
-        self.records = ingest.counter("orders_ingest_records", "outcome")
-        self.dead_letters = ingest.counter("orders_ingest_dead_letters", "reason")
-        self.lookups = lookup.counter("orders_lookups", "tier")
-        self.responses = lookup.counter("orders_lookup_responses", "status")
-        self.lag = trigger.gauge("orders_trigger_consumer_lag", "topic", "partition")
-        self.committed = trigger.gauge("orders_trigger_committed_offset", "topic", "partition")
-        self.retrying = trigger.gauge("orders_trigger_partition_retrying", "topic", "partition")
+        self.records = ingest.counter(metrics.INGEST_RECORDS, "outcome")
+        self.dead_letters = ingest.counter(metrics.INGEST_DEAD_LETTERS, "reason")
+        self.batch_seconds = ingest.histogram(metrics.INGEST_BATCH_SECONDS)
+        self.letters_waiting = ingest.gauge(metrics.DEAD_LETTER_QUEUE_MESSAGES)
+        self.oldest_letter = ingest.gauge(metrics.DEAD_LETTER_QUEUE_OLDEST_SECONDS)
+        self.lookups = lookup.counter(metrics.LOOKUPS, "tier")
+        self.responses = lookup.counter(metrics.LOOKUP_RESPONSES, "status")
+        self.lookup_seconds = lookup.histogram(metrics.LOOKUP_SECONDS)
+        self.lag = trigger.gauge(metrics.TRIGGER_CONSUMER_LAG, "topic", "partition")
+        self.lag_seconds = trigger.gauge(metrics.TRIGGER_CONSUMER_LAG_SECONDS, "topic", "partition")
+        self.committed = trigger.gauge(metrics.TRIGGER_COMMITTED_OFFSET, "topic", "partition")
+        self.retrying = trigger.gauge(metrics.TRIGGER_PARTITION_RETRYING, "topic", "partition")
 
     def urls(self) -> str:
         """The value of OPS_METRICS_URLS for these stand-ins."""

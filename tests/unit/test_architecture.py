@@ -11,7 +11,7 @@ import pytest
 from importlinter.cli import lint_imports
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = ("get_order", "ingest_order", "generate_orders")
+FUNCTIONS = ("get_order", "ingest_order", "generate_orders", "provision")
 # What the local entries (functions-framework, its servers) and the local tools bring; a handler loads none.
 LOCAL_ONLY = ("flask", "werkzeug", "functions_framework", "starlette", "uvicorn", "gunicorn", "watchdog",
               "granian", "tqdm", "orders_local")  # fmt: skip

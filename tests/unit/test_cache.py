@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,9 +16,9 @@ from orders_core.config import Settings
 from tests.support.events import FIXTURES
 
 
-def cache() -> OrderCache:
-    # Nothing listens on port 1: pymemcache's ignore_exc covers that; its own refusals of a key it does not.
-    return OrderCache(Settings(memcached_servers="127.0.0.1:1", cache_lru_size=0))
+def cache(on_error: Callable[[str], None] | None = None) -> OrderCache:
+    # Nothing listens on port 1: every call fails, as when memcached is down.
+    return OrderCache(Settings(memcached_servers="127.0.0.1:1", cache_lru_size=0), on_error)
 
 
 @pytest.mark.parametrize("uid", ["abc\n", "a b", "x" * 300, "\ud800", "caf\u00e9"])
@@ -97,3 +99,20 @@ def test_the_in_process_tier_holds_no_more_than_its_byte_budget_under_orders_of_
         tracemalloc.stop()
     assert len(tiers.local) < orders and tiers.get(f"big-{orders - 1:06d}")[0] is not None
     assert held <= budget * 1.02  # the orders' bytes, and a little for the map that holds them
+
+
+def test_each_failed_memcached_call_is_counted_by_operation() -> None:
+    """GIVEN memcached down WHEN the cache is read and written THEN each call is a miss or skipped, and each
+    failure is counted by operation, so a cache failing quietly still shows."""
+    failures: Counter[str] = Counter()
+
+    def count(operation: str) -> None:
+        failures[operation] += 1
+
+    # A fresh client each time: after a failure the client skips the server for a while (uncounted: no call).
+    assert cache(count).get("abc") == (None, None)
+    cache(count).put("abc", b"{}")
+    cache(count).put_missing("def")
+    with pytest.raises(OSError):  # the ingest catches whatever its write-through raises
+        cache(count).put_many({"abc": b"{}"})
+    assert failures == Counter({"get": 1, "set": 1, "add": 1, "set_many": 1})

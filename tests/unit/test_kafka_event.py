@@ -71,15 +71,18 @@ def test_ingest_failures_are_what_aws_expects() -> None:
     batch processor does for the platform."""
     event = build_event(RECORDS, "127.0.0.1:9092")
     failed = [RECORDS[0], RECORDS[2]]
-    ours = IngestReport(failed=failed).as_dict()["batchItemFailures"]
+    report = IngestReport(stored=3, dead_lettered=1, failed=failed, failure="store down")
+    assert set(report.batch_response()) == {"batchItemFailures"}  # what AWS documents, alone
+    ours = report.batch_response()["batchItemFailures"]
     assert ours == aws_partial_response(event, {(r.partition, r.offset) for r in failed})
+    assert report.as_dict()["batchItemFailures"] == ours  # the local entry's answer adds only the counts
     assert ours == [
         {"itemIdentifier": {"partition": "orders-0", "offset": 1}},
         {"itemIdentifier": {"partition": "orders-2", "offset": 8}},
     ]
 
 
-def test_the_trigger_reads_the_response_aws_defines() -> None:
+def test_the_trigger_reads_the_response_aws_defines_alone_or_with_the_local_entrys_counts() -> None:
     event = build_event(RECORDS, "127.0.0.1:9092")
     answer = {"batchItemFailures": aws_partial_response(event, {(2, 8)})}
     assert failed_offsets(answer, RECORDS) == {("orders-2", 8)}

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orders_local.scheduler import Schedule, ScheduleError, Scheduler, parse_schedule
+from orders_local.scheduler import Schedule, ScheduleError, Scheduler, ScheduleStatus, parse_schedule
 
 # Wednesday 25 November 2026, 14:20:30 UTC.
 START = datetime(2026, 11, 25, 14, 20, 30, tzinfo=UTC)
@@ -216,3 +216,27 @@ def test_a_one_time_schedule_runs_once_and_keeps_the_process_up() -> None:
         lambda: clock.now, clock.wait, 0.5, 8.0,
     ).run()  # fmt: skip
     assert calls == [at("2026-12-01 00:00")]
+
+
+def test_its_status_tells_the_last_occurrence_what_became_of_it_and_the_next_one_due() -> None:
+    # GIVEN a schedule every 15 minutes and generate_orders down from 14:45 on
+    clock = FakeTime(START + timedelta(minutes=35))  # until 14:55:30
+    status = ScheduleStatus("cron(0/15 * * * ? *)")
+    assert status.as_json()["last_occurrence"] is None
+
+    def invoke() -> bool:
+        return clock.now < at("2026-11-25 14:45")
+
+    seen: list[dict[str, str | None]] = []
+
+    def wait(seconds: float) -> bool:
+        seen.append(status.as_json())
+        return clock.wait(seconds)
+
+    # WHEN it runs past 14:30 (taken) and 14:45 (failing until the time is up)
+    Scheduler(parse_schedule("cron(0/15 * * * ? *)"), invoke, lambda: clock.now, wait, 0.5, 8.0, status).run()
+    # THEN while waiting for 14:45 it says 14:30 was invoked and 14:45 is due; during the outage, 15:00 is next
+    assert {"last_occurrence": "2026-11-25T14:30:00+00:00", "last_outcome": "invoked",
+            "next_due": "2026-11-25T14:45:00+00:00"}.items() <= seen[1].items()  # fmt: skip
+    assert seen[-1]["next_due"] == "2026-11-25T15:00:00+00:00" and seen[-1]["last_outcome"] == "invoked"
+    assert seen[-1]["schedule"] == "cron(0/15 * * * ? *)" and seen[-1]["status"] == "ok"

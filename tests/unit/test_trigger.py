@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 from prometheus_client import generate_latest
 
 from orders_core.domain.ports import KafkaRecord
-from orders_local.trigger import PartitionWorker, accepted_prefix
+from orders_local.trigger import PartitionWorker, accepted_prefix, answer_excerpt
 from orders_local.trigger_status import TriggerStatus, lags_of
 
 RECORDS = [KafkaRecord("orders", 0, offset, 0, None, b"{}") for offset in range(5)]
@@ -84,3 +85,49 @@ def test_a_revoked_partition_leaves_status_and_metrics_at_once() -> None:
     metrics = generate_latest(status.registry).decode()
     assert 'orders_trigger_consumer_lag{partition="0",topic="orders"} 3.0' in metrics
     assert 'partition="1"' not in metrics
+
+
+def test_lag_in_seconds_is_the_age_of_the_oldest_record_consumed_and_not_committed() -> None:
+    status = TriggerStatus("orders")
+    status.assign([("orders", 0)])
+    status.statistics(json.dumps({"topics": {"orders": {"partitions": {"0": {"consumer_lag": 0}}}}}))
+    assert status.as_json()["partitions"]["orders-0"]["lag_seconds"] == 0  # caught up, nothing waiting
+    # GIVEN records produced 30, 20 and 10 seconds ago, consumed (one of them twice, across a rebalance)
+    now = time.time()
+    status.consumed(("orders", 0), [(10, now - 30), (11, now - 20)])
+    status.consumed(("orders", 0), [(11, now - 20), (12, now - 10)])
+    lag = status.as_json()["partitions"]["orders-0"]["lag_seconds"]
+    assert 30 <= lag < 40
+    # WHEN the first two are committed THEN the third is the oldest waiting
+    status.committed(("orders", 0), 12)
+    assert 10 <= status.as_json()["partitions"]["orders-0"]["lag_seconds"] < 20
+    metrics = generate_latest(status.registry).decode()
+    assert 'orders_trigger_consumer_lag_seconds{partition="0",topic="orders"}' in metrics
+    status.committed(("orders", 0), 13)
+    assert status.as_json()["partitions"]["orders-0"]["lag_seconds"] == 0
+
+
+def test_lag_in_seconds_is_unknown_while_records_wait_unconsumed() -> None:
+    status = TriggerStatus("orders")
+    status.assign([("orders", 0)])
+    status.statistics(json.dumps({"topics": {"orders": {"partitions": {"0": {"consumer_lag": 500}}}}}))
+    assert status.as_json()["partitions"]["orders-0"]["lag_seconds"] is None
+    assert "orders_trigger_consumer_lag_seconds{" not in generate_latest(status.registry).decode()
+
+
+def test_a_failed_trigger_says_why_in_its_health_and_status_and_the_first_reason_stays() -> None:
+    status = TriggerStatus("orders")
+    assert status.health() == (200, {"status": "ok"}) and status.as_json()["failure"] is None
+    status.fail("ConsumerFailed: fenced")
+    status.fail("RuntimeError: what followed")
+    assert status.health() == (503, {"status": "failed", "failure": "ConsumerFailed: fenced"})
+    assert status.as_json()["failure"] == "ConsumerFailed: fenced"
+
+
+def test_an_answer_quoted_in_the_log_stays_on_one_line_whatever_it_holds() -> None:
+    """A body with a newline and a forged log line in it (LOG_FORMAT=text writes the message as it is)."""
+    body = '{"error": "x"}\n2026-01-01 INFO orders_local.trigger: forged\r\u2028\x85é'.encode() + b"\xff"
+    excerpt = answer_excerpt(body)
+    assert excerpt.isascii() and excerpt.isprintable() and len(excerpt.splitlines()) == 1
+    assert excerpt.startswith('{"error": "x"}\\n2026-01-01 INFO')
+    assert len(answer_excerpt(b"x" * 1000)) == 300

@@ -4,7 +4,10 @@ of memcached (shared by every instance). Every cache key and value format lives 
 Orders are immutable, so a cached order never goes stale. Unknown uids are remembered in memcached only
 (``cache_negative_ttl_s``), so the ingest's write-through replaces them for every instance at once.
 A cache failure is never an error: whatever the memcached client raises on a read is a miss (and on a write,
-nothing), and memcached calls have short timeouts.
+nothing), and memcached calls have short timeouts. Each failed call is counted (``on_error``, by operation), so
+a cache that fails quietly still shows on a dashboard. After a failure the client skips the server for
+``retry_timeout`` (then ``dead_timeout``) seconds: those skipped calls are misses that reached no server, not
+counted; each retry that fails is.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pymemcache.client.base import Client
@@ -111,8 +114,10 @@ def _server(address: str) -> tuple[str, int]:
 class OrderCache:
     """Read-through cache of canonical order JSON by ``order_uid``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_error: Callable[[str], None] | None = None) -> None:
+        """``on_error`` is called with the operation (get, set, add, set_many) of each memcached call that failed."""
         self._settings = settings
+        self._on_error = on_error
         self.local = LocalLRU(settings.cache_lru_size, settings.cache_lru_ttl_s, settings.cache_lru_max_bytes)
         self._servers = [_server(s) for s in settings.memcached_server_list]
         self._client: HashClient | None = None
@@ -133,7 +138,7 @@ class OrderCache:
                         no_delay=True,
                         use_pooling=True,
                         max_pool_size=self._settings.memcached_pool_size,
-                        ignore_exc=True,  # a cache failure is a miss, never an error
+                        ignore_exc=False,  # raised to us, counted, then taken as a miss (see get and _store)
                         retry_attempts=1,
                         retry_timeout=1,
                         dead_timeout=3,  # try a server that failed again after this many seconds
@@ -151,7 +156,8 @@ class OrderCache:
             return None, None
         try:
             value = client.get(key)
-        except Exception:  # ignore_exc covers the network only; pymemcache also raises on what it is given
+        except Exception:  # the network, a dead server, or what pymemcache refuses: a miss
+            self._failed("get")
             log.warning("memcached get failed for %r; treated as a miss", key, exc_info=True)
             return None, None
         if value is None:
@@ -206,18 +212,27 @@ class OrderCache:
         try:
             (client.set if replace else client.add)(key, value, expire=expire, noreply=True)
         except Exception:  # a cache that cannot take a value only means a later miss
+            self._failed("set" if replace else "add")
             log.warning("memcached write failed for %r", key, exc_info=True)
+
+    def _failed(self, operation: str) -> None:
+        if self._on_error is not None:
+            self._on_error(operation)
 
     def put_many(self, orders_json: Mapping[str, bytes]) -> None:
         """Write freshly stored orders through to memcached (replacing any negative entry)."""
         client = self._memcached()
         if client is None or not orders_json:
             return
-        client.set_many(
-            {KEY_PREFIX + uid: value for uid, value in orders_json.items()},
-            expire=self._settings.cache_ttl_s,
-            noreply=True,
-        )
+        try:
+            client.set_many(
+                {KEY_PREFIX + uid: value for uid, value in orders_json.items()},
+                expire=self._settings.cache_ttl_s,
+                noreply=True,
+            )
+        except Exception:
+            self._failed("set_many")
+            raise  # the ingest logs it and goes on (a cache failure never fails a batch)
 
     def put_missing(self, order_uid: str) -> None:
         """Remember that no such order exists, unless an order was written through meanwhile."""

@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -154,11 +154,21 @@ def _server_error(error: DatabaseError) -> tuple[str, str]:
 class OrderStore:
     """Orders in PostgreSQL: batch insert, lookup by uid, the newest orders."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_connections: Callable[[int], None] | None = None) -> None:
+        """``on_connections`` is told the count of open connections (one per thread that asked) as it changes."""
         self._settings = settings
         self._local = threading.local()
         self._password_lock = threading.Lock()
         self._secret_password: str | None = None
+        self._on_connections = on_connections
+        self._connections = 0
+        self._connections_lock = threading.Lock()
+
+    def _count_connection(self, change: int) -> None:
+        if self._on_connections is not None:
+            with self._connections_lock:
+                self._connections += change
+                self._on_connections(self._connections)
 
     def _password(self, rejected: str | None = None) -> str:
         """PGPASSWORD, or the secret's password: read once per instance, and again once PostgreSQL
@@ -214,6 +224,7 @@ class OrderStore:
                 local = self._local
                 if getattr(local, "conn", None) is None:
                     local.conn, local.prepared = self.connect(), {}
+                    self._count_connection(+1)
                 statement = local.prepared.get(sql)
                 if statement is None:
                     statement = local.prepared[sql] = local.conn.prepare(sql)
@@ -239,6 +250,7 @@ class OrderStore:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
+            self._count_connection(-1)
             with contextlib.suppress(Exception):  # the connection is already broken; closing is best effort
                 conn.close()
 
@@ -333,6 +345,16 @@ class OrderStore:
     def recent_orders(self, limit: int) -> list[OrderSummary]:
         rows = self._run(_RECENT_ORDERS, limit=limit)
         return [OrderSummary(*row) for row in rows]
+
+
+def migrate(settings: Settings) -> str:
+    """Apply the migrations not applied yet (``orders-setup`` locally, the stack's provisioning in the cloud)."""
+    conn = OrderStore(settings).connect()
+    try:
+        applied = apply_migrations(conn)
+    finally:
+        conn.close()
+    return f"applied {', '.join(applied)}" if applied else "schema up to date"
 
 
 def apply_migrations(conn: pg8000.native.Connection) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -71,6 +72,26 @@ class DeadLetterQueue:
             with self._lock:
                 self._queue_url = self._settings.dlq_queue_url
             raise DeadLetterUnavailable(f"dead-letter queue unreachable: {exc}") from exc
+
+    def depth(self) -> tuple[int, float | None]:
+        """How many letters wait (visible or in flight, approximate as SQS counts), and the age in seconds of
+        the oldest among up to 10 looked at, or None when none is visible.
+
+        SQS keeps no attribute for the oldest letter (CloudWatch's ApproximateAgeOfOldestMessage is made from
+        outside), so this looks at a few without taking them: received with a visibility timeout of 0, they
+        stay where they are. ElasticMQ hands out the oldest first; standard SQS a sample."""
+        client, queue_url = self._target()
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+        waiting = sum(int(attributes.get(name, 0)) for name in names)
+        if not int(attributes.get("ApproximateNumberOfMessages", 0)):
+            return waiting, None
+        answer = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=SQS_BATCH, VisibilityTimeout=0,
+                                        WaitTimeSeconds=0, AttributeNames=["SentTimestamp"])  # fmt: skip
+        sent_ms = [int(m["Attributes"]["SentTimestamp"]) for m in answer.get("Messages", []) if "Attributes" in m]
+        if not sent_ms:
+            return waiting, None
+        return waiting, max(0.0, time.time() - min(sent_ms) / 1000)
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
         """Send every letter or raise ``DeadLetterUnavailable`` naming those not sent (to be redelivered)."""

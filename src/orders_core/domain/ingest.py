@@ -48,12 +48,17 @@ class IngestReport:
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     dead_letters: list[tuple[KafkaRecord, str]] = field(default_factory=list)
 
+    def batch_response(self) -> dict[str, object]:
+        """AWS's partial batch response, alone: what Lambda's event source mapping reads (the counts are logged)."""
+        return {"batchItemFailures": [{"itemIdentifier": r.item_identifier} for r in self.failed]}
+
     def as_dict(self) -> dict[str, object]:
+        """The partial batch response with the counts: the local HTTP entry's answer, for people and tests."""
         return {
             "stored": self.stored,
             "duplicates": self.duplicates,
             "dead_lettered": self.dead_lettered,
-            "batchItemFailures": [{"itemIdentifier": r.item_identifier} for r in self.failed],
+            **self.batch_response(),
             **({"error": self.failure} if self.failure else {}),
         }
 

@@ -4,10 +4,16 @@ Pure: no Kafka, no settings. :class:`orders_core.generator.producer.GenerateRequ
 (count, invalid ratio, items per order); this module trusts its arguments. ``producer.py`` puts the orders
 onto Kafka and ``generate_cli.py`` is ``orders-generate``.
 
+Each order belongs to one market of ``markets.py``: its customer lives in a real city of that country (with the
+city's region and a postcode of it), writes in its locale, pays in its currency, and buys the market's
+products at the market's prices. Amounts are integer minor units of the currency (``markets.py`` says how
+they add up).
+
 Speed: Faker is only used to fill small pools (people, products) once per seed; the hot path draws from
 those pools with a seeded ``random.Random`` and writes the JSON with an f-string from pre-encoded
 fragments. Every string that does not come from the RNG as hex/digits is JSON-encoded once, in the pool.
-The unit tests check every generated order against :func:`orders_core.domain.model.parse_order`.
+The unit tests check every generated order against :func:`orders_core.domain.model.parse_order` and its
+market's tables.
 """
 
 from __future__ import annotations
@@ -24,38 +30,17 @@ from typing import Any, Final
 
 from faker import Faker
 
+from orders_core.generator.markets import GB_INWARD_LETTERS, MARKETS, PEOPLE, Market
+
 DEFAULT_MAX_ITEMS: Final = 5
 # Seeded runs are anchored to a fixed moment so that the same seed gives the same bytes on any day.
 _SEEDED_ANCHOR: Final = 1_735_689_600  # 2025-01-01T00:00:00Z
 _WINDOW_S: Final = 180 * 86_400  # date_created lies within 180 days before the anchor
 _PAYMENT_DELAY_S: Final = 900  # payment_dt is 0..15 minutes after date_created
 
-# (order locale, Faker locale, phone prefix, national digits, currency, banks, delivery services, people)
-_LOCALES: Final = (
-    ("en", "en_US", "+1", 10, "USD", ("chase", "citi", "wellsfargo", "bofa"), ("ups", "fedex", "usps"), 160),
-    ("ru", "ru_RU", "+79", 9, "RUB", ("alpha", "sber", "tinkoff", "vtb"), ("cdek", "boxberry", "meest"), 128),
-    ("de", "de_DE", "+4915", 9, "EUR", ("deutsche", "commerz", "ing"), ("dhl", "dpd", "hermes"), 96),
-    ("fr", "fr_FR", "+336", 8, "EUR", ("bnp", "socgen", "lcl"), ("colissimo", "chronopost", "dpd"), 64),
-    ("en", "en_GB", "+447", 9, "GBP", ("barclays", "hsbc", "lloyds"), ("royalmail", "dpd", "evri"), 64),
-)
-_PEOPLE: Final = 512  # sum of the per-locale counts above; a power of two (masked draws)
-_PRODUCTS: Final = 1024  # a power of two
-_PRODUCT_KINDS: Final = (
-    # (nouns, sizes, price range in minor units)
-    (
-        ("T-shirt", "Hoodie", "Jeans", "Dress", "Jacket", "Skirt", "Sweater"),
-        ("XS", "S", "M", "L", "XL"),
-        900,
-        12_000,
-    ),
-    (("Sneakers", "Boots", "Sandals", "Loafers"), ("38", "39", "40", "41", "42", "43", "44"), 2_500, 25_000),
-    (("Mascara", "Lipstick", "Face Cream", "Shampoo", "Perfume", "Eyeliner"), ("0",), 150, 6_000),
-    (("Backpack", "Wallet", "Phone Case", "Headphones", "Mug", "Notebook", "Desk Lamp"), ("0",), 300, 15_000),
-)
-_BRAND_SUFFIXES: Final = ("", "", " & Co", " Studio", " Lab", " Wear", " Beauty", " Home")
+_PRODUCTS_PER_MARKET: Final = 256  # 8 variants each: 2048 slots, a power of two (masked draws)
 _SALES: Final = (0, 0, 0, 0, 5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 70, 90)  # 16: masked draws
 _ITEM_STATUSES: Final = (202, 202, 202, 202, 200, 201, 203, 300)  # 8
-_DELIVERY_COSTS: Final = (0, 0, 300, 500, 700, 1000, 1500, 2000)  # 8
 _PROVIDERS: Final = ("wbpay", "wbpay", "paypal", "stripe")  # 4
 _ENTRIES: Final = ("WBIL", "WBIL", "WBIL", "WBRU", "WBDE", "WBWEB", "WBAPP", "WBIL")  # 8
 
@@ -86,16 +71,6 @@ def _ascii_slug(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Person:
-    delivery: str  # the whole "delivery" object, JSON
-    customer_id: str  # JSON string literal
-    locale: str  # JSON string literal
-    currency: str  # JSON string literal
-    banks: tuple[str, ...]  # 4 JSON string literals
-    services: tuple[str, ...]  # 4 JSON string literals
-
-
-@dataclass(frozen=True, slots=True)
 class _Variant:
     """One product in one size (8 slots per product, sizes repeated to fill): what an item line needs."""
 
@@ -104,9 +79,18 @@ class _Variant:
 
 
 @dataclass(frozen=True, slots=True)
-class _Pools:
-    people: tuple[_Person, ...]
-    variants: tuple[_Variant, ...]  # _PRODUCTS * 8
+class _Person:
+    """A customer of one market, with what an order of theirs draws from: the market's products and fees."""
+
+    delivery: str  # the whole "delivery" object, JSON
+    customer_id: str  # JSON string literal
+    locale: str  # JSON string literal
+    currency: str  # JSON string literal
+    banks: tuple[str, ...]  # 4 JSON string literals
+    services: tuple[str, ...]  # 4 JSON string literals
+    variants: tuple[_Variant, ...]  # the market's products: _PRODUCTS_PER_MARKET * 8
+    delivery_costs: tuple[int, ...]  # 8, minor units
+    custom_fee_step: int  # minor units
 
 
 def _fill(values: tuple[str, ...], n: int) -> tuple[str, ...]:
@@ -114,69 +98,91 @@ def _fill(values: tuple[str, ...], n: int) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=8)
-def _pools(seed: int) -> _Pools:
-    """People and products from a seeded Faker per locale (about 0.1-0.2 s; cached per seed)."""
-    rng = random.Random(seed)  # one stream, people first: the same seed gives the same pools
-    people = _people(seed, rng)
-    return _Pools(people=people, variants=_variants(seed, rng))
-
-
-def _people(seed: int, rng: random.Random) -> tuple[_Person, ...]:
+def _pools(seed: int) -> tuple[_Person, ...]:
+    """People and products of every market from a seeded Faker per locale (about 0.1-0.2 s; cached per seed)."""
+    rng = random.Random(seed)  # one stream, market by market: the same seed gives the same pools
+    nm_ids = rng.sample(range(1_000_000, 99_999_999), _PRODUCTS_PER_MARKET * len(MARKETS))
     people: list[_Person] = []
-    for order_locale, faker_locale, phone_prefix, digits, currency, banks, services, n in _LOCALES:
-        fake = Faker(faker_locale)
+    for index, market in enumerate(MARKETS):
+        fake = Faker(market.faker_locale)
         fake.seed_instance(seed)
-        for _ in range(n):
-            male = rng.random() < 0.5
-            first = fake.first_name_male() if male else fake.first_name_female()
-            last = fake.last_name_male() if male else fake.last_name_female()
-            name = f"{last} {first}" if order_locale == "ru" else f"{first} {last}"
-            slug_first, slug_last = _ascii_slug(first), _ascii_slug(last)
-            if slug_first and slug_last:
-                local = f"{slug_first}.{slug_last}{rng.randrange(100) if rng.random() < 0.5 else ''}"
-            else:
-                local = fake.user_name()
-            email = f"{local}@{fake.free_email_domain()}"
-            phone = phone_prefix + "".join(str(rng.randrange(10)) for _ in range(digits))
-            region = fake.administrative_unit() if hasattr(fake, "administrative_unit") else ""
-            delivery = {
-                "name": name,
-                "phone": phone,
-                "zip": fake.postcode(),
-                "city": fake.city(),
-                "address": fake.street_address(),
-                "region": region,
-                "email": email,
-            }
-            people.append(
-                _Person(
-                    delivery=json.dumps(delivery, ensure_ascii=False, separators=(",", ":")),
-                    customer_id=_j(local.replace(".", "_")[:64]),
-                    locale=_j(order_locale),
-                    currency=_j(currency),
-                    banks=_fill(tuple(_j(b) for b in banks), 4),
-                    services=_fill(tuple(_j(s) for s in services), 4),
-                )
-            )
-    assert len(people) == _PEOPLE
+        ids = nm_ids[index * _PRODUCTS_PER_MARKET : (index + 1) * _PRODUCTS_PER_MARKET]
+        people += _people(market, fake, rng, _variants(market, fake, rng, ids))
+    assert len(people) == PEOPLE
     return tuple(people)
 
 
-def _variants(seed: int, rng: random.Random) -> tuple[_Variant, ...]:
-    fake = Faker("en_US")
-    fake.seed_instance(seed)
-    brands = [f"{fake.last_name()}{rng.choice(_BRAND_SUFFIXES)}" for _ in range(96)]
+def postcode(market: Market, prefix: str, rng: random.Random) -> str:
+    """A postcode of the city whose postcodes begin with ``prefix`` (the shape rules: ``markets.py``)."""
+    shape = market.postcode_shape
+    tail = shape[1:] if shape.startswith("*") else shape[len(prefix) :]
+    chars = (str(rng.randrange(10)) if c == "#" else rng.choice(GB_INWARD_LETTERS) if c == "@" else c for c in tail)
+    return prefix + "".join(chars)
+
+
+def _street_address(market: Market, fake: Faker) -> str:
+    if market.country == "JP":  # Faker's ja_JP street_address is an English pattern ("763 佐々木 Street")
+        return f"{fake.town()}{fake.chome()}{fake.ban()}{fake.gou()}"
+    return str(fake.street_address()).replace("\n", ", ")  # en_GB's may be two lines ("Flat 3\nX Road")
+
+
+def _people(market: Market, fake: Faker, rng: random.Random, variants: tuple[_Variant, ...]) -> list[_Person]:
+    banks = _fill(tuple(_j(b) for b in market.banks), 4)
+    services = _fill(tuple(_j(s) for s in market.delivery_services), 4)
+    people: list[_Person] = []
+    for _ in range(market.people):
+        male = rng.random() < 0.5
+        first = fake.first_name_male() if male else fake.first_name_female()
+        last = fake.last_name_male() if male else fake.last_name_female()
+        name = f"{last} {first}" if market.family_name_first else f"{first} {last}"
+        slug_first, slug_last = _ascii_slug(first), _ascii_slug(last)
+        if slug_first and slug_last:
+            local = f"{slug_first}.{slug_last}{rng.randrange(100) if rng.random() < 0.5 else ''}"
+        else:
+            local = fake.user_name()
+        email = f"{local}@{fake.free_email_domain()}"
+        phone = market.phone_prefix + "".join(str(rng.randrange(10)) for _ in range(market.phone_digits))
+        city = rng.choice(market.cities)
+        delivery = {
+            "name": name,
+            "phone": phone,
+            "zip": postcode(market, rng.choice(city.postcodes), rng),
+            "city": city.name,
+            "address": _street_address(market, fake),
+            "region": city.region,
+            "email": email,
+        }
+        people.append(
+            _Person(
+                delivery=json.dumps(delivery, ensure_ascii=False, separators=(",", ":")),
+                customer_id=_j(local.replace(".", "_")[:64]),
+                locale=_j(market.locale),
+                currency=_j(market.currency),
+                banks=banks,
+                services=services,
+                variants=variants,
+                delivery_costs=market.delivery_costs,
+                custom_fee_step=market.custom_fee_step,
+            )
+        )
+    return people
+
+
+def _variants(market: Market, fake: Faker, rng: random.Random, nm_ids: list[int]) -> tuple[_Variant, ...]:
+    """The market's products in its language and currency, priced within their category's range."""
+    brands = [f"{fake.last_name()}{rng.choice(market.brand_suffixes)}" for _ in range(24)]
     variants: list[_Variant] = []
-    for nm_id in rng.sample(range(1_000_000, 99_999_999), _PRODUCTS):
-        nouns, sizes, low, high = rng.choice(_PRODUCT_KINDS)
-        color = "".join(" " + c if c.isupper() else c for c in fake.color_name()).strip()
-        name = f"{color} {rng.choice(nouns)}"
-        brand = rng.choice(brands)
-        price = rng.randrange(low, high)
-        if rng.random() < 0.6:
-            price = max(price // 100 * 100 - 1, 1)  # a shop price: 1299
+    for nm_id in nm_ids:
+        category = rng.choice(market.categories)
+        low, high = market.price_range(category)
+        price = rng.randint(low, high) // market.price_unit * market.price_unit
+        if rng.random() < 0.6:  # a shop price: $12.99, 1 299 ₽, ¥1,990
+            charm = price // market.charm_step * market.charm_step - market.charm_off
+            price = charm if charm >= low else price
+        # The convention of markets.py: rounded down to a whole minor unit.
         totals = tuple(price * (100 - sale) // 100 for sale in _SALES)
-        tail = f'"name":{_j(name)},"nm_id":{nm_id},"brand":{_j(brand)}'
+        tail = f'"name":{_j(rng.choice(category.products))},"nm_id":{nm_id},"brand":{_j(rng.choice(brands))}'
+        sizes = category.sizes
         for slot in range(8):
             size_ix = slot % len(sizes)
             chrt_id = 1_000_000_000 + nm_id * 10 + size_ix
@@ -226,19 +232,18 @@ def iter_flagged_orders(
     The hot loop, and the one function longer than 60 lines on purpose: one order per iteration from local
     names and bit fields of a few random draws (a call or an attribute lookup per field would halve the rate).
     """
-    pools = _pools(_PROCESS_POOL_SEED if seed is None else seed)
+    people = _pools(_PROCESS_POOL_SEED if seed is None else seed)
     rng = random.Random(seed)
     # A separate stream decides which orders are invalid, so the valid ones do not depend on the ratio.
     chooser = random.Random(None if seed is None else seed ^ 0x5EED_BAD)
     anchor = _SEEDED_ANCHOR if seed is not None else int(time.time())
-    people, variants = pools.people, pools.variants
     getrandbits, ts_fmt = rng.getrandbits, _timestamp_formatter()
     # order_uid = 40 random bits + a bijective scramble of the sequence number: 20 hex digits that look
     # random and are unique within a call by construction (no set of a million strings to check against).
     mul1, add1, mul2 = getrandbits(40) | 1, getrandbits(40), getrandbits(40) | 1
     mask = (1 << 40) - 1
     invalid_n = 0
-    costs, providers, entries, sales, statuses = _DELIVERY_COSTS, _PROVIDERS, _ENTRIES, _SALES, _ITEM_STATUSES
+    providers, entries, sales, statuses = _PROVIDERS, _ENTRIES, _SALES, _ITEM_STATUSES
     window, delay = _WINDOW_S, _PAYMENT_DELAY_S
     for i in range(count):
         x = (i * mul1 + add1) & mask
@@ -254,7 +259,7 @@ def iter_flagged_orders(
         r >>= 25
         paid = created + (r & 1023) % delay
         r >>= 10
-        delivery_cost = costs[r & 7]
+        delivery_cost = person.delivery_costs[r & 7]
         provider = providers[(r >> 3) & 3]
         bank = person.banks[(r >> 5) & 3]
         service = person.services[(r >> 7) & 3]
@@ -262,9 +267,10 @@ def iter_flagged_orders(
         n_items = (r >> 12) % max_items + 1
         items = []
         goods_total = 0
+        variants = person.variants
         for _i in range(n_items):
             q = getrandbits(104)
-            variant = variants[q & 8191]
+            variant = variants[q & 2047]
             sale_ix = (q >> 13) & 15
             total = variant.totals[sale_ix]
             goods_total += total
@@ -273,7 +279,7 @@ def iter_flagged_orders(
                 f'"total_price":{total},"status":{statuses[(q >> 17) & 7]}}}'
             )
         m = getrandbits(48)
-        custom_fee = 0 if m & 7 else ((m >> 3) & 15) * 50
+        custom_fee = 0 if m & 7 else ((m >> 3) & 15) * person.custom_fee_step
         request_id = '""' if m & 0x180 else f'"{m:012x}"'
         value = (
             f'{{"order_uid":"{uid}","track_number":"{track}","entry":"{entry}",'

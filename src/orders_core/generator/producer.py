@@ -29,6 +29,10 @@ class GenerateRequest(BaseModel):
     seed: int | None = Field(None, description="same seed, same orders")
     invalid_ratio: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False, description="share of invalid ones")
     max_items: int = Field(DEFAULT_MAX_ITEMS, ge=1, le=1000, description="items per order, 1 to this")
+    # Which scheduled run this is: EventBridge Scheduler fills them in (template.yaml's schedule Input), the
+    # same on every retry of one occurrence, so that a retried run can produce the same orders again.
+    schedule: str | None = Field(None, max_length=2048, description="the schedule that asked (its ARN)")
+    occurrence: str | None = Field(None, max_length=64, description="the scheduled time of this run")
 
     @field_validator("count")
     @classmethod
@@ -152,6 +156,16 @@ def get_producer(settings: Settings) -> Any:
                 }
             )
         return producer
+
+
+def ping_kafka(settings: Settings | None = None, timeout_s: float = 3.0) -> None:
+    """Raise unless the producer reaches the cluster and it knows the topic (readiness of generate_orders)."""
+    settings = settings or get_settings()
+    # Every topic's metadata, not the one topic's: asking for a missing topic by name may create it.
+    metadata = get_producer(settings).list_topics(timeout=timeout_s)
+    topic = metadata.topics.get(settings.kafka_topic)
+    if topic is None or topic.error is not None:
+        raise RuntimeError(f"topic {settings.kafka_topic!r}: {None if topic is None else topic.error}")
 
 
 def close_producers() -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from orders_core.config import Settings
@@ -24,10 +25,22 @@ from orders_core.http.responses import JSON_TYPE, HttpResponse, error, json_resp
 
 log = logging.getLogger(__name__)
 
-ORDER_CACHE_CONTROL = "public, max-age=31536000, immutable"  # an order never changes once stored
+# An order never changes once stored, but it holds a person's name, address and phone: browsers may keep it,
+# shared caches (proxies, CDNs) may not.
+ORDER_CACHE_CONTROL = "private, max-age=31536000, immutable"
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
+EXPOSED_HEADERS = "ETag, X-Cache, Server-Timing"  # what the page's script may read of an answer
+# Server-Timing (W3C) on every order answer: the tier that answered (as X-Cache says it) and the milliseconds
+# from routing to the answer, for the page and for any browser's network panel. Only the number is per request.
+# Keyed by the plain string: a Tier member would hash through Enum's Python-level __hash__ on every answer.
+_TIMING_PREFIX = {str(tier): f'tier;desc="{tier}", app;dur=' for tier in Tier}
 DEFAULT_RECENT = 20
 STATIC_PATHS = ("/openapi.json", "/livez")  # answered without data
+
+
+def server_timing(tier: str, started: float) -> str:
+    """The ``Server-Timing`` value of an answer from ``tier`` (its X-Cache value) to a request routed at ``started``."""
+    return f"{_TIMING_PREFIX[tier]}{(time.perf_counter() - started) * 1000:.2f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +52,9 @@ class Route:
     order_uid: str = ""
     if_none_match: str | None = None
     limit: str | None = None
+    # When it was routed: its Server-Timing counts from here, across the cache step, a wait for a thread and
+    # the store step alike.
+    started: float = field(default_factory=time.perf_counter, compare=False)
 
 
 def etag_of(body: bytes) -> str:
@@ -70,6 +86,8 @@ class LookupService:
         self._orders = OrderLookup(cache, store, primary)
         self._cache = cache
         self._cors_origins = settings.cors_origins  # a property that parses the setting: once, not per request
+        # A miss is remembered for the negative TTL: as private as the order it stands for.
+        self._not_found_cache_control = f"private, max-age={settings.cache_negative_ttl_s}"
         sources = settings.ops_metrics_sources
         self._ops = MetricsScraper(sources, settings.ops_scrape_timeout_s) if sources else None
 
@@ -96,7 +114,7 @@ class LookupService:
         if route.resource != "order":
             return None  # health and recent orders always ask PostgreSQL; /ops waits on the scrape
         try:
-            answer = self._order_from_cache(route.order_uid, route.if_none_match)
+            answer = self._order_from_cache(route)
         except Exception:
             answer = _internal_error(route)
         return None if answer is None else self._with_cors(answer, route.origin)
@@ -121,16 +139,14 @@ class LookupService:
 
     def cached_answer(self, route: Route, order: bytes | None, tier: Tier) -> HttpResponse:
         """The answer to ``route`` (an order) from what :meth:`cached_orders` found for it."""
-        answer = (
-            self._not_found(route.order_uid) if order is None else self._order_answer(order, tier, route.if_none_match)
-        )
+        answer = self._not_found(route, tier) if order is None else self._order_answer(order, tier, route)
         return self._with_cors(answer, route.origin)
 
     def answer_from_store(self, route: Route) -> HttpResponse:
         """The answer from PostgreSQL, without asking the caches (an order read is then cached)."""
         try:
             if route.resource == "order":
-                answer = self._order_from_store(route.order_uid, route.if_none_match)
+                answer = self._order_from_store(route)
             elif route.resource == "recent":
                 answer = self._recent(route.limit)
             elif route.resource == "ops" and self._ops is not None:
@@ -173,13 +189,14 @@ class LookupService:
             return error(400, "bad_request", "order_uid must be 1 to 64 characters: letters, digits, '-' or '_'.")
         return Route("order", origin, order_uid, headers.get("if-none-match"))
 
-    def _order_from_cache(self, order_uid: str, if_none_match: str | None) -> HttpResponse | None:
-        found = self._orders.cached(order_uid)
+    def _order_from_cache(self, route: Route) -> HttpResponse | None:
+        found = self._orders.cached(route.order_uid)
         if isinstance(found, Found):
-            return self._order_answer(found.body, found.tier, if_none_match)
-        return self._not_found(order_uid) if found is MISSING else None
+            return self._order_answer(found.body, found.tier, route)
+        return self._not_found(route, Tier.MEMCACHED) if found is MISSING else None  # only memcached knows a miss
 
-    def _order_from_store(self, order_uid: str, if_none_match: str | None) -> HttpResponse:
+    def _order_from_store(self, route: Route) -> HttpResponse:
+        order_uid = route.order_uid
         try:
             found = self._orders.stored(order_uid)
         except StoreUnavailable:
@@ -187,19 +204,27 @@ class LookupService:
             return error(503, "unavailable", "Orders cannot be read right now; try again shortly.",
                          **{"Retry-After": "5"})  # fmt: skip
         if isinstance(found, Found):
-            return self._order_answer(found.body, found.tier, if_none_match)
-        return self._not_found(order_uid)
+            return self._order_answer(found.body, found.tier, route)
+        return self._not_found(route, Tier.DATABASE)
 
-    def _order_answer(self, body: bytes, tier: Tier | None, if_none_match: str | None) -> HttpResponse:
-        etag = etag_of(body)
-        headers = {"ETag": etag, "Cache-Control": ORDER_CACHE_CONTROL, "X-Cache": str(tier)}
-        if if_none_match and _matches(if_none_match, etag):
+    def _order_answer(self, body: bytes, tier: Tier, route: Route) -> HttpResponse:
+        etag, served_by = etag_of(body), str(tier)
+        headers = {
+            "ETag": etag,
+            "Cache-Control": ORDER_CACHE_CONTROL,
+            "X-Cache": served_by,
+            "Server-Timing": server_timing(served_by, route.started),
+        }
+        if route.if_none_match and _matches(route.if_none_match, etag):
             return HttpResponse(304, headers=headers)
         return HttpResponse(200, body, {"Content-Type": JSON_TYPE, **headers})
 
-    def _not_found(self, order_uid: str) -> HttpResponse:
-        return error(404, "not_found", f"No order with order_uid {order_uid}.",
-                     **{"Cache-Control": f"public, max-age={self._settings.cache_negative_ttl_s}"})  # fmt: skip
+    def _not_found(self, route: Route, tier: Tier) -> HttpResponse:
+        headers = {
+            "Cache-Control": self._not_found_cache_control,
+            "Server-Timing": server_timing(str(tier), route.started),
+        }
+        return error(404, "not_found", f"No order with order_uid {route.order_uid}.", **headers)
 
     def _recent(self, limit_text: str | None) -> HttpResponse:
         bound = self._settings.recent_orders_max
@@ -236,7 +261,7 @@ class LookupService:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
             response.headers["Access-Control-Allow-Headers"] = "If-None-Match, Content-Type"
-            response.headers["Access-Control-Expose-Headers"] = "ETag, X-Cache"
+            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
             response.headers["Access-Control-Max-Age"] = "600"
         response.headers["Vary"] = "Origin"
         return response

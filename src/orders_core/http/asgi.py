@@ -16,7 +16,6 @@ what the same server answers with a fixed body. This adapter speaks ASGI directl
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextvars
 import functools
 import json
@@ -34,7 +33,7 @@ from urllib.parse import parse_qsl
 from orders_core.config import Settings
 from orders_core.domain.ports import Tier
 from orders_core.http import logs, metrics
-from orders_core.http.api import LookupService, Route
+from orders_core.http.api import LookupService, Route, server_timing
 from orders_core.http.responses import HttpResponse
 
 Scope = MutableMapping[str, Any]
@@ -71,12 +70,14 @@ class StorePool:
         if self._pending >= self._capacity:
             return service.busy(route)
         self._pending += 1
+        metrics.store_queue(self._pending, self._capacity)
         try:
             # run_in_executor does not carry context variables: the read logs as part of its request all the same.
             read = functools.partial(contextvars.copy_context().run, service.answer_from_store, route)
             return await asyncio.get_running_loop().run_in_executor(self._executor, read)
         finally:
             self._pending -= 1
+            metrics.store_queue(self._pending, self._capacity)
 
 
 class InvocationBuffer:
@@ -94,7 +95,6 @@ class InvocationBuffer:
         self._entries: list[tuple[float, str, str, int, str | None, float, str | None]] = []
         self._prefix = f"{os.getpid():x}-{int(time.time()):x}"
         self._sequence = 0
-        self._bounds = metrics.LOOKUP_LATENCY_BUCKETS
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -108,14 +108,7 @@ class InvocationBuffer:
         entries, self._entries = self._entries, []
         if not entries:
             return
-        counts: dict[tuple[int, str | None], int] = {}
-        buckets = [0] * (len(self._bounds) + 1)
-        total_seconds = 0.0
-        for _at, _method, _path, status, tier, seconds, _rid in entries:
-            counts[status, tier] = counts.get((status, tier), 0) + 1
-            buckets[bisect.bisect_left(self._bounds, seconds)] += 1
-            total_seconds += seconds
-        metrics.count_lookup_block(counts, buckets, total_seconds)
+        metrics.count_request_block((path, status, tier, seconds) for _, _, path, status, tier, seconds, _ in entries)
         if self._stream is not None:
             self._stream.write("".join(self._lines(entries)))
             self._stream.flush()
@@ -151,6 +144,14 @@ def open_invocation_log(target: str) -> TextIO | None:
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.open("a", encoding="utf-8", buffering=1 << 16)
+
+
+_SERVER_TIMING = b"server-timing"
+
+
+def _timing(tier: str, started: float) -> tuple[bytes, bytes]:
+    """The one header of an order answer that differs per request: its Server-Timing (``api.server_timing``)."""
+    return _SERVER_TIMING, server_timing(tier, started).encode()
 
 
 def _encode_headers(answer: HttpResponse, with_length: bool = True) -> list[tuple[bytes, bytes]]:
@@ -235,7 +236,7 @@ class LookupApp:
             uid = path[8:]
             prepared = self._encoded.get((uid, Tier.LOCAL))
             if prepared is not None and (order := service.local_order(uid)) is not None:
-                await self._send(send, method, 200, prepared, order)
+                await self._send(send, method, 200, [*prepared, _timing("local", started)], order)
                 self.invocations.note(method, path, 200, "local", time.perf_counter() - started, None)
                 return
         request_id = headers.get(_REQUEST_ID)
@@ -260,8 +261,10 @@ class LookupApp:
                 if encoded is None:
                     if len(self._encoded) >= _ENCODED_ORDERS_MAX:
                         self._encoded.clear()
-                    encoded = self._encoded[uid, tier] = _encode_headers(service.cached_answer(routed, order, tier))
+                    fixed = _encode_headers(service.cached_answer(routed, order, tier))
+                    encoded = self._encoded[uid, tier] = [h for h in fixed if h[0] != _SERVER_TIMING]
                 status, body, tier_name = 200, order, str(tier)
+                encoded = [*encoded, _timing(tier_name, started)]
             else:
                 answer = service.cached_answer(routed, order, tier)
         else:

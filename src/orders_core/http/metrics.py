@@ -12,42 +12,130 @@ in the core, which stays free of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import bisect
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from orders_core.config import get_settings
 from orders_core.domain.ingest import IngestReport
 from orders_core.http.responses import HttpResponse, method_not_allowed
 
+log = logging.getLogger(__name__)
+
 PATH = "/metrics"
 _NO_STORE = {"Cache-Control": "no-store"}
 
-# A counter named ``orders_x`` is exposed as ``orders_x_total``: the exposed name is the one used everywhere.
+# Every metric's name, written once: the functions, the trigger and the ops view (ops.py) read them here.
+# Names as exposed (Prometheus conventions: a counter ends in ``_total``, a duration is in ``_seconds``).
+INGEST_RECORDS = "orders_ingest_records_total"
+INGEST_DEAD_LETTERS = "orders_ingest_dead_letters_total"
+INGEST_BATCH_SECONDS = "orders_ingest_batch_seconds"
+INGEST_INVOCATIONS = "orders_ingest_invocations_total"
+LOOKUPS = "orders_lookups_total"  # order lookups only (GET /orders/{order_uid}), by the tier that had the order
+LOOKUP_RESPONSES = "orders_lookup_responses_total"
+LOOKUP_SECONDS = "orders_lookup_seconds"
+HTTP_REQUESTS = "orders_http_requests_total"  # every request of get_order, by route and status
+HTTP_REQUEST_SECONDS = "orders_http_request_seconds"
+LOOKUP_STORE_QUEUE = "orders_lookup_store_queue"  # reads waiting for or holding a PostgreSQL thread
+LOOKUP_STORE_QUEUE_CAPACITY = "orders_lookup_store_queue_capacity"
+POSTGRES_CONNECTIONS = "orders_postgres_connections"
+MEMCACHED_ERRORS = "orders_memcached_errors_total"
+GENERATED = "orders_generated_total"
+GENERATED_INVALID = "orders_generated_invalid_total"
+DEAD_LETTER_QUEUE_MESSAGES = "orders_dead_letter_queue_messages"
+DEAD_LETTER_QUEUE_OLDEST_SECONDS = "orders_dead_letter_queue_oldest_age_seconds"
+# The trigger's (orders_local.trigger_status): one value per topic and partition.
+TRIGGER_BATCHES = "orders_trigger_batches_total"
+TRIGGER_CONSUMER_LAG = "orders_trigger_consumer_lag"
+TRIGGER_CONSUMER_LAG_SECONDS = "orders_trigger_consumer_lag_seconds"
+TRIGGER_COMMITTED_OFFSET = "orders_trigger_committed_offset"
+TRIGGER_PARTITION_RETRYING = "orders_trigger_partition_retrying"
+TRIGGER_RECORDS_UNREADABLE = "orders_trigger_records_unreadable_total"
+
+# How often ingest_order's /metrics asks the dead-letter queue (a scrape in between reuses the last answer).
+DEAD_LETTER_READ_EVERY_S = 10.0
+
+# get_order's routes, as the ``route`` label names them: a bounded set, whatever paths are asked for.
+ORDER_ROUTE = "/orders/{order_uid}"
+ROUTES = frozenset({ORDER_ROUTE, "/orders", "/health", "/livez", "/ops", PATH, "/openapi.json"})
+OTHER_ROUTE = "other"
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# prometheus_client takes a counter's name without ``_total`` and adds it back: given as exposed, it strips it.
 _PROMETHEUS: dict[str, Counter | Histogram] = {
-    "orders_ingest_records_total": Counter("orders_ingest_records", "Kafka records ingested, by outcome", ["outcome"]),
-    "orders_ingest_dead_letters_total": Counter(
-        "orders_ingest_dead_letters", "Records sent to the dead-letter queue, by reason", ["reason"]
+    INGEST_RECORDS: Counter(INGEST_RECORDS, "Kafka records ingested, by outcome", ["outcome"]),
+    INGEST_DEAD_LETTERS: Counter(INGEST_DEAD_LETTERS, "Records sent to the dead-letter queue, by reason", ["reason"]),
+    INGEST_BATCH_SECONDS: Histogram(
+        INGEST_BATCH_SECONDS, "Time to ingest one batch (check, store, dead-letter)", buckets=_BATCH_BUCKETS
     ),
-    "orders_ingest_batch_seconds": Histogram(
-        "orders_ingest_batch_seconds", "Time to ingest one batch (check, store, dead-letter)", buckets=_BATCH_BUCKETS
+    INGEST_INVOCATIONS: Counter(INGEST_INVOCATIONS, "Events delivered to ingest_order"),
+    LOOKUPS: Counter(LOOKUPS, "Orders answered, by the tier that had them", ["tier"]),
+    LOOKUP_RESPONSES: Counter(LOOKUP_RESPONSES, "Order lookups (GET /orders/{uid}) answered, by status", ["status"]),
+    LOOKUP_SECONDS: Histogram(
+        LOOKUP_SECONDS, "Time to answer one order lookup (GET /orders/{order_uid})", buckets=_LATENCY_BUCKETS
     ),
-    "orders_ingest_invocations_total": Counter("orders_ingest_invocations", "Events delivered to ingest_order"),
-    "orders_lookups_total": Counter("orders_lookups", "Orders answered, by the tier that had them", ["tier"]),
-    "orders_lookup_responses_total": Counter("orders_lookup_responses", "get_order answers, by status", ["status"]),
-    "orders_lookup_seconds": Histogram(
-        "orders_lookup_seconds", "Time to answer one get_order request", buckets=_LATENCY_BUCKETS
+    HTTP_REQUESTS: Counter(HTTP_REQUESTS, "get_order requests answered, by route and status", ["route", "status"]),
+    HTTP_REQUEST_SECONDS: Histogram(
+        HTTP_REQUEST_SECONDS, "Time to answer one get_order request, by route", ["route"], buckets=_LATENCY_BUCKETS
     ),
-    "orders_generated_total": Counter("orders_generated", "Orders produced to Kafka and acknowledged"),
-    "orders_generated_invalid_total": Counter(
-        "orders_generated_invalid", "Deliberately invalid orders among those produced"
+    MEMCACHED_ERRORS: Counter(
+        MEMCACHED_ERRORS,
+        "memcached calls that failed and were taken as a miss (or skipped), by operation",
+        ["operation"],
     ),
+    GENERATED: Counter(GENERATED, "Orders produced to Kafka and acknowledged"),
+    GENERATED_INVALID: Counter(GENERATED_INVALID, "Deliberately invalid orders among those produced"),
 }
+# Gauges of each worker process, added up over the live ones when scraped (prometheus_client's "livesum").
+_STORE_QUEUE = Gauge(LOOKUP_STORE_QUEUE, "Lookups waiting for or holding a PostgreSQL read thread",
+                     multiprocess_mode="livesum")  # fmt: skip
+_STORE_QUEUE_CAPACITY = Gauge(LOOKUP_STORE_QUEUE_CAPACITY, "Lookups the PostgreSQL read queue takes before it "
+                              "answers 503", multiprocess_mode="livesum")  # fmt: skip
+_POSTGRES_CONNECTIONS = Gauge(POSTGRES_CONNECTIONS, "Open PostgreSQL connections, by pool (primary, replica)",
+                              ["pool"], multiprocess_mode="livesum")  # fmt: skip
+
+
+def route_of(path: str) -> str:
+    """The ``route`` label of a request path: one of :data:`ROUTES`, else ``other``."""
+    normalised = "/" + path.strip("/")  # as the lookup API routes it
+    if normalised.startswith("/orders/"):
+        return ORDER_ROUTE
+    return normalised if normalised in ROUTES else OTHER_ROUTE
+
+
+def store_queue(in_use: int, capacity: int) -> None:
+    """The PostgreSQL read queue of this worker now (its event loop's only: no lock)."""
+    _STORE_QUEUE.set(in_use)
+    _STORE_QUEUE_CAPACITY.set(capacity)
+
+
+def postgres_connections(pool: str) -> Callable[[int], None]:
+    """A hook for a store: called with its count of open connections whenever the count changes."""
+    gauge = _POSTGRES_CONNECTIONS.labels(pool)
+    return gauge.set
+
+
+def memcached_error(operation: str) -> None:
+    """Count one memcached call that failed (the cache takes it as a miss)."""
+    to_prometheus([Sample(MEMCACHED_ERRORS, 1, {"operation": operation})])
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,57 +197,78 @@ def ingest_samples(report: IngestReport, seconds: float) -> list[Sample]:
         "failed": len(report.failed),
     }
     return [
-        Sample("orders_ingest_invocations_total", 1),
-        Sample("orders_ingest_batch_seconds", seconds),
-        *(Sample("orders_ingest_records_total", count, {"outcome": outcome}) for outcome, count in outcomes.items()),
+        Sample(INGEST_INVOCATIONS, 1),
+        Sample(INGEST_BATCH_SECONDS, seconds),
+        *(Sample(INGEST_RECORDS, count, {"outcome": outcome}) for outcome, count in outcomes.items()),
         *(
-            Sample("orders_ingest_dead_letters_total", count, {"reason": reason})
+            Sample(INGEST_DEAD_LETTERS, count, {"reason": reason})
             for reason, count in report.dead_letter_reasons.items()
         ),
     ]
 
 
-def lookup_samples(status: int, tier: str | None, seconds: float) -> list[Sample]:
-    """What one get_order answer adds; ``tier`` is the cache tier (X-Cache) that had the order, if any."""
+def request_samples(path: str, status: int, tier: str | None, seconds: float) -> list[Sample]:
+    """What one get_order answer adds: every request by route; an order lookup also by status and tier (the
+    cache tier, X-Cache, that had the order, if any). Health checks, the ops view's polls, scrapes and the API
+    document are counted by route only, so the lookup figures are the customers' alone."""
+    route = route_of(path)
     samples = [
-        Sample("orders_lookup_responses_total", 1, {"status": str(status)}),
-        Sample("orders_lookup_seconds", seconds),
+        Sample(HTTP_REQUESTS, 1, {"route": route, "status": str(status)}),
+        Sample(HTTP_REQUEST_SECONDS, seconds, {"route": route}),
     ]
-    if tier:
-        samples.append(Sample("orders_lookups_total", 1, {"tier": tier}))
+    if route == ORDER_ROUTE:
+        samples += [Sample(LOOKUP_RESPONSES, 1, {"status": str(status)}), Sample(LOOKUP_SECONDS, seconds)]
+        if tier:
+            samples.append(Sample(LOOKUPS, 1, {"tier": tier}))
     return samples
 
 
-LOOKUP_LATENCY_BUCKETS = _LATENCY_BUCKETS
-
-
-def count_lookup_block(answers: Mapping[tuple[int, str | None], int], latency_buckets: Sequence[int],
-                       latency_sum: float) -> None:  # fmt: skip
-    """Add many get_order answers at once: counts by (status, tier), and how many took at most each of
-    ``LOOKUP_LATENCY_BUCKETS`` (one more for the rest) with their summed seconds. The same series as
-    :func:`lookup_samples` feeds, for an adapter that counts in memory and adds up once a second."""
-    for (status, tier), count in answers.items():
-        to_prometheus([Sample("orders_lookup_responses_total", count, {"status": str(status)})])
-        if tier:
-            to_prometheus([Sample("orders_lookups_total", count, {"tier": tier})])
-    histogram = _PROMETHEUS["orders_lookup_seconds"]
+def _observe_block(name: str, labels: Mapping[str, str], seconds: Sequence[float]) -> None:
+    """``Histogram.observe`` of many durations at once: it adds each to one bucket and to the sum (the
+    exposition makes the buckets cumulative); prometheus_client has no call for a block, so this does the same."""
+    metric = _PROMETHEUS[name]
+    histogram = metric.labels(**labels) if labels else metric
     assert isinstance(histogram, Histogram)
-    # Histogram.observe adds to one bucket and to the sum (the exposition makes the buckets cumulative);
-    # prometheus_client has no call for many observations at once, so this does the same by the block.
-    for index, count in enumerate(latency_buckets):
+    counts = [0] * (len(_LATENCY_BUCKETS) + 1)
+    for value in seconds:
+        counts[bisect.bisect_left(_LATENCY_BUCKETS, value)] += 1
+    for index, count in enumerate(counts):
         if count:
             histogram._buckets[index].inc(count)
-    histogram._sum.inc(latency_sum)
+    histogram._sum.inc(sum(seconds))
+
+
+def count_request_block(requests: Iterable[tuple[str, int, str | None, float]]) -> None:
+    """Add many get_order answers at once, each ``(path, status, tier, seconds)``: the same series as
+    :func:`request_samples` feeds, for an adapter that counts in memory and adds up once a second."""
+    counts: dict[tuple[str, int, str | None], int] = {}
+    seconds_by_route: dict[str, list[float]] = {}
+    for path, status, tier, seconds in requests:
+        route = route_of(path)
+        counts[route, status, tier] = counts.get((route, status, tier), 0) + 1
+        seconds_by_route.setdefault(route, []).append(seconds)
+    samples: list[Sample] = []
+    for (route, status, tier), count in counts.items():
+        samples.append(Sample(HTTP_REQUESTS, count, {"route": route, "status": str(status)}))
+        if route == ORDER_ROUTE:
+            samples.append(Sample(LOOKUP_RESPONSES, count, {"status": str(status)}))
+            if tier:
+                samples.append(Sample(LOOKUPS, count, {"tier": tier}))
+    to_prometheus(samples)
+    for route, durations in seconds_by_route.items():
+        _observe_block(HTTP_REQUEST_SECONDS, {"route": route}, durations)
+        if route == ORDER_ROUTE:
+            _observe_block(LOOKUP_SECONDS, {}, durations)
 
 
 def generated_samples(produced: int, invalid: int) -> list[Sample]:
     """What one generator run adds: the orders Kafka acknowledged, and the invalid ones among them."""
-    return [Sample("orders_generated_total", produced), Sample("orders_generated_invalid_total", invalid)]
+    return [Sample(GENERATED, produced), Sample(GENERATED_INVALID, invalid)]
 
 
-def endpoint(method: str) -> HttpResponse:
+def endpoint(method: str, *collectors: Collector) -> HttpResponse:
     """The answer to ``method`` on ``/metrics``: every worker's figures added up (multiprocess mode), else
-    this process's."""
+    this process's; then the figures of ``collectors`` (read now, e.g. the dead-letter queue's depth)."""
     if method not in ("GET", "HEAD"):
         return method_not_allowed(method, "GET")
     directory = get_settings().prometheus_multiproc_dir
@@ -167,4 +276,45 @@ def endpoint(method: str) -> HttpResponse:
     if directory:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    return HttpResponse(200, generate_latest(registry), {"Content-Type": CONTENT_TYPE_LATEST, **_NO_STORE})
+    body = generate_latest(registry)
+    if collectors:
+        extra = CollectorRegistry(auto_describe=False)
+        for collector in collectors:
+            extra.register(collector)
+        body += generate_latest(extra)
+    return HttpResponse(200, body, {"Content-Type": CONTENT_TYPE_LATEST, **_NO_STORE})
+
+
+class DeadLetterQueueCollector(Collector):
+    """The dead-letter queue's depth and the age of its oldest letter, read at most every ``max_age_s`` (a
+    scrape asks the queue no more often than that, however often it comes). A queue that cannot be read
+    leaves the figures out, and says so in the log."""
+
+    def __init__(self, read: Callable[[], tuple[int, float | None]], max_age_s: float) -> None:
+        self._read = read
+        self._max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._last: tuple[float, tuple[int, float | None] | None] | None = None
+
+    def _figures(self) -> tuple[int, float | None] | None:
+        with self._lock:  # one read at a time; the others take its answer
+            now = time.monotonic()
+            if self._last is None or now - self._last[0] >= self._max_age_s:
+                try:
+                    figures: tuple[int, float | None] | None = self._read()
+                except Exception as exc:  # a scrape never fails over the queue
+                    log.warning("dead-letter queue unreadable for metrics: %s", exc)
+                    figures = None
+                self._last = (now, figures)
+            return self._last[1]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        figures = self._figures()
+        if figures is None:
+            return
+        messages, oldest_s = figures
+        yield GaugeMetricFamily(DEAD_LETTER_QUEUE_MESSAGES, "Dead letters waiting in the queue (approximate)",
+                                value=messages)  # fmt: skip
+        if oldest_s is not None:
+            yield GaugeMetricFamily(DEAD_LETTER_QUEUE_OLDEST_SECONDS, "Age of the oldest dead letter seen waiting",
+                                    value=oldest_s)  # fmt: skip

@@ -18,24 +18,44 @@ from typing import Any
 import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
+from orders_core.http import metrics
+
 log = logging.getLogger(__name__)
 
 # Counters the page charts: key in the answer -> (sample name, the label it is broken down by, or None).
 COUNTERS: dict[str, tuple[str, str | None]] = {
-    "ingest_records": ("orders_ingest_records_total", "outcome"),
-    "dead_letters": ("orders_ingest_dead_letters_total", "reason"),
-    "ingest_invocations": ("orders_ingest_invocations_total", None),
-    "lookups": ("orders_lookups_total", "tier"),
-    "lookup_responses": ("orders_lookup_responses_total", "status"),
-    "generated": ("orders_generated_total", None),
-    "generated_invalid": ("orders_generated_invalid_total", None),
-    "trigger_batches": ("orders_trigger_batches_total", "outcome"),
+    "ingest_records": (metrics.INGEST_RECORDS, "outcome"),
+    "dead_letters": (metrics.INGEST_DEAD_LETTERS, "reason"),
+    "ingest_invocations": (metrics.INGEST_INVOCATIONS, None),
+    "lookups": (metrics.LOOKUPS, "tier"),
+    "lookup_responses": (metrics.LOOKUP_RESPONSES, "status"),
+    "http_requests": (metrics.HTTP_REQUESTS, "route"),
+    "memcached_errors": (metrics.MEMCACHED_ERRORS, "operation"),
+    "generated": (metrics.GENERATED, None),
+    "generated_invalid": (metrics.GENERATED_INVALID, None),
+    "trigger_batches": (metrics.TRIGGER_BATCHES, "outcome"),
+}
+# Gauges: key -> (sample name, label or None, how sources combine). Instances of a function add up their own
+# (queues, connections); the dead-letter queue is one queue whoever reads it, so its figure is the largest read.
+GAUGES: dict[str, tuple[str, str | None, str]] = {
+    "dead_letter_queue_messages": (metrics.DEAD_LETTER_QUEUE_MESSAGES, None, "max"),
+    "dead_letter_queue_oldest_age_seconds": (metrics.DEAD_LETTER_QUEUE_OLDEST_SECONDS, None, "max"),
+    "lookup_store_queue": (metrics.LOOKUP_STORE_QUEUE, None, "sum"),
+    "lookup_store_queue_capacity": (metrics.LOOKUP_STORE_QUEUE_CAPACITY, None, "sum"),
+    "postgres_connections": (metrics.POSTGRES_CONNECTIONS, "pool", "sum"),
+}
+# Histograms: key -> the histogram's name; answered as cumulative buckets, count and sum, for the page to
+# derive quantiles between two polls.
+HISTOGRAMS: dict[str, str] = {
+    "lookup_seconds": metrics.LOOKUP_SECONDS,
+    "ingest_batch_seconds": metrics.INGEST_BATCH_SECONDS,
 }
 # The trigger's gauges, one value per (topic, partition): key in each partition's entry -> sample name.
 PARTITION_GAUGES = {
-    "lag": "orders_trigger_consumer_lag",
-    "committed_offset": "orders_trigger_committed_offset",
-    "retrying": "orders_trigger_partition_retrying",
+    "lag": metrics.TRIGGER_CONSUMER_LAG,
+    "lag_seconds": metrics.TRIGGER_CONSUMER_LAG_SECONDS,
+    "committed_offset": metrics.TRIGGER_COMMITTED_OFFSET,
+    "retrying": metrics.TRIGGER_PARTITION_RETRYING,
 }
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a metrics page is a few KiB; a larger one is cut off rather than held in memory
 # Answers younger than this are shared: pages polling every few seconds cost the sources one scrape a second at
@@ -56,8 +76,8 @@ class MetricsScraper:
         self._last: tuple[float, dict[str, Any]] | None = None
 
     def snapshot(self) -> dict[str, Any]:
-        """``{"time", "sources": {name: state}, "counters", "partitions"}``, at most :data:`REUSE_S` old, or the
-        last one while another thread is scraping (a request never waits behind another's scrape)."""
+        """``{"time", "sources", "counters", "gauges", "histograms", "partitions"}``, at most :data:`REUSE_S` old, or
+        the last one while another thread is scraping (a request never waits behind another's scrape)."""
         last = self._last
         if last is not None and time.monotonic() - last[0] < REUSE_S:
             return last[1]
@@ -110,9 +130,14 @@ class Figures:
 
     def __init__(self) -> None:
         self.counters: dict[str, Any] = {key: ({} if label else 0) for key, (_, label) in COUNTERS.items()}
+        self.gauges: dict[str, Any] = {key: ({} if label else None) for key, (_, label, _how) in GAUGES.items()}
+        self.histograms: dict[str, dict[str, Any]] = {key: {"buckets": {}, "count": 0, "sum": 0} for key in HISTOGRAMS}
         self.partitions: dict[tuple[str, str], dict[str, float]] = {}
         self._by_sample = {sample: (key, label) for key, (sample, label) in COUNTERS.items()}
-        self._gauges = {sample: key for key, sample in PARTITION_GAUGES.items()}
+        self._gauge_of = {sample: (key, label, how) for key, (sample, label, how) in GAUGES.items()}
+        suffixes = ("_bucket", "_count", "_sum")
+        self._histogram_of = {f"{name}{end}": (key, end) for key, name in HISTOGRAMS.items() for end in suffixes}
+        self._partition_gauges = {sample: key for key, sample in PARTITION_GAUGES.items()}
 
     def add(self, source: str, text: str | None) -> str:
         """Adds one source's metrics page; answers the source's state: ok, unreachable or unparseable."""
@@ -124,7 +149,7 @@ class Figures:
             log.warning("ops: %s answered unparseable metrics: %s", source, exc)
             return "unparseable"
         for sample in samples:
-            if math.isfinite(sample.value):  # JSON has no NaN or infinity
+            if math.isfinite(sample.value) or sample.labels.get("le") == "+Inf":  # JSON has no NaN or infinity
                 self._add_sample(sample.name, sample.labels, sample.value)
         return "ok"
 
@@ -136,10 +161,26 @@ class Figures:
             else:
                 by_label = self.counters[key]
                 by_label[labels.get(label, "")] = by_label.get(labels.get(label, ""), 0) + value
-        elif name in self._gauges and "topic" in labels and "partition" in labels:
+        elif name in self._gauge_of:
+            key, label, how = self._gauge_of[name]
+            if label is None:
+                self.gauges[key] = _combine(how, self.gauges[key], value)
+            else:
+                by_label = self.gauges[key]
+                by_label[labels.get(label, "")] = _combine(how, by_label.get(labels.get(label, "")), value)
+        elif name in self._histogram_of:
+            key, suffix = self._histogram_of[name]
+            histogram = self.histograms[key]
+            if suffix == "_bucket":
+                buckets = histogram["buckets"]
+                buckets[labels.get("le", "")] = buckets.get(labels.get("le", ""), 0) + value
+            else:
+                histogram[suffix[1:]] += value
+        elif name in self._partition_gauges and "topic" in labels and "partition" in labels:
             entry = self.partitions.setdefault((labels["topic"], labels["partition"]), {})
             # Two triggers may both still report a partition during a rebalance: the larger figure is the safe one.
-            entry[self._gauges[name]] = max(value, entry.get(self._gauges[name], value))
+            key = self._partition_gauges[name]
+            entry[key] = max(value, entry.get(key, value))
 
     def as_json(self) -> dict[str, Any]:
         in_order = sorted(self.partitions.items(), key=lambda kv: (kv[0][0], kv[0][1].zfill(12)))  # 2 before 10
@@ -151,7 +192,28 @@ class Figures:
             key: {k: _number(v) for k, v in sorted(value.items())} if isinstance(value, dict) else _number(value)
             for key, value in self.counters.items()
         }
-        return {"counters": counters, "partitions": partitions}
+        gauges = {
+            key: {k: _number(v) for k, v in sorted(value.items())} if isinstance(value, dict)
+            else None if value is None else _number(value)
+            for key, value in self.gauges.items()
+        }  # fmt: skip
+        histograms = {
+            key: {
+                # [upper bound, cumulative count] by bound; "+Inf" is the last (JSON has no infinity: null)
+                "buckets": [[None if math.isinf(le) else _number(le), _number(count)]
+                            for le, count in sorted((float(le), n) for le, n in h["buckets"].items())],
+                "count": _number(h["count"]),
+                "sum": _number(h["sum"]),
+            }
+            for key, h in self.histograms.items()
+        }  # fmt: skip
+        return {"counters": counters, "gauges": gauges, "histograms": histograms, "partitions": partitions}
+
+
+def _combine(how: str, current: float | None, value: float) -> float:
+    if current is None:
+        return value
+    return max(current, value) if how == "max" else current + value
 
 
 def _number(value: float | str) -> float | int | str:
