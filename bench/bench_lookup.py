@@ -337,7 +337,7 @@ def main() -> None:
 
     workers, threads = env.get("WORKERS", "2"), env.get("THREADS", "8")  # function.sh's defaults
     settings_used = {"server": http["server"], "workers": int(workers), "threads": int(threads),
-                     "log_level": env["LOG_LEVEL"], "invocation_log": "file, written once a second",
+                     "log_level": env["LOG_LEVEL"], "invocation_log": "file, written four times a second",
                      "wrk": f"-t{WRK_THREADS} -c{connections} -d{duration}", "orders": len(uids),
                      "body_bytes": http["body_bytes"], "rounds": rounds}  # fmt: skip
     print(f"\nget_order over HTTP via infra/native/function.sh ({settings_used}); {rounds} rounds, interleaved")

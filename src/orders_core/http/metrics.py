@@ -240,7 +240,7 @@ def _observe_block(name: str, labels: Mapping[str, str], seconds: Sequence[float
 
 def count_request_block(requests: Iterable[tuple[str, int, str | None, float]]) -> None:
     """Add many get_order answers at once, each ``(path, status, tier, seconds)``: the same series as
-    :func:`request_samples` feeds, for an adapter that counts in memory and adds up once a second."""
+    :func:`request_samples` feeds, for an adapter that counts in memory and adds up four times a second."""
     counts: dict[tuple[str, int, str | None], int] = {}
     seconds_by_route: dict[str, list[float]] = {}
     for path, status, tier, seconds in requests:
