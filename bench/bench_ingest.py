@@ -37,6 +37,7 @@ from bench.procs import machine, peak_rss_mb
 from bench.results import percentile, record_runs, record_section
 from devstack import services
 from devstack.stack import running
+from orders_core.adapters.kafka_client import client_config
 from orders_core.adapters.postgres import content_sha256
 from orders_core.config import Settings
 from orders_core.domain.model import CANONICAL_VERSION, Order
@@ -205,7 +206,7 @@ def main() -> None:
         db = services.connect_db(postgres.port)
         ingest = services.function("ingest_order", env, work).start()
         ingest_url = f"http://127.0.0.1:{ingest.port}/"
-        producer = Producer({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"], "linger.ms": 5,
+        producer = Producer({**client_config(Settings()), "linger.ms": 5,
                              "enable.idempotence": True, "compression.type": "lz4"})  # fmt: skip
         print(f"machine {machine()}; batch {defaults.trigger_batch_size}, window {defaults.trigger_batch_window_s}s")
         end_to_end: list[float] = []

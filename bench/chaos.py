@@ -35,6 +35,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from devstack import ROOT, services
 from devstack.stack import drain
+from orders_core.adapters.kafka_client import client_config
 from orders_core.adapters.postgres import OrderStore
 from orders_core.config import Settings
 from orders_core.domain.ingest import check_record
@@ -122,7 +123,7 @@ class SteadyProducer(threading.Thread):
     def __init__(self, settings: Settings, rate: float) -> None:
         super().__init__(name="steady-producer", daemon=True)
         # A long delivery timeout: records wait in the producer while the broker restarts.
-        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True,
+        self.producer = Producer({**client_config(settings), "enable.idempotence": True,
                                   "acks": "all", "linger.ms": 20, "message.timeout.ms": 600_000})  # fmt: skip
         self.topic, self.rate = settings.kafka_topic, rate
         self.stopping = threading.Event()
@@ -194,7 +195,7 @@ def inject_faults(stack: Stack, targets: tuple[str, ...], until: float, rng: ran
 
 def partitions_behind(settings: Settings) -> dict[int, int]:
     """Records not yet committed by the trigger's group, per partition that has any."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": settings.kafka_group_id})
+    consumer = Consumer({**client_config(settings), "group.id": settings.kafka_group_id})
     try:
         partitions = [TopicPartition(settings.kafka_topic, p) for p in range(settings.kafka_topic_partitions)]
         committed = consumer.committed(partitions, timeout=10)
@@ -224,7 +225,7 @@ def wait_caught_up(settings: Settings, timeout: float) -> dict[int, int]:
 
 def read_topic(settings: Settings) -> list[KafkaRecord]:
     """Every record in the topic, from the first offset to the end of each partition."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "chaos-oracle",
+    consumer = Consumer({**client_config(settings), "group.id": "chaos-oracle",
                          "enable.auto.commit": False})  # fmt: skip
     try:
         ends = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -151,12 +153,43 @@ def memcached(work: Path) -> Service:
     return procfile_process("memcached", {"MEMCACHED_MEMORY_MB": "64"}, work)
 
 
-def kafka(work: Path) -> Service:
+@dataclass(frozen=True)
+class SaslSslListener:
+    """The test broker's second listener: SASL_SSL, a SCRAM user, and a CA made when the broker starts."""
+
+    port: int
+    ca_location: Path
+    username: str = "orders"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
+
+    @classmethod
+    def for_broker(cls, work: Path) -> SaslSslListener:
+        return cls(free_port(), work / "kafka-data" / "tls" / "ca.pem")
+
+    def broker_env(self) -> dict[str, str]:
+        return {"KAFKA_SASL_SSL_PORT": str(self.port), "KAFKA_SCRAM_USER": self.username,
+                "KAFKA_SCRAM_PASSWORD": self.password}  # fmt: skip
+
+    def client_env(self) -> dict[str, str]:
+        """The settings of a client that logs in with SCRAM-SHA-512 and trusts the broker's CA."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.port}",
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KAFKA_SASL_USERNAME": self.username,
+            "KAFKA_SASL_PASSWORD": self.password,
+            "KAFKA_SSL_CA_LOCATION": str(self.ca_location),
+        }
+
+
+def kafka(work: Path, sasl_ssl: SaslSslListener | None = None) -> Service:
+    """The broker on a free PLAINTEXT port; with ``sasl_ssl``, also that listener (a second or so more to start)."""
     port, controller = free_port(), free_port()
     env = {
         "KAFKA_PORT": str(port),
         "KAFKA_CONTROLLER_PORT": str(controller),
         "KAFKA_DATA_DIR": str(work / "kafka-data"),
+        **(sasl_ssl.broker_env() if sasl_ssl else {}),
     }
     return Service("kafka", [str(ROOT / "infra/native/kafka.sh"), "run"], env, port, work, start_timeout=180)
 

@@ -46,8 +46,15 @@ def memcached(work_dir: Path) -> Iterator[services.Service]:
 
 
 @pytest.fixture(scope="session")
-def kafka(work_dir: Path) -> Iterator[services.Service]:
-    service = services.kafka(work_dir).start()
+def kafka_sasl_ssl(work_dir: Path) -> services.SaslSslListener:
+    """The test broker's SASL_SSL listener (SCRAM-SHA-512 user, throwaway CA), for the tests of secured clients."""
+    return services.SaslSslListener.for_broker(work_dir)
+
+
+@pytest.fixture(scope="session")
+def kafka(work_dir: Path, kafka_sasl_ssl: services.SaslSslListener) -> Iterator[services.Service]:
+    # One broker for every test: the SASL_SSL listener costs a certificate made at start, not a second broker.
+    service = services.kafka(work_dir, kafka_sasl_ssl).start()
     yield service
     producer.close_producers()  # or they keep reconnecting to the stopped broker until the process ends
     service.stop()

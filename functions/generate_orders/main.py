@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from orders_core.config import get_settings
 from orders_core.generator.producer import (
     GenerateRequest,
     ProduceError,
@@ -20,6 +21,8 @@ from orders_core.generator.producer import (
     produce_orders,
 )
 from orders_core.http import logs, metrics
+from orders_core.http.limits import flask_body
+from orders_core.http.on_lambda import LambdaConventions
 from orders_core.http.readiness import readiness
 from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
 
@@ -34,13 +37,13 @@ FlaskAnswer = tuple[bytes, int, dict[str, str]]
 FUNCTION = "generate_orders"
 log = logging.getLogger(FUNCTION)
 logs.configure_logging()
-_emf = metrics.to_emf(FUNCTION)
+on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 def _generate(payload: Any, emit: metrics.Emit) -> dict[str, Any]:
     """Validate the request and produce; raises ``ValidationError`` or ``ProduceError``. Counts what Kafka
     acknowledged, also when some orders were not."""
-    request = GenerateRequest.model_validate({} if payload is None else payload)
+    request = GenerateRequest.of_call({} if payload is None else payload, get_settings())
     try:
         result = produce_orders(request)
     except ProduceError as exc:
@@ -75,7 +78,10 @@ def _answer(request: flask.Request) -> HttpResponse:
     if request.mimetype != "application/json":
         return error(415, "unsupported_media_type", "POST the request as application/json")
     payload: Any = None
-    if body := request.get_data().strip():
+    body = flask_body(request, get_settings().generate_max_body_bytes)
+    if isinstance(body, HttpResponse):
+        return body
+    if body := body.strip():
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):
@@ -92,7 +98,8 @@ def _answer(request: flask.Request) -> HttpResponse:
         return error(502, "kafka_rejected", str(exc))
 
 
+@on_lambda.handler
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
     """EventBridge Scheduler target: the schedule's Input JSON is the event; raising makes it retry."""
     with logs.invocation(FUNCTION, logs.request_id_from(getattr(context, "aws_request_id", None))):
-        return _generate(event, _emf)
+        return _generate(event, on_lambda.emit)

@@ -18,9 +18,12 @@ from pydantic_core import from_json
 
 from orders_core import bootstrap as runtime
 from orders_core.adapters.kafka_event import BadEvent, decode_event
+from orders_core.config import get_settings
 from orders_core.domain.ingest import IngestReport
 from orders_core.domain.ports import KafkaRecord
 from orders_core.http import logs, metrics
+from orders_core.http.limits import flask_body
+from orders_core.http.on_lambda import LambdaConventions
 from orders_core.http.readiness import readiness
 from orders_core.http.responses import HttpResponse, error, json_response, method_not_allowed
 
@@ -36,7 +39,7 @@ FUNCTION = "ingest_order"
 MAX_LOGGED_LETTERS = 50  # a batch of thousands of refused records still logs one line of sensible size
 log = logging.getLogger(FUNCTION)
 logs.configure_logging()
-_emf = metrics.to_emf(FUNCTION)
+on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 class BatchNotStored(Exception):
@@ -82,8 +85,12 @@ def _answer(request: flask.Request, request_id: str) -> HttpResponse:
     # Only JSON: a web page can POST text/plain or a form to any address without asking first.
     if request.mimetype != "application/json":
         return error(415, "unsupported_media_type", "POST the event as application/json.")
+    body = flask_body(request, get_settings().ingest_max_body_bytes)
+    if isinstance(body, HttpResponse):
+        log.warning("event refused: %s", body.body.decode(), extra={"status": body.status})
+        return body
     try:
-        records = decode_event(from_json(request.get_data()))  # pydantic's parser: twice json's speed here
+        records = decode_event(from_json(body))  # pydantic's parser: twice json's speed here
     except (ValueError, RecursionError) as exc:  # BadEvent, or not JSON, or JSON nested too deeply
         message = str(exc) if isinstance(exc, BadEvent) else "the body is not JSON"
         log.warning("event refused: %s", message, extra={"status": 400})
@@ -94,11 +101,12 @@ def _answer(request: flask.Request, request_id: str) -> HttpResponse:
     return json_response(status, report.as_dict())
 
 
+@on_lambda.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id = logs.request_id_from(getattr(context, "aws_request_id", None))
     with logs.invocation(FUNCTION, request_id):
         records = decode_event(event)
-        report = _ingest(records, request_id, _emf)
+        report = _ingest(records, request_id, on_lambda.emit)
     if report.failed and len(report.failed) == len(records):
         raise BatchNotStored(f"none of {len(records)} records stored: {report.failure}")
     return report.batch_response()  # the platform redelivers each partition from its first failed record

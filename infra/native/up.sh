@@ -34,7 +34,7 @@ orders: starting the stack (Ctrl-C or 'make down' stops it)
   trigger status   http://127.0.0.1:${TRIGGER_PORT:-8083}/status   (partitions, commits, lag, retries; also /metrics)
   generator        http://127.0.0.1:${GENERATE_PORT:-8082}/   (POST {"count": N}; or 'make generate N=1000')
   scheduler        ${schedule}   (GENERATE_SCHEDULE, GENERATE_SCHEDULE_COUNT; GET http://127.0.0.1:${SCHEDULER_PORT:-8084}/health)
-  Kafka            ${KAFKA_BOOTSTRAP_SERVERS}   topic ${KAFKA_TOPIC:-orders}
+  Kafka            ${KAFKA_BOOTSTRAP_SERVERS}   topic ${KAFKA_TOPIC:-orders}   ${KAFKA_SECURITY_PROTOCOL:-PLAINTEXT}${KAFKA_SASL_MECHANISM:+ $KAFKA_SASL_MECHANISM} (docs/kafka.md)
   PostgreSQL       127.0.0.1:${PGPORT:-5432}   database ${PGDATABASE:-orders}
   memcached        ${MEMCACHED_SERVERS:-(disabled)}
   SQS (ElasticMQ)  ${AWS_ENDPOINT_URL}   dead letters: queue ${DLQ_QUEUE_NAME:-orders-dlq}, kept in ${SQS_DATA_DIR:-.local/sqs-data}

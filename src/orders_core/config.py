@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # Secrets Manager secret (ARN or name) whose JSON "password" replaces PGPASSWORD: read at run time, so
     # a rotation reaches running functions (the cloud's way; locally it is unset).
     pg_password_secret_id: str | None = None
+    # Reading it: one request given up after this long to connect (and as long again to answer), no retries;
+    # and at most one read per interval, however many connections PostgreSQL refuses meanwhile.
+    pg_password_secret_timeout_s: float = Field(2.0, gt=0, le=30)
+    pg_password_secret_min_interval_s: float = Field(5.0, ge=0)
     # Server-side limits of each statement: a batch slower than this is split; waiting this long for a lock
     # means the store is busy, and the batch is retried whole.
     pg_statement_timeout_s: float = Field(3.0, gt=0)
@@ -47,22 +51,32 @@ class Settings(BaseSettings):
     cache_lru_ttl_s: float = 60.0
     cache_lru_max_bytes: int = 64 * 1024 * 1024
 
-    # Kafka
+    # Kafka. Every client (producer, trigger, orders-setup, orders-dlq) connects with these, through
+    # adapters/kafka_client.py; the names are librdkafka's properties (security.protocol -> KAFKA_SECURITY_PROTOCOL)
+    # so that its documentation answers for them. docs/kafka.md has a worked example per kind of cluster.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic: str = "orders"
-    kafka_topic_partitions: int = 3
-    # Replicas of each partition when orders-setup (or the stack's provisioning) creates the topic.
-    kafka_topic_replication_factor: int = Field(1, ge=1)
     kafka_group_id: str = "orders-ingest-trigger"
-    # How the generator and the provisioning reach a secured cluster (librdkafka's names; template.yaml sets
-    # them per KafkaAuthMode). Credentials come from Secrets Manager at run time: KAFKA_SASL_SECRET_ARN holds
-    # {"username", "password"}; KAFKA_SSL_SECRET_ARN holds the mTLS client certificate in the event source
-    # mapping's format {"certificate", "privateKey", "privateKeyPassword"}.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
+    # OAUTHBEARER is Amazon MSK's IAM authentication: tokens signed with the process's AWS role, no secret.
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # Secrets Manager secret (ARN or name) holding JSON {"username", "password"} (MSK SCRAM's shape): read when a
+    # client is made, so a client rebuilt after a refused login picks up a rotated password.
     kafka_sasl_secret_arn: str | None = None
-    kafka_ssl_secret_arn: str | None = None
+    # TLS: the CA bundle that signed the brokers' certificates (unset: the system's), and a client certificate
+    # and key (PEM) for mutual TLS.
     kafka_ssl_ca_location: str | None = None
+    kafka_ssl_certificate_location: str | None = None
+    kafka_ssl_key_location: str | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    # Or the client certificate and key from Secrets Manager, in the event source mapping's own format for mutual
+    # TLS (JSON {"certificate", "privateKey", "privateKeyPassword"?}, PEM): one secret for the mapping and the code.
+    kafka_ssl_secret_arn: str | None = None
+    # The topic orders-setup creates (and checks, when it exists): 1 replica suits one local broker only.
+    kafka_topic_partitions: int = Field(3, ge=1)
+    kafka_topic_replication_factor: int = Field(1, ge=1)
 
     # AWS (dead-letter queue). AWS_ENDPOINT_URL set: a local SQS (ElasticMQ, or moto in tests); unset: real AWS.
     aws_endpoint_url: str | None = "http://127.0.0.1:4566"
@@ -99,6 +113,11 @@ class Settings(BaseSettings):
     # GET /orders lists order ids, and an id opens a customer's details: on for the local stack, off by default
     # in the deployed one (template.yaml's OrderListingEnabled).
     recent_orders_enabled: bool = True
+    # Request bodies: refused with 413 beyond these, before they are read. The ingest's is the platform's payload
+    # cap of a synchronous invocation (6 MB), the largest event the trigger sends; the others take small JSON.
+    ingest_max_body_bytes: int = Field(6 * 1024 * 1024, ge=4096)
+    generate_max_body_bytes: int = Field(16 * 1024, ge=256)
+    lookup_max_body_bytes: int = Field(16 * 1024, ge=0)
     # get_order's ASGI adapter: reads waiting for a PostgreSQL thread beyond this answer 503 at once, so a flood
     # queues neither memory nor latency without bound.
     lookup_queue_max: int = Field(256, ge=1)
@@ -111,8 +130,12 @@ class Settings(BaseSettings):
     ops_metrics_urls: str = ""
     ops_scrape_timeout_s: float = Field(1.0, gt=0, le=10)
 
-    # Generator
-    generate_max_count: int = 1_000_000
+    # Generator. One call of generate_orders produces at most this many orders (about 150 MB on the producer's
+    # queue at most, well within the function's memory and time); orders-generate takes any count.
+    generate_max_count: int = Field(100_000, ge=1)
+    # Mixed into the seed a scheduled run derives from its schedule and occurrence time, so that its order uids
+    # cannot be computed from those alone (the cloud keeps it secret; empty: unkeyed).
+    generate_seed_key: str = Field("", max_length=64)
     # How long the producer tries to deliver an order before reporting it failed (librdkafka's message timeout).
     generate_message_timeout_s: float = Field(30.0, gt=0)
 
@@ -133,6 +156,12 @@ class Settings(BaseSettings):
     def _upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case_kafka_names(cls, value: object) -> object:
+        """librdkafka's documentation writes ``sasl_ssl``, Kafka's ``SASL_SSL``: both are taken."""
+        return (value.upper() or None) if isinstance(value, str) else value
+
     @field_validator("log_format", mode="before")
     @classmethod
     def _lower_case_format(cls, value: object) -> object:
@@ -149,6 +178,62 @@ class Settings(BaseSettings):
     # orders-scheduler's GET /health (its schedule, last occurrence and next one due); port 0 turns it off.
     scheduler_status_host: str = "127.0.0.1"
     scheduler_status_port: int = Field(8084, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Settings:
+        """Refuse at start a Kafka configuration librdkafka would only fail on at the first connection."""
+        protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
+        sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+        if sasl and mechanism is None:
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256, "
+                "SCRAM-SHA-512 or OAUTHBEARER)"
+            )
+        if not sasl and mechanism is not None:
+            raise ValueError(
+                f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        credentials = self.kafka_sasl_username or self.kafka_sasl_password or self.kafka_sasl_secret_arn
+        if mechanism == "OAUTHBEARER" and credentials:
+            raise ValueError(
+                "KAFKA_SASL_MECHANISM=OAUTHBEARER (MSK IAM) signs with the AWS role: unset "
+                "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_SECRET_ARN"
+            )
+        if mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            if self.kafka_sasl_secret_arn and (self.kafka_sasl_username or self.kafka_sasl_password):
+                raise ValueError(
+                    "KAFKA_SASL_SECRET_ARN holds the username and password: unset KAFKA_SASL_USERNAME "
+                    "and KAFKA_SASL_PASSWORD"
+                )
+            if not self.kafka_sasl_secret_arn and not (self.kafka_sasl_username and self.kafka_sasl_password):
+                raise ValueError(
+                    f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, "
+                    "or KAFKA_SASL_SECRET_ARN"
+                )
+        if not mechanism and credentials:
+            raise ValueError(
+                "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD or KAFKA_SASL_SECRET_ARN set without SASL: set "
+                "KAFKA_SECURITY_PROTOCOL=SASL_SSL and KAFKA_SASL_MECHANISM"
+            )
+        tls_files = {
+            "KAFKA_SSL_CA_LOCATION": self.kafka_ssl_ca_location,
+            "KAFKA_SSL_CERTIFICATE_LOCATION": self.kafka_ssl_certificate_location,
+            "KAFKA_SSL_KEY_LOCATION": self.kafka_ssl_key_location,
+            "KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password,
+            "KAFKA_SSL_SECRET_ARN": self.kafka_ssl_secret_arn,
+        }
+        if not tls and (given := [name for name, value in tls_files.items() if value]):
+            raise ValueError(
+                f"{', '.join(given)} set, but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS (SSL or SASL_SSL)"
+            )
+        if self.kafka_ssl_secret_arn and (self.kafka_ssl_certificate_location or self.kafka_ssl_key_location):
+            raise ValueError(
+                "KAFKA_SSL_SECRET_ARN holds the client certificate and key: unset KAFKA_SSL_CERTIFICATE_LOCATION and "
+                "KAFKA_SSL_KEY_LOCATION"
+            )
+        if bool(self.kafka_ssl_certificate_location) != bool(self.kafka_ssl_key_location):
+            raise ValueError("mutual TLS needs both KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION")
+        return self
 
     @classmethod
     def environment_names(cls) -> set[str]:

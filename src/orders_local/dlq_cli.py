@@ -24,6 +24,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from orders_core.adapters.kafka_client import client_config, flush
 from orders_core.adapters.kafka_records import record_of
 from orders_core.adapters.sqs import make_sqs_client
 from orders_core.config import Settings, get_settings
@@ -230,8 +231,7 @@ class Redriver:
         self._settings = settings
         self._mailbox = mailbox
         self._producer = Producer(
-            {"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True, "acks": "all",
-             "client.id": "orders-dlq"}
+            {**client_config(settings), "enable.idempotence": True, "acks": "all", "client.id": "orders-dlq"}
         )  # fmt: skip
 
     def record_of(self, letter: Letter) -> tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]]]:
@@ -250,7 +250,7 @@ class Redriver:
     def _reread(self, letter: Letter) -> tuple[bytes, list[tuple[str, bytes]]]:
         body = letter.body
         consumer = Consumer(
-            {"bootstrap.servers": self._settings.kafka_bootstrap_servers, "group.id": "orders-dlq-reread",
+            {**client_config(self._settings), "group.id": "orders-dlq-reread",
              "enable.auto.commit": False, "enable.partition.eof": True}
         )  # fmt: skip
         try:
@@ -298,7 +298,7 @@ class Redriver:
                 on_delivery=self._on_delivery(letter, acked, report),
             )  # fmt: skip
             self._producer.poll(0)
-        if self._producer.flush(60) > 0:
+        if flush(self._producer, 60) > 0:
             report.failed["(undelivered)"] = "Kafka did not acknowledge every record within 60 s"
         self._mailbox.delete(acked)
         done = {letter.message_id for letter in acked}

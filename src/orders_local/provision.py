@@ -10,7 +10,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from orders_core.adapters.kafka_admin import ensure_topic
+from orders_core.adapters.kafka_admin import TopicRefused, ensure_topic
+from orders_core.adapters.kafka_client import KafkaAuthError
 from orders_core.adapters.postgres import migrate
 from orders_core.adapters.sqs import ensure_queue
 from orders_core.config import Settings, get_settings
@@ -38,6 +39,8 @@ def run(steps: tuple[str, ...], wait_s: float, settings: Settings) -> None:
             try:
                 log.info("%s: %s", step, actions[step](settings))
                 break
+            except (TopicRefused, KafkaAuthError) as exc:  # retrying cannot help: say why at once
+                raise SystemExit(f"orders-setup: {step} failed: {exc}") from exc
             except Exception as exc:
                 if time.monotonic() + delay > deadline:
                     raise SystemExit(f"orders-setup: {step} failed: {exc}") from exc

@@ -1,9 +1,11 @@
 """orders-scheduler: the local stand-in for EventBridge Scheduler, as the trigger is for the event source mapping.
 
 It reads ``GENERATE_SCHEDULE`` in EventBridge Scheduler's own syntax (``rate(…)``, ``cron(…)`` with six
-fields, ``at(…)``; empty disables it) and, at each occurrence, POSTs ``{"count": GENERATE_SCHEDULE_COUNT}`` to
-generate_orders: the Input of the SAM schedule. While the function is down or failing it retries with
-backoff, until the next occurrence is due; occurrences that pass meanwhile are skipped, never piled up.
+fields, ``at(…)``; empty disables it) and, at each occurrence, POSTs ``{"count": GENERATE_SCHEDULE_COUNT,
+"occurrence": <its time>, "schedule": GENERATE_SCHEDULE}`` to generate_orders: the Input of the SAM schedule.
+While the function is down or failing it retries with backoff, until the next occurrence is due; occurrences
+that pass meanwhile are skipped, never piled up. Every try of an occurrence names the same time, so it
+produces the same orders: a try that timed out after producing them costs only duplicates the ingest skips.
 
 ``GET /health`` on ``SCHEDULER_STATUS_PORT`` says it is up, with the schedule, its last occurrence (and
 whether generate_orders took it) and when the next one is due.
@@ -30,6 +32,7 @@ from types import FrameType
 import urllib3
 
 from orders_core.config import Settings, get_settings
+from orders_core.domain.model import format_timestamp
 from orders_core.http.logs import configure_logging
 from orders_core.http.responses import json_response
 from orders_local.status_server import serve
@@ -227,21 +230,27 @@ def _day_of_week(field: str) -> DayMatcher:
 # ------------------------------------------------------------------------------------------ the process
 
 
+def schedule_input(count: int, schedule: str, occurrence: datetime) -> dict[str, object]:
+    """The Input of one occurrence, as the SAM schedule's: the count, and what makes the occurrence's orders
+    the same however often it runs (its schedule and its time, EventBridge Scheduler's
+    ``<aws.scheduler.scheduled-time>``)."""
+    return {"count": count, "occurrence": format_timestamp(occurrence), "schedule": schedule}
+
+
 class Invoker:
-    """POSTs the schedule's Input to generate_orders; True when the function took it."""
+    """POSTs the schedule's Input for an occurrence to generate_orders; True when the function took it."""
 
     def __init__(self, settings: Settings) -> None:
         self._url = settings.generate_url
-        self._body = json.dumps({"count": settings.generate_schedule_count}).encode()
+        self._count, self._schedule = settings.generate_schedule_count, settings.generate_schedule.strip()
         self._http = urllib3.PoolManager(
             retries=False, timeout=urllib3.Timeout(connect=2.0, read=settings.generate_schedule_timeout_s)
         )
 
-    def __call__(self) -> bool:
+    def __call__(self, occurrence: datetime) -> bool:
+        body = json.dumps(schedule_input(self._count, self._schedule, occurrence)).encode()
         try:
-            response = self._http.request(
-                "POST", self._url, body=self._body, headers={"Content-Type": "application/json"}
-            )
+            response = self._http.request("POST", self._url, body=body, headers={"Content-Type": "application/json"})
         except urllib3.exceptions.HTTPError as exc:
             log.warning("generate_orders at %s is unreachable: %s", self._url, exc)
             return False
@@ -287,10 +296,11 @@ class ScheduleStatus:
 
 @dataclass
 class Scheduler:
-    """Runs ``invoke`` at each occurrence; ``wait(seconds)`` sleeps and returns True when asked to stop."""
+    """Runs ``invoke(occurrence)`` at each occurrence, retrying it with the same occurrence time until it
+    works; ``wait(seconds)`` sleeps and returns True when asked to stop."""
 
     schedule: Schedule
-    invoke: Callable[[], bool]
+    invoke: Callable[[datetime], bool]
     now: Callable[[], datetime]
     wait: Callable[[float], bool]
     retry_initial_s: float
@@ -317,10 +327,10 @@ class Scheduler:
         self.wait(float("inf"))  # stay up until stopped: under honcho, one process ending ends them all
 
     def _invoke_until(self, occurrence: datetime, deadline: datetime | None) -> bool:
-        """Invoke, retrying with backoff until it works or ``deadline`` (the next occurrence) is near;
-        False when asked to stop."""
+        """Invoke for ``occurrence``, retrying with backoff until it works or ``deadline`` (the next occurrence)
+        is near; False when asked to stop."""
         delay = self.retry_initial_s
-        while not self.invoke():
+        while not self.invoke(occurrence):
             left = float("inf") if deadline is None else (deadline - self.now()).total_seconds()
             if left <= delay:
                 log.warning("gave up this occurrence: the next one is due")
@@ -362,7 +372,7 @@ def main() -> int:
             wait(float("inf"))
             return 0
         log.info(
-            "%s: POST {\"count\": %d} to %s",
+            "%s: POST {\"count\": %d, \"occurrence\": …, \"schedule\": …} to %s",
             settings.generate_schedule, settings.generate_schedule_count, settings.generate_url,
         )  # fmt: skip
         Scheduler(

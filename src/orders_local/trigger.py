@@ -35,6 +35,7 @@ from collections.abc import Sequence
 import urllib3
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from orders_core.adapters.kafka_client import client_config, refusal
 from orders_core.adapters.kafka_event import encode_events, failed_offsets
 from orders_core.adapters.kafka_records import record_of
 from orders_core.config import Settings, get_settings
@@ -114,7 +115,7 @@ class Trigger:
         )
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                **client_config(settings),
                 "group.id": settings.kafka_group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -225,17 +226,19 @@ class Trigger:
         a fatal one (e.g. this member fenced by another with the same ``group.instance.id``) leaves a consumer
         that will never consume again, while answering as if well: stop instead, and exit non-zero, so the
         supervisor sees it. Its partitions belong to someone else by now: nothing more is committed."""
+        # A refused login or certificate, which librdkafka would retry forever, cannot recover either.
+        refused = refusal(error)
         # librdkafka hands the consumer a fatal error as code _FATAL, whose fatal() says False.
-        if not (error.fatal() or error.code() == KafkaError._FATAL):
+        if not (error.fatal() or error.code() == KafkaError._FATAL or refused):
             log.warning("consumer error: %s", error)
             return
         if self.stopping.is_set() and self.failure is not None:
             return  # said once
-        log.critical("fatal consumer error, stopping: %s", error.str())
+        log.critical("fatal consumer error, stopping: %s", refused or error.str())
         with self._lock:  # not a rebalance (no new generation): what is consumed after this is dropped anyway
             self.assigned.clear()
         self.pending.clear()
-        self.fail(ConsumerFailed(error.str()))
+        self.fail(ConsumerFailed(refused or error.str()))
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """librdkafka's answer to a commit: what the broker confirmed is the partition's last commit."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import subprocess
 import threading
@@ -87,6 +88,28 @@ def test_two_orders_with_one_uid_at_once_store_one_and_dead_letter_the_other_as_
         assert (letter["reason"], letter["order_uid"]) == ("conflict", first["order_uid"])
         [[entry]] = admin.run("SELECT entry FROM orders WHERE order_uid = :uid", uid=first["order_uid"])
         assert letter["partition"] == (1 if entry == first["entry"] else 0)  # the one not stored
+
+
+def test_an_event_over_the_platforms_payload_cap_is_refused_unread_and_the_next_one_stored(
+    client: flask.testing.FlaskClient, admin: pg8000.native.Connection, make_order: Any, settings: Settings
+) -> None:
+    """What cost 540 MB at 1.2 MB (2.7 GB at the cap): an event over the cap is a 413 before it is read, whether
+    it says its length or not, and leaves nothing behind; the next event is taken as ever."""
+    drain(settings)
+    order = make_order()
+    # GIVEN events past INGEST_MAX_BODY_BYTES (the platform's own cap), one saying its length, one chunked
+    oversized = json.dumps(kafka_event([order_bytes(order)] * (settings.ingest_max_body_bytes // 1000))).encode()
+    assert len(oversized) > settings.ingest_max_body_bytes
+    for environ in ({}, {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}):
+        stream = io.BytesIO(oversized)
+        response = client.post("/", input_stream=stream, content_type="application/json", environ_overrides=environ)
+        # THEN each is refused, no further read than the cap, and nothing is stored or dead-lettered
+        assert response.status_code == 413, response.json
+        assert stream.tell() <= settings.ingest_max_body_bytes + 64 * 1024
+    assert drain(settings) == []
+    assert admin.run("SELECT count(*) FROM orders WHERE order_uid = :uid", uid=order["order_uid"]) == [[0]]
+    # and the same order in an event within the cap is stored
+    assert client.post("/", json=kafka_event([order_bytes(order)])).json["stored"] == 1
 
 
 @pytest.fixture(scope="module")

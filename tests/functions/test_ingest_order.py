@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from typing import Any
 
@@ -132,22 +133,105 @@ def test_dead_letter_queue_unreachable_fails_only_the_refused_records(
     assert response.json["batchItemFailures"] == [{"itemIdentifier": {"partition": "orders-0", "offset": 4}}]
 
 
-def test_not_a_kafka_event_is_a_400_and_get_is_a_405(client: flask.testing.FlaskClient) -> None:
+class Ran:
+    """What an invocation leaves behind: letters in the queue, orders stored. Empty when nothing ran."""
+
+    def __init__(self, settings: Settings, store: OrderStore) -> None:
+        self._settings, self._store = settings, store
+        drain(settings)  # what earlier tests left is not ours
+
+    def since(self, *orders: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+        stored = [order["order_uid"] for order in orders if self._store.get_order_json(order["order_uid"])]
+        return drain(self._settings), stored
+
+
+@pytest.fixture
+def ran(settings: Settings, store: OrderStore) -> Ran:
+    return Ran(settings, store)
+
+
+def test_not_a_kafka_event_is_a_400_and_get_is_a_405(client: flask.testing.FlaskClient, ran: Ran) -> None:
     assert client.post("/", data=b"[]", content_type="application/json").status_code == 400
     assert client.post("/", json={"records": {"orders-0": [{"topic": "x"}]}}).json["error"] == "bad_request"
     assert client.get("/").status_code == 405
+    assert ran.since() == ([], [])
 
 
 @pytest.mark.parametrize(
     "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "text/json"]
 )
-def test_only_json_is_accepted(client: flask.testing.FlaskClient, content_type: str | None, make_order: Any) -> None:
+def test_only_json_is_accepted(
+    client: flask.testing.FlaskClient, content_type: str | None, make_order: Any, ran: Ran
+) -> None:
     """A web page can POST these to any address without asking first: they are refused before anything runs."""
-    body = json.dumps(kafka_event([order_bytes(make_order())]))
+    order = make_order()
+    body = json.dumps(kafka_event([order_bytes(order), b"not an order"]))
     response = client.post("/", data=body, content_type=content_type)
     assert response.status_code == 415 and response.json["error"] == "unsupported_media_type"
+    assert ran.since(order) == ([], [])
     charset = client.post("/", data=body, content_type="application/json; charset=utf-8")
     assert charset.status_code == 200
+    letters, stored = ran.since(order)
+    assert [letter["reason"] for letter in letters] == ["not_json"] and stored == [order["order_uid"]]
+
+
+class Unreadable(io.BytesIO):
+    """A request body that must not be read."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise AssertionError("the body was read")
+
+    readline = read  # type: ignore[assignment]
+
+    def readinto(self, buffer: Any) -> int:
+        raise AssertionError("the body was read")
+
+
+CHUNKED = {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}  # as gunicorn passes one on
+
+
+@pytest.fixture
+def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setenv("INGEST_MAX_BODY_BYTES", "65536")
+    runtime.reset()
+    return 65536
+
+
+def test_a_body_declared_over_the_limit_is_refused_with_413_unread(
+    client: flask.testing.FlaskClient, small_limit: int, ran: Ran
+) -> None:
+    response = client.post(
+        "/", input_stream=Unreadable(), content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": str(small_limit + 1)},
+    )  # fmt: skip
+    assert response.status_code == 413 and response.json["error"] == "payload_too_large"
+    assert ran.since() == ([], [])
+
+
+def test_a_body_of_no_declared_length_is_read_no_further_than_the_limit(
+    client: flask.testing.FlaskClient, small_limit: int, make_order: Any, ran: Ran
+) -> None:
+    # GIVEN a chunked event (no Content-Length) over the limit, its orders first
+    orders = [make_order() for _ in range(60)]
+    body = json.dumps(kafka_event([order_bytes(order) for order in orders])).encode()
+    assert len(body) > small_limit
+    stream = io.BytesIO(body)
+    response = client.post("/", input_stream=stream, content_type="application/json", environ_overrides=CHUNKED)
+    # THEN it is refused, no more of it read than the limit, and nothing ran
+    assert response.status_code == 413
+    assert stream.tell() <= small_limit + 64 * 1024  # the limit, and at most one read's worth past it
+    assert ran.since(*orders) == ([], [])
+    # and an event within the limit, chunked alike, is ingested
+    small = json.dumps(kafka_event([order_bytes(orders[0])])).encode()
+    response = client.post(
+        "/", input_stream=io.BytesIO(small), content_type="application/json",
+        environ_overrides=CHUNKED,
+    )  # fmt: skip
+    assert response.status_code == 200 and response.json["stored"] == 1
+
+
+def test_the_ingest_takes_every_event_the_trigger_sends(settings: Settings) -> None:
+    assert settings.ingest_max_body_bytes >= settings.trigger_max_event_bytes
 
 
 def malformed(change: Any) -> bytes:
@@ -170,9 +254,10 @@ def malformed(change: Any) -> bytes:
         malformed(lambda _, event: event.update(records=[event["records"]])),
     ],
 )
-def test_a_malformed_event_is_a_400(client: flask.testing.FlaskClient, body: bytes) -> None:
+def test_a_malformed_event_is_a_400(client: flask.testing.FlaskClient, body: bytes, ran: Ran) -> None:
     response = client.post("/", data=body, content_type="application/json")
     assert response.status_code == 400 and response.json["error"] == "bad_request"
+    assert ran.since() == ([], [])  # not even the well-formed records of it (b"{}") were dead-lettered
 
 
 def test_lambda_handler_stores_the_same_event(store: OrderStore, make_order: Any, settings: Settings) -> None:

@@ -44,18 +44,34 @@ def log_lines(text: str, message: str) -> list[dict[str, Any]]:
     return [line for line in json_lines(text) if line.get("message") == message]
 
 
-def emf(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """The EMF lines printed: (metric name, its dimensions) -> the sum of its values."""
+def emf_documents(text: str) -> list[dict[str, Any]]:
+    return [line for line in json_lines(text) if "_aws" in line]
+
+
+def emf(document: dict[str, Any]) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """One EMF document: (metric name, its labels and dimensions) -> the sum of its values. A labelled sample's
+    metric is named as its Prometheus series, ``name{label=value}``."""
+    [directive] = document["_aws"]["CloudWatchMetrics"]
+    [dimensions] = directive["Dimensions"]
     figures: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-    for line in json_lines(text):
-        if "_aws" not in line:
-            continue
-        [directive] = line["_aws"]["CloudWatchMetrics"]
-        [dimensions] = directive["Dimensions"]
-        for metric in directive["Metrics"]:
-            key = (metric["Name"], frozenset((name, line[name]) for name in dimensions))
-            figures[key] = figures.get(key, 0) + sum(line[metric["Name"]])
+    for metric in directive["Metrics"]:
+        name, _, labels = metric["Name"].removesuffix("}").partition("{")
+        labelled = {tuple(pair.split("=", 1)) for pair in labels.split(",") if pair}
+        key = (name, frozenset(labelled | {(dimension, document[dimension]) for dimension in dimensions}))
+        values = document[metric["Name"]]
+        figures[key] = figures.get(key, 0) + sum(values if isinstance(values, list) else [values])
     return figures
+
+
+def lambda_context(request_id: str, function: str) -> SimpleNamespace:
+    """What the Lambda runtime hands a handler (the attributes Powertools reads)."""
+    return SimpleNamespace(
+        aws_request_id=request_id, function_name=function, memory_limit_in_mb=512,
+        invoked_function_arn=f"arn:aws:lambda:eu-west-1:123456789012:function:{function}",
+    )  # fmt: skip
+
+
+RFC_3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 
 
 def scrape(client: flask.testing.FlaskClient) -> Callable[[str, dict[str, str]], float]:
@@ -153,23 +169,32 @@ def test_ingest_metrics_count_records_by_outcome_and_dead_letters_by_reason(
     drain(settings)
 
 
-def test_the_ingest_lambda_handler_logs_its_aws_request_id_and_prints_emf_with_the_same_names(
-    make_order: Any, settings: Settings, capsys: pytest.CaptureFixture[str]
+def test_the_ingest_lambda_handler_logs_with_its_lambda_context_and_flushes_one_emf_document(
+    make_order: Any, settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """GIVEN a batch delivered on Lambda, traced by X-Ray WHEN handled THEN its log line carries the Lambda
+    context (cold start, request id, trace id) with an RFC 3339 timestamp, and every sample of the invocation
+    goes out in ONE EMF document, under the names of /metrics."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-67a0c0de-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1")
     drain(settings)
     main = load(INGEST)
     capsys.readouterr()
-    main.handler(batch(make_order), SimpleNamespace(aws_request_id="c0ffee00-aws-request"))
+    main.handler(batch(make_order), lambda_context("c0ffee00-aws-request", "ingest_order"))
     out, err = capsys.readouterr()
     [line] = log_lines(err, "batch ingested")
     assert (line["function"], line["request_id"], line["stored"]) == ("ingest_order", "c0ffee00-aws-request", 2)
-    figures = emf(out)
+    assert line["function_request_id"] == "c0ffee00-aws-request" and line["cold_start"] in (True, False)
+    assert line["xray_trace_id"] == "1-67a0c0de-0123456789abcdef01234567"
+    assert RFC_3339.fullmatch(line["timestamp"]), line["timestamp"]
+    [document] = emf_documents(out)
+    figures = emf(document)
     function = ("function", "ingest_order")
     assert figures[("orders_ingest_records_total", frozenset({function, ("outcome", "stored")}))] == 2
     assert figures[("orders_ingest_records_total", frozenset({function, ("outcome", "dead_lettered")}))] == 1
     assert figures[("orders_ingest_dead_letters_total", frozenset({function, ("reason", "not_json")}))] == 1
     assert figures[("orders_ingest_invocations_total", frozenset({function}))] == 1
     assert ("orders_ingest_batch_seconds", frozenset({function})) in figures
+    assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == settings.powertools_metrics_namespace
     assert [letter["request_id"] for letter in drain(settings)] == ["c0ffee00-aws-request"]
 
 
@@ -240,22 +265,46 @@ def test_ingest_metrics_tell_the_dead_letter_queue_depth_and_its_oldest_letter_a
     drain(settings)
 
 
-def test_the_lookup_lambda_handler_prints_emf_with_the_same_names(
+def test_the_lookup_lambda_handler_flushes_one_emf_document_per_invocation(
     stored_order: dict[str, Any], settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     main = load(LOOKUP)
     capsys.readouterr()
-    context = SimpleNamespace(aws_request_id="lookup-aws-1")
+    context = lambda_context("lookup-aws-1", "get_order")
     for path in (f"/orders/{stored_order['order_uid']}", "/orders/not-there-either"):
         main.handler({"rawPath": path, "requestContext": {"http": {"method": "GET", "path": path}}}, context)
     out, err = capsys.readouterr()
-    assert [line["request_id"] for line in log_lines(err, "lookup answered")] == ["lookup-aws-1"] * 2
-    figures = emf(out)
+    lines = log_lines(err, "lookup answered")
+    assert [(line["request_id"], line["function_request_id"]) for line in lines] == [("lookup-aws-1",) * 2] * 2
+    found, missing = (emf(document) for document in emf_documents(out))
     function = ("function", "get_order")
-    assert figures[("orders_lookups_total", frozenset({function, ("tier", "database")}))] == 1
-    assert figures[("orders_lookup_responses_total", frozenset({function, ("status", "200")}))] == 1
-    assert figures[("orders_lookup_responses_total", frozenset({function, ("status", "404")}))] == 1
-    assert ("orders_lookup_seconds", frozenset({function})) in figures
+    assert found[("orders_lookups_total", frozenset({function, ("tier", "database")}))] == 1
+    assert found[("orders_lookup_responses_total", frozenset({function, ("status", "200")}))] == 1
+    assert missing[("orders_lookup_responses_total", frozenset({function, ("status", "404")}))] == 1
+    assert ("orders_lookup_seconds", frozenset({function})) in found and (
+        "orders_lookup_seconds",
+        frozenset({function}),
+    ) in missing
+
+
+def test_a_lambda_handler_that_raises_still_flushes_what_it_counted(
+    make_order: Any, settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN PostgreSQL unreachable WHEN a batch is delivered on Lambda THEN the handler raises (the platform
+    retries the batch) and the invocation's EMF document still goes out, counting the records failed."""
+    monkeypatch.setenv("PGPORT", "9")
+    runtime.reset()
+    main = load(INGEST)
+    capsys.readouterr()
+    with pytest.raises(main.BatchNotStored):
+        main.handler(batch(make_order), lambda_context("ingest-aws-2", "ingest_order"))
+    out, err = capsys.readouterr()
+    [document] = emf_documents(out)
+    figures = emf(document)
+    function = ("function", "ingest_order")
+    assert figures[("orders_ingest_records_total", frozenset({function, ("outcome", "failed")}))] == 3
+    [line] = log_lines(err, "batch ingested")
+    assert line["function_request_id"] == "ingest-aws-2" and line["level"] == "WARNING"
 
 
 def test_log_format_text_gives_plain_lines_with_the_fields(

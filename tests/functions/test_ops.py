@@ -130,8 +130,10 @@ def test_answers_are_cumulative_and_follow_the_counters(get_order: Client, fleet
     fleet.records.labels("stored").inc(10)
     first = client.get("/ops").json
     fleet.records.labels("stored").inc(15)
-    time.sleep(1.1)  # answers are shared for a second, so that polling pages cost the sources little
-    second = client.get("/ops").json
+    # Answers are shared for a second (polling pages cost the sources little): the next scrape brings the rise
+    answers: list[dict[str, Any]] = []
+    wait_until(lambda: answers.append(client.get("/ops").json) or answers[-1] != first, 10, "a fresh answer")
+    second = answers[-1]
     assert (first["counters"]["ingest_records"]["stored"], second["counters"]["ingest_records"]["stored"]) == (10, 25)
     assert second["time"] > first["time"]
 
@@ -154,11 +156,12 @@ def unused_url() -> str:
 
 def test_a_request_never_waits_behind_another_ones_scrape(fleet: Fleet) -> None:
     # GIVEN figures scraped once, then a source that stops answering (its answer held back)
-    scraper = MetricsScraper({"ingest_order": fleet.ingest.url}, timeout_s=8)
+    clock = [1000.0]
+    scraper = MetricsScraper({"ingest_order": fleet.ingest.url}, timeout_s=8, clock=lambda: clock[0])
     fleet.records.labels("stored").inc(5)
     first = scraper.snapshot()
     fleet.ingest.gate.clear()
-    time.sleep(REUSE_S)
+    clock[0] += REUSE_S  # the figures are due for a new scrape
     # WHEN one request is scraping the held source and another asks meanwhile
     scraping = threading.Thread(target=scraper.snapshot)
     scraping.start()

@@ -6,8 +6,11 @@ Each test gets its own PostgreSQL role and secret, so a rotation here never dist
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +22,7 @@ import pytest
 
 from orders_core import bootstrap as runtime
 from orders_core.adapters import postgres as storage
+from orders_core.adapters import secrets
 from orders_core.config import Settings, get_settings
 from tests.support.events import kafka_event, order_bytes
 
@@ -62,6 +66,9 @@ def rotation(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("PGUSER", role)
     monkeypatch.setenv("PGPASSWORD", "not-the-password")  # the environment must not be where it comes from
     monkeypatch.setenv("PG_PASSWORD_SECRET_ID", secret_id)
+    # A rotation here comes seconds after the first read, not hours: no interval between reads unless a test
+    # sets one.
+    monkeypatch.setenv("PG_PASSWORD_SECRET_MIN_INTERVAL_S", "0")
     runtime.reset()
     rotation = Rotation(role, secret_id, admin, secrets)
     yield rotation
@@ -77,13 +84,16 @@ def rotation(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iter
 def secret_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every read of the secret, as the password it returned."""
     reads: list[str] = []
-    real = storage.read_secret_password
+    real = secrets.read_secret_password
+    lock = threading.Lock()
 
     def counted(settings: Settings) -> str:
-        reads.append(real(settings))
-        return reads[-1]
+        password = real(settings)
+        with lock:
+            reads.append(password)
+        return password
 
-    monkeypatch.setattr(storage, "read_secret_password", counted)
+    monkeypatch.setattr(secrets, "read_secret_password", counted)
     return reads
 
 
@@ -144,3 +154,68 @@ def test_a_batch_during_the_rotation_window_is_retried_not_dead_lettered(
     rotation.set_secret_password(new_password)
     assert ingest(orders).json["stored"] == len(orders)
     assert all(rotation.stored(order) for order in orders)
+
+
+def test_threads_connecting_during_a_rotation_read_the_secret_once_an_interval_and_fail_fast(
+    rotation: Rotation, secret_reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a rotation in progress (the role's password changed, the secret not yet), and an interval between
+    # reads longer than the test takes
+    monkeypatch.setenv("PG_PASSWORD_SECRET_MIN_INTERVAL_S", "600")
+    runtime.reset()
+    rotation.set_role_password(uuid.uuid4().hex)
+    store = runtime.order_store()
+
+    def connect_five_times() -> list[str]:
+        outcomes = []
+        for _ in range(5):
+            try:
+                store.connect().close()
+                outcomes.append("connected")
+            except storage.StoreUnavailable:
+                outcomes.append("unavailable")
+        return outcomes
+
+    # WHEN eight threads connect five times each
+    with ThreadPoolExecutor(8) as threads:
+        outcomes = [o for done in [threads.submit(connect_five_times) for _ in range(8)] for o in done.result(60)]
+    # THEN every connection fails for a retry, and the secret was read once (it was 41 times, one at a time)
+    assert outcomes == ["unavailable"] * 40
+    assert len(secret_reads) == 1
+
+
+def test_a_lookup_while_the_secret_cannot_be_read_is_a_503(rotation: Rotation, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PG_PASSWORD_SECRET_ID", rotation.secret_id + "-gone")
+    runtime.reset()
+    client = functions_framework.create_app(target="http_entry", source="functions/get_order/main.py").test_client()
+    response = client.get(f"/orders/{uuid.uuid4().hex}")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+
+
+def test_reading_the_secret_is_one_request_given_up_after_its_timeout(
+    rotation: Rotation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a Secrets Manager that takes connections and never answers
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("PG_PASSWORD_SECRET_TIMEOUT_S", "0.2")
+        get_settings.cache_clear()
+        # WHEN the password is read, THEN it fails as an outage after one request: no retries piling up
+        with pytest.raises(storage.StoreUnavailable, match="Secrets Manager"):
+            secrets.read_secret_password(get_settings())
+        assert pending_connections(silent) == 1
+
+
+def pending_connections(listening: socket.socket) -> int:
+    """How many connections wait in the socket's backlog."""
+    listening.setblocking(False)
+    count = 0
+    while True:
+        try:
+            accepted, _ = listening.accept()
+        except BlockingIOError:
+            return count
+        accepted.close()
+        count += 1

@@ -16,10 +16,12 @@ from pydantic import ValidationError
 
 from devstack import ROOT
 from devstack.services import free_port
+from orders_core import bootstrap as runtime
 from orders_core.config import Settings, get_settings
 from orders_core.domain.model import parse_order
 from orders_core.generator.builder import iter_orders
 from orders_core.generator.producer import GenerateRequest, ProduceError, produce_orders
+from tests.support.events import kafka_event
 
 MAIN = ROOT / "functions" / "generate_orders" / "main.py"
 PARTITIONS = 3
@@ -151,3 +153,27 @@ def test_unreachable_broker_is_503_over_http(monkeypatch: pytest.MonkeyPatch) ->
             load_main().handler({"count": 5}, None)
     finally:
         get_settings.cache_clear()
+
+
+def test_an_occurrence_run_twice_is_stored_once(kafka_bootstrap: str, topic: str, settings: Settings) -> None:
+    """A retried schedule (a timeout after the orders were produced, the platform's own retries) produces the
+    same orders again: the ingest stores them once."""
+    import functions_framework
+
+    # GIVEN one occurrence of a schedule, run twice
+    occurrence = {"count": 50, "schedule": "rate(1 minute)", "occurrence": "2026-12-04T15:00:00Z"}
+    main = load_main()
+    first, second = main.handler(dict(occurrence), None), main.handler(dict(occurrence), None)
+    assert first["order_uids"] == second["order_uids"]
+    records = consume_all(kafka_bootstrap, topic, 100)
+    assert len(records) == 100 and len(set(records)) == 50  # the same 50 orders, each twice
+    # WHEN the ingest takes every record
+    ingest = functions_framework.create_app(target="http_entry", source="functions/ingest_order/main.py")
+    answer = ingest.test_client().post("/", json=kafka_event([value for _, value in records])).get_json()
+    # THEN the occurrence's orders are stored once
+    assert (answer["stored"], answer["duplicates"], answer["dead_lettered"]) == (50, 50, 0)
+    store = runtime.order_store()
+    assert all(store.get_order_json(uid) for uid in {uid for uid, _ in records})
+    # and another occurrence makes other orders
+    later = main.handler({**occurrence, "occurrence": "2026-12-04T15:01:00Z"}, None)
+    assert set(later["order_uids"]).isdisjoint(first["order_uids"])

@@ -45,6 +45,14 @@ def wait_for_records(bootstrap: str, topic: str, at_least: int, timeout_s: float
         consumer.close()
 
 
+def end_offset(bootstrap: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}"})
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+    finally:
+        consumer.close()
+
+
 def test_a_scheduled_invocation_waits_for_the_function_and_produces_the_scheduled_count(
     stack_env: dict[str, str], kafka_bootstrap: str, topic: str, work_dir: Path
 ) -> None:
@@ -52,7 +60,7 @@ def test_a_scheduled_invocation_waits_for_the_function_and_produces_the_schedule
     generate = services.function("generate_orders", {**stack_env, **kafka_env}, work_dir)
     schedule_env = {
         "GENERATE_URL": f"http://127.0.0.1:{generate.port}",
-        "GENERATE_SCHEDULE": "rate(1 minute)",
+        "GENERATE_SCHEDULE": "rate(1 hour)",  # runs at once; the next occurrence is beyond the test
         "GENERATE_SCHEDULE_COUNT": str(COUNT),
         "GENERATE_SCHEDULE_RETRY_MAX_S": "1",
         "LOG_LEVEL": "INFO",
@@ -67,15 +75,18 @@ def test_a_scheduled_invocation_waits_for_the_function_and_produces_the_schedule
         services.wait_until(lambda: "unreachable" in scheduler.log_tail(), 60, "a first, failed invocation")
         # WHEN the function comes up
         generate.start()
-        # THEN the scheduler's retries reach it, and the topic gets the schedule's count of valid orders
-        values = wait_for_records(kafka_bootstrap, topic, COUNT, timeout_s=120)
-        assert len(values) >= COUNT, scheduler.log_tail()
+        # THEN the scheduler's retries reach it, and once it says the function took the occurrence, the topic
+        # holds exactly the schedule's count of valid orders: not one more for the tries that failed
+        services.wait_until(lambda: "generate_orders: {" in scheduler.log_tail(), 120, "the occurrence taken")
+        values = wait_for_records(kafka_bootstrap, topic, COUNT, timeout_s=30)
+        assert end_offset(kafka_bootstrap, topic) == COUNT == len(values), scheduler.log_tail()
         assert all(parse_order(value) for value in values)
         # and its /health says the occurrence was taken and when the next one is due
         health_url = f"http://127.0.0.1:{schedule_env['SCHEDULER_STATUS_PORT']}/health"
         with urllib.request.urlopen(health_url, timeout=10) as answer:
             health = json.loads(answer.read())
-        assert (health["status"], health["schedule"], health["last_outcome"]) == ("ok", "rate(1 minute)", "invoked")
+        expected = ("ok", schedule_env["GENERATE_SCHEDULE"], "invoked")
+        assert (health["status"], health["schedule"], health["last_outcome"]) == expected
         assert health["next_due"] > health["last_occurrence"]
         # and SIGTERM stops the scheduler cleanly
         assert scheduler.stop() == 0

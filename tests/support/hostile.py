@@ -33,6 +33,9 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, Any]], bytes], str]] = {
     "duplicate key spelt with an escape": (lambda o: duplicate_first(o, '"order\\u005fuid"'), "invalid"),
     "trailing newline in uid": (lambda o: with_value(o, "order_uid", '"abc\\n"'), "invalid"),
     "1 MB value": (lambda o: with_value(o, "entry", json.dumps("x" * 1_000_000)), "invalid"),
+    # About 1 MB each, every key or item an error the model would list: bounded to a few, early.
+    "100,000 unknown keys": (lambda o: json.dumps({**o, **{f"k{i}": 0 for i in range(100_000)}}).encode(), "invalid"),
+    "300,000 empty items": (lambda o: json.dumps({**o, "items": [{}] * 300_000}).encode(), "invalid"),
     "10k-deep nesting": (lambda o: b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "not_json"),
     "invalid UTF-8": (lambda o: json.dumps(o).encode().replace(b"Kiryat", b"\xff\xfe"), "not_utf8"),
     "control characters in a JSON string": (lambda o: b'"' + b"\\u0001\\u001f" * 10 + b'"', "not_object"),

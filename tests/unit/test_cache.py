@@ -13,23 +13,31 @@ import pytest
 
 from orders_core.adapters.cache import LocalLRU, OrderCache
 from orders_core.config import Settings
+from orders_core.domain.ports import Tier
 from tests.support.events import FIXTURES
 
 
-def cache(on_error: Callable[[str], None] | None = None) -> OrderCache:
+def cache(on_error: Callable[[str], None] | None = None, lru_size: int = 0) -> OrderCache:
     # Nothing listens on port 1: every call fails, as when memcached is down.
-    return OrderCache(Settings(memcached_servers="127.0.0.1:1", cache_lru_size=0), on_error)
+    return OrderCache(Settings(memcached_servers="127.0.0.1:1", cache_lru_size=lru_size), on_error)
 
 
 @pytest.mark.parametrize("uid", ["abc\n", "a b", "x" * 300, "\ud800", "caf\u00e9"])
 def test_a_key_the_client_refuses_is_a_miss_and_writes_are_skipped(uid: str) -> None:
-    orders = cache()
+    failures: Counter[str] = Counter()
+    orders = cache(lambda operation: failures.update([operation]), lru_size=16)
     assert orders.get(uid) == (None, None)
-    orders.put(uid, b"{}")
+    # A miss memcached cannot record is not remembered: the next lookup asks PostgreSQL again
     orders.put_missing(uid)
+    assert orders.get(uid) == (None, None)
+    # An order memcached cannot take is still kept by the in-process tier
+    orders.put(uid, b"{}")
+    assert orders.get(uid) == (b"{}", Tier.LOCAL)
+    # each read that could not ask and each skipped write counted, none raised (the last read was the local tier's)
+    assert failures == Counter({"get": 2, "add": 1, "set": 1})
 
 
-def test_any_client_exception_on_a_read_is_a_miss(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_any_client_exception_is_a_miss_or_a_skipped_write(monkeypatch: pytest.MonkeyPatch) -> None:
     class Broken:
         def __getattr__(self, name: str) -> Any:
             def fail(*args: Any, **kwargs: Any) -> None:
@@ -37,11 +45,15 @@ def test_any_client_exception_on_a_read_is_a_miss(monkeypatch: pytest.MonkeyPatc
 
             return fail
 
-    orders = cache()
+    failures: Counter[str] = Counter()
+    orders = cache(lambda operation: failures.update([operation]), lru_size=16)
     monkeypatch.setattr(orders, "_memcached", Broken)
     assert orders.get("abc") == (None, None)
-    orders.put("abc", b"{}")
     orders.put_missing("abc")
+    assert orders.get("abc") == (None, None)
+    orders.put("abc", b"{}")
+    assert orders.get("abc") == (b"{}", Tier.LOCAL)
+    assert failures == Counter({"get": 2, "add": 1, "set": 1})
 
 
 def test_lru_evicts_least_recently_used_entries_to_stay_within_its_byte_budget() -> None:

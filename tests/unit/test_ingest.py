@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -106,9 +107,10 @@ def test_a_dead_letter_always_fits_in_one_sqs_message(make_order: Any) -> None:
     """Else the queue refuses it and the records behind it wait forever."""
     order = make_order()
     order["items"] = [dict(order["items"][0], sale=500, status=-1, price=-1, name="") for _ in range(1000)]
+    order.update({f"unknown_{i}": "x" * 1000 for i in range(80)})
     huge = json.dumps({**order, "padding": "x" * 2_000_000}).encode()
     letter = check_record(KafkaRecord("orders", 0, 0, 0, b"k" * 100_000, huge))
-    assert isinstance(letter, DeadLetter) and len(letter.errors) > 1000
+    assert isinstance(letter, DeadLetter) and len(letter.errors) == 50
     body = json.loads(encode_letter(letter))
     assert len(encode_letter(letter).encode()) < 256 * 1024
     assert body["error_count"] == len(letter.errors) and len(body["errors"]) == 50
@@ -240,3 +242,34 @@ def test_a_refused_record_behind_a_failed_one_is_failed_too_not_dead_lettered_tw
     records = [record(b"junk", 0), record(json.dumps(make_order(customer_id="slow")).encode(), 1), record(b"junk", 2)]
     report = service(parts).ingest(records)
     assert [letter.offset for letter in queue.letters] == [0] and report.failed == records[1:]
+
+
+def test_a_hostile_value_costs_memory_in_proportion_to_itself_not_to_the_errors_it_could_list(
+    make_order: Any,
+) -> None:
+    """1.2 MB of unknown keys once cost 100,000 listed errors and hundreds of megabytes: the first few are
+    listed, the rest counted, and the memory is about that of reading the value once."""
+    order = make_order()
+    hostile = json.dumps({**order, **{f"k{i:06d}": 0 for i in range(120_000)}}, separators=(",", ":")).encode()
+    assert len(hostile) > 1_200_000
+    tracemalloc.start()
+    try:
+        letter = check_record(KafkaRecord("orders", 0, 0, 0, None, hostile))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(letter, DeadLetter) and letter.reason == "invalid"
+    assert len(letter.errors) == 50 and letter.errors[0] == {
+        "field": "k000000",
+        "message": "Extra inputs are not permitted",
+    }
+    assert "120000 errors" in letter.message
+    assert peak < 25 * len(hostile)  # was 80 times its size, in Python objects alone
+
+
+@pytest.mark.parametrize("items", [[{}] * 300_000, [{"unknown": 1}] * 1000])
+def test_refused_items_are_reported_from_the_first_not_listed_one_by_one(make_order: Any, items: list[Any]) -> None:
+    letter = check_record(KafkaRecord("orders", 0, 0, 0, None, json.dumps({**make_order(), "items": items}).encode()))
+    assert isinstance(letter, DeadLetter) and letter.reason == "invalid"
+    assert 1 <= len(letter.errors) <= 12
+    assert all(error["field"].startswith("items") for error in letter.errors)

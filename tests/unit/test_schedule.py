@@ -11,7 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orders_local.scheduler import Schedule, ScheduleError, Scheduler, ScheduleStatus, parse_schedule
+from orders_core.generator.producer import GenerateRequest
+from orders_local.scheduler import (
+    Schedule,
+    ScheduleError,
+    Scheduler,
+    ScheduleStatus,
+    parse_schedule,
+    schedule_input,
+)
 
 # Wednesday 25 November 2026, 14:20:30 UTC.
 START = datetime(2026, 11, 25, 14, 20, 30, tzinfo=UTC)
@@ -156,7 +164,7 @@ def run(expression: str, minutes: float, up: Callable[[datetime], bool]) -> tupl
     clock = FakeTime(START + timedelta(minutes=minutes))
     calls: list[datetime] = []
 
-    def invoke() -> bool:
+    def invoke(occurrence: datetime) -> bool:
         calls.append(clock.now)
         return up(clock.now)
 
@@ -199,7 +207,7 @@ def test_occurrences_that_pass_during_a_slow_invocation_are_skipped() -> None:
     clock = FakeTime(START + timedelta(minutes=3.5))
     calls: list[datetime] = []
 
-    def slow_invoke() -> bool:  # takes 90 s, longer than the period
+    def slow_invoke(occurrence: datetime) -> bool:  # takes 90 s, longer than the period
         calls.append(clock.now)
         clock.now += timedelta(seconds=90)
         return True
@@ -212,10 +220,32 @@ def test_a_one_time_schedule_runs_once_and_keeps_the_process_up() -> None:
     clock = FakeTime(START + timedelta(days=400))
     calls: list[datetime] = []
     Scheduler(
-        parse_schedule("at(2026-12-01T00:00:00)"), lambda: calls.append(clock.now) is None,
+        parse_schedule("at(2026-12-01T00:00:00)"), lambda occurrence: calls.append(clock.now) is None,
         lambda: clock.now, clock.wait, 0.5, 8.0,
     ).run()  # fmt: skip
     assert calls == [at("2026-12-01 00:00")]
+
+
+def test_every_try_of_an_occurrence_names_that_occurrence() -> None:
+    # GIVEN generate_orders failing until 14:30:20 on a schedule that fires at 14:30 and 14:45
+    clock = FakeTime(START + timedelta(minutes=30))
+    occurrences: list[datetime] = []
+
+    def invoke(occurrence: datetime) -> bool:
+        occurrences.append(occurrence)
+        return clock.now >= at("2026-11-25 14:30:20")
+
+    Scheduler(parse_schedule("cron(0/15 * * * ? *)"), invoke, lambda: clock.now, clock.wait, 0.5, 8.0).run()
+    # THEN each retry carried the occurrence it retries, so each produces the same orders
+    assert occurrences == [at("2026-11-25 14:30")] * 7 + [at("2026-11-25 14:45")]
+
+
+def test_the_input_of_an_occurrence_is_what_the_sam_schedule_sends() -> None:
+    assert schedule_input(10, "rate(1 minute)", at("2026-12-04 15:00")) == {
+        "count": 10, "occurrence": "2026-12-04T15:00:00Z", "schedule": "rate(1 minute)",
+    }  # fmt: skip
+    request = GenerateRequest.model_validate(schedule_input(10, "rate(1 minute)", at("2026-12-04 15:00")))
+    assert request.occurrence == "2026-12-04T15:00:00Z"
 
 
 def test_its_status_tells_the_last_occurrence_what_became_of_it_and_the_next_one_due() -> None:
@@ -224,7 +254,7 @@ def test_its_status_tells_the_last_occurrence_what_became_of_it_and_the_next_one
     status = ScheduleStatus("cron(0/15 * * * ? *)")
     assert status.as_json()["last_occurrence"] is None
 
-    def invoke() -> bool:
+    def invoke(occurrence: datetime) -> bool:
         return clock.now < at("2026-11-25 14:45")
 
     seen: list[dict[str, str | None]] = []

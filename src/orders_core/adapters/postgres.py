@@ -9,17 +9,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
-import boto3
 import pg8000.native
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 from pg8000.exceptions import DatabaseError, InterfaceError
+from pydantic import ValidationError
 
+from orders_core.adapters.secrets import SecretPassword
 from orders_core.config import Settings
 from orders_core.domain.model import CANONICAL_VERSION, Order
 from orders_core.domain.ports import OrderSummary, StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
@@ -33,6 +33,8 @@ _DATA_SQLSTATE_CLASSES = ("22", "23")
 _RECONNECT_SQLSTATE_CLASSES = ("08", "53", "58", "40", "57P")
 _STATEMENT_TIMEOUT = "57014"  # query_canceled: statement_timeout ran out
 _AUTH_REJECTED = "28P01"  # invalid_password: wrong password (e.g. rotated since it was read)
+
+log = logging.getLogger(__name__)
 
 
 def content_sha256(order_json: bytes) -> str:
@@ -125,24 +127,20 @@ LIMIT :limit
 """
 
 
-def read_secret_password(settings: Settings) -> str:
-    """The ``password`` of the JSON secret ``PG_PASSWORD_SECRET_ID`` in Secrets Manager (an RDS secret's shape)."""
-    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
-    client = boto3.client(
-        "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None, config=config
-    )
+def _served_form(stored: str) -> bytes:
+    """A stored order as it is served: its canonical JSON. One stored under older rules that today's model
+    refuses is still an order that was taken: it is served as stored (compact JSON, the canonical timestamp)
+    rather than answered with an error, and the refusal is logged for whoever tightened the rules."""
     try:
-        secret = client.get_secret_value(SecretId=settings.pg_password_secret_id)["SecretString"]
-    except (BotoCoreError, ClientError) as exc:
-        raise StoreUnavailable(f"cannot read the database password from Secrets Manager: {exc}") from exc
-    try:
-        password = json.loads(secret)["password"]
-    except (ValueError, TypeError, KeyError):
-        password = None
-    if not isinstance(password, str):
-        # Retried like an outage: fixing the secret is enough, no record is refused for it.
-        raise StoreUnavailable('the database secret is not JSON with a string "password"')
-    return password
+        return Order.model_validate_json(stored).to_json()
+    except ValidationError as exc:
+        document = json.loads(stored)
+        log.warning("order %s no longer passes the model (%d errors); served as stored", document.get("order_uid"),
+                    exc.error_count())  # fmt: skip
+        created = document.get("date_created")
+        if isinstance(created, str) and created.endswith(".000000Z"):  # as Order's timestamps are written
+            document["date_created"] = created.removesuffix(".000000Z") + "Z"
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _server_error(error: DatabaseError) -> tuple[str, str]:
@@ -154,12 +152,19 @@ def _server_error(error: DatabaseError) -> tuple[str, str]:
 class OrderStore:
     """Orders in PostgreSQL: batch insert, lookup by uid, the newest orders."""
 
-    def __init__(self, settings: Settings, on_connections: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_connections: Callable[[int], None] | None = None,
+        *,
+        secret: SecretPassword | None = None,
+    ) -> None:
         """``on_connections`` is told the count of open connections (one per thread that asked) as it changes."""
         self._settings = settings
         self._local = threading.local()
-        self._password_lock = threading.Lock()
-        self._secret_password: str | None = None
+        if secret is None and settings.pg_password_secret_id:
+            secret = SecretPassword(settings)
+        self._secret = secret
         self._on_connections = on_connections
         self._connections = 0
         self._connections_lock = threading.Lock()
@@ -171,14 +176,10 @@ class OrderStore:
                 self._on_connections(self._connections)
 
     def _password(self, rejected: str | None = None) -> str:
-        """PGPASSWORD, or the secret's password: read once per instance, and again once PostgreSQL
-        ``rejected`` the one read (a rotation); threads that fail together read the secret once."""
-        if not self._settings.pg_password_secret_id:
+        """PGPASSWORD, or the secret's password (read again once PostgreSQL ``rejected`` the one read)."""
+        if self._secret is None:
             return self._settings.pg_password
-        with self._password_lock:
-            if self._secret_password is None or self._secret_password == rejected:
-                self._secret_password = read_secret_password(self._settings)
-            return self._secret_password
+        return self._secret.current(rejected)
 
     def connect(self) -> pg8000.native.Connection:
         s = self._settings
@@ -205,7 +206,7 @@ class OrderStore:
             try:
                 return open_with(password)
             except DatabaseError as exc:
-                if _server_error(exc)[0] != _AUTH_REJECTED or not s.pg_password_secret_id:
+                if _server_error(exc)[0] != _AUTH_REJECTED or self._secret is None:
                     raise
                 # Rotated since we read it: the secret holds the new password (or soon will: retried then).
                 return open_with(self._password(rejected=password))
@@ -340,7 +341,7 @@ class OrderStore:
         rows = self._run(_ORDER_JSON, uid=order_uid)
         if not rows:
             return None
-        return Order.model_validate_json(rows[0][0]).to_json()
+        return _served_form(rows[0][0])
 
     def recent_orders(self, limit: int) -> list[OrderSummary]:
         rows = self._run(_RECENT_ORDERS, limit=limit)

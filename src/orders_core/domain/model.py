@@ -127,7 +127,8 @@ class Order(_Strict):
     entry: Text1to32
     delivery: Delivery
     payment: Payment
-    items: Annotated[list[Item], Field(min_length=1, max_length=MAX_ITEMS)]
+    # fail_fast: the first refused item is reason enough, and 300,000 refused items would list 3 million errors.
+    items: Annotated[list[Item], Field(min_length=1, max_length=MAX_ITEMS, fail_fast=True)]
     locale: Locale
     internal_signature: Text256
     customer_id: Text1to64
@@ -196,12 +197,79 @@ PATTERN_MESSAGES = {
 }
 
 
-def describe_errors(error: ValidationError) -> list[dict[str, str]]:
-    """Validation errors as ``{"field", "message"}`` pairs a person can read (no echo of the input)."""
+# What one refused order lists of its errors (a dead letter keeps no more); the count says how many there were.
+MAX_LISTED_ERRORS = 50
+
+
+def describe_errors(error: ValidationError, limit: int = MAX_LISTED_ERRORS) -> list[dict[str, str]]:
+    """The first ``limit`` validation errors as ``{"field", "message"}`` pairs a person can read (no echo of the
+    input)."""
     return [
         {
             "field": ".".join(str(p) for p in e["loc"]) or "(order)",
             "message": PATTERN_MESSAGES.get(e.get("ctx", {}).get("pattern", ""), e["msg"]),
         }
-        for e in error.errors(include_url=False, include_input=False)
+        for e in error.errors(include_url=False, include_input=False)[:limit]
     ]
+
+
+# -- documents no order could be -------------------------------------------------------------------------
+#
+# The compiled validator lists an error for every key the model does not know: a 1 MB value of 100,000 unknown
+# keys costs 100,000 errors, hundreds of megabytes and seconds to list. No order has more keys than the model
+# names (its items at most MAX_ITEMS times), nor more values: a value with more ':' or ',' than that is read
+# and walked in Python first (memory in proportion to the value), and one with keys or items no order has is
+# refused with the first few of them. Values within the bound go to the compiled validator as ever.
+
+_FIELDS: dict[type[BaseModel], frozenset[str]] = {
+    model: frozenset(model.model_fields) for model in (Order, Delivery, Payment, Item)
+}
+_NESTED: dict[str, type[BaseModel]] = {"delivery": Delivery, "payment": Payment}
+MAX_KEYS = len(_FIELDS[Order]) + len(_FIELDS[Delivery]) + len(_FIELDS[Payment]) + MAX_ITEMS * len(_FIELDS[Item])
+
+
+def beyond_any_order(raw: bytes) -> bool:
+    """True when ``raw`` may hold more keys or list entries than any order: ':' and ',' counted, each a memchr."""
+    return raw.count(b":") > MAX_KEYS or raw.count(b",") > MAX_KEYS + MAX_ITEMS
+
+
+def structural_errors(document: dict[str, Any], limit: int = MAX_LISTED_ERRORS) -> tuple[list[dict[str, str]], int]:
+    """The keys no order has and item lists longer than any order's, found in a parsed document: the first
+    ``limit`` of them, and how many there are. Everything else is left to the model."""
+    screen = _Screen(limit)
+    screen.walk(document, Order, "")
+    return screen.listed, screen.found
+
+
+class _Screen:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.listed: list[dict[str, str]] = []
+        self.found = 0
+
+    def refuse(self, field: str, message: str) -> None:
+        if len(self.listed) < self.limit:
+            self.listed.append({"field": field, "message": message})
+
+    def walk(self, node: dict[str, Any], model: type[BaseModel], path: str) -> None:
+        fields = _FIELDS[model]
+        unknown = len(node.keys() - fields)  # counted in C; only the few listed are visited in Python
+        self.found += unknown
+        for key in node if unknown else ():
+            if len(self.listed) == self.limit:
+                break
+            if key not in fields:
+                self.refuse(f"{path}{key}", "Extra inputs are not permitted")
+        if model is not Order:
+            return
+        for key, nested in _NESTED.items():
+            if isinstance(node.get(key), dict):
+                self.walk(node[key], nested, f"{key}.")
+        items = node.get("items")
+        if isinstance(items, list) and len(items) > MAX_ITEMS:
+            self.found += 1
+            self.refuse("items", f"List should have at most {MAX_ITEMS} items after validation, not {len(items)}")
+        elif isinstance(items, list):
+            for position, item in enumerate(items):
+                if isinstance(item, dict):
+                    self.walk(item, Item, f"items.{position}.")

@@ -25,7 +25,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Final
 
 from faker import Faker
@@ -194,6 +194,17 @@ def _variants(market: Market, fake: Faker, rng: random.Random, nm_ids: list[int]
 _PROCESS_POOL_SEED: Final = int.from_bytes(os.urandom(4), "big")
 
 
+def _os_random_40() -> Callable[[], int]:
+    """40-bit numbers from the OS's randomness, read 32 KiB at a time: a draw costs what a Mersenne Twister
+    draw does (one ``os.urandom`` per draw would cost 15 times as much)."""
+
+    def draws() -> Iterator[int]:
+        while True:
+            yield from map((24).__rrshift__, memoryview(os.urandom(8 * 4096)).cast("Q"))
+
+    return draws().__next__
+
+
 def _timestamp_formatter() -> Callable[[int], str]:
     days: dict[int, str] = {}
 
@@ -225,9 +236,10 @@ def iter_orders(
 
 
 def iter_flagged_orders(
-    count: int, seed: int | None, invalid_ratio: float, max_items: int
+    count: int, seed: int | None, invalid_ratio: float, max_items: int, *, anchor: int | None = None
 ) -> Iterator[tuple[str, bytes, bool]]:
-    """The generator proper: ``(order_uid, JSON bytes, is_invalid)``.
+    """The generator proper: ``(order_uid, JSON bytes, is_invalid)``; the orders are dated up to ``anchor``
+    (epoch seconds; by default a fixed moment for a seeded run, now for an unseeded one).
 
     The hot loop, and the one function longer than 60 lines on purpose: one order per iteration from local
     names and bit fields of a few random draws (a call or an attribute lookup per field would halve the rate).
@@ -236,11 +248,16 @@ def iter_flagged_orders(
     rng = random.Random(seed)
     # A separate stream decides which orders are invalid, so the valid ones do not depend on the ratio.
     chooser = random.Random(None if seed is None else seed ^ 0x5EED_BAD)
-    anchor = _SEEDED_ANCHOR if seed is not None else int(time.time())
+    if anchor is None:
+        anchor = _SEEDED_ANCHOR if seed is not None else int(time.time())
     getrandbits, ts_fmt = rng.getrandbits, _timestamp_formatter()
+    # The uid is all that stands between a stranger and an order: a few hundred Mersenne Twister outputs
+    # give away its state, and with it every uid to come. Unseeded, uids come from the OS's randomness; a
+    # seeded run draws them from its own stream, so that the same seed still gives the same orders.
+    next_uid_bits = partial(getrandbits, 40) if seed is not None else _os_random_40()
     # order_uid = 40 random bits + a bijective scramble of the sequence number: 20 hex digits that look
     # random and are unique within a call by construction (no set of a million strings to check against).
-    mul1, add1, mul2 = getrandbits(40) | 1, getrandbits(40), getrandbits(40) | 1
+    mul1, add1, mul2 = next_uid_bits() | 1, next_uid_bits(), next_uid_bits() | 1
     mask = (1 << 40) - 1
     invalid_n = 0
     providers, entries, sales, statuses = _PROVIDERS, _ENTRIES, _SALES, _ITEM_STATUSES
@@ -250,7 +267,7 @@ def iter_flagged_orders(
         x ^= x >> 20
         x = (x * mul2) & mask
         x ^= x >> 17
-        uid = f"{getrandbits(40):010x}{x:010x}"
+        uid = f"{next_uid_bits():010x}{x:010x}"
         track = f"WBIL{getrandbits(48):012X}"
         r = getrandbits(96)
         person = people[r & 511]

@@ -7,40 +7,73 @@ acknowledged every one, or raises :class:`ProduceError`.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from orders_core.adapters.kafka_client import (
+    KafkaAuthError,
+    client_config,
+    connection_key,
+    flush,
+    raise_if_refused,
+    refusal,
+)
 from orders_core.config import Settings, get_settings
+from orders_core.domain.model import Timestamp
 from orders_core.generator.builder import DEFAULT_MAX_ITEMS, iter_flagged_orders
 
 
 class GenerateRequest(BaseModel):
-    """What a caller may ask for (HTTP body, scheduler input, CLI arguments)."""
+    """What a caller may ask for (HTTP body, scheduler input, CLI arguments).
+
+    A schedule names its ``occurrence`` (and itself): the orders are then those of that occurrence, the same
+    however often it runs (a retry after a timeout, the platform's own retries), so a repeat is stored once.
+    """
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    count: int = Field(10, ge=1, description="how many orders (at most GENERATE_MAX_COUNT)")
+    count: int = Field(10, ge=1, description="how many orders (at most GENERATE_MAX_COUNT a call of the function)")
     seed: int | None = Field(None, description="same seed, same orders")
     invalid_ratio: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False, description="share of invalid ones")
     max_items: int = Field(DEFAULT_MAX_ITEMS, ge=1, le=1000, description="items per order, 1 to this")
-    # Which scheduled run this is: EventBridge Scheduler fills them in (template.yaml's schedule Input), the
-    # same on every retry of one occurrence, so that a retried run can produce the same orders again.
-    schedule: str | None = Field(None, max_length=2048, description="the schedule that asked (its ARN)")
-    occurrence: str | None = Field(None, max_length=64, description="the scheduled time of this run")
+    # Which scheduled run this is: EventBridge Scheduler fills them in (template.yaml's schedule Input: its ARN
+    # and <aws.scheduler.scheduled-time>), the same on every retry of one occurrence, so that a retried run
+    # produces the same orders again.
+    schedule: str | None = Field(None, min_length=1, max_length=2048, description="the schedule that asked (its ARN)")
+    occurrence: Timestamp | None = Field(None, description="the scheduled time of this run, RFC 3339")
 
     @field_validator("count")
     @classmethod
-    def _count_bound(cls, value: int) -> int:
-        limit = get_settings().generate_max_count
-        if value > limit:
+    def _count_bound(cls, value: int, info: ValidationInfo) -> int:
+        limit = (info.context or {}).get("max_count")
+        if limit is not None and value > limit:
             raise ValueError(f"count must be at most {limit} (GENERATE_MAX_COUNT)")
         return value
+
+    @classmethod
+    def of_call(cls, payload: Any, settings: Settings) -> GenerateRequest:
+        """A request to the function: its count bounded by ``GENERATE_MAX_COUNT``."""
+        return cls.model_validate(payload, context={"max_count": settings.generate_max_count})
+
+    def run_seed(self, key: str = "") -> int | None:
+        """The seed of this run: the one asked for; else, for a scheduled occurrence, one derived from the
+        schedule and the occurrence time (keyed with ``key``: the uids are then not computable from the
+        schedule alone); else none (fresh orders)."""
+        if self.seed is not None or self.occurrence is None:
+            return self.seed
+        occurrence = f"{self.schedule or ''}\n{self.occurrence}".encode()
+        digest = hashlib.blake2b(occurrence, digest_size=8, key=key.encode()[:64]).digest()
+        return int.from_bytes(digest, "big") >> 1
 
 
 def describe_request_error(error: ValidationError) -> str:
@@ -113,18 +146,22 @@ class _Deliveries:
 
 # ------------------------------------------------------------------------------------------ the producer
 
-# One producer per broker and timeout for the life of the process (a warm instance reuses its connection).
-_producers: dict[tuple[str, int], Any] = {}
+# One producer per cluster, login and timeout for the life of the process (a warm instance reuses its connection).
+_producers: dict[tuple[Any, ...], Any] = {}
 _producers_lock = threading.Lock()
 _reported_errors: set[str] = set()
 
 
-def _on_client_error(err: Any) -> None:
-    if err.fatal():  # an idempotent producer that hit a fatal error is unusable: build a new one next time
+def _on_client_error(bootstrap_servers: str, err: Any) -> None:
+    refused = refusal(err) is not None
+    # An idempotent producer that hit a fatal error is unusable, and one refused keeps its old credentials (a
+    # secret rotated since): build a new one next time.
+    if err.fatal() or refused:
         close_producers()
     if err.fatal() or err.name() not in _reported_errors:  # librdkafka repeats these at every reconnect
         _reported_errors.add(err.name())
         print(f"orders-generate: kafka: {err.name()}: {err.str()}", file=sys.stderr)
+    raise_if_refused(bootstrap_servers, err)
 
 
 def _timeout_ms(settings: Settings) -> int:
@@ -135,13 +172,13 @@ def get_producer(settings: Settings) -> Any:
     """The process-wide producer for these settings (created on first use, then reused)."""
     from confluent_kafka import Producer
 
-    key = (settings.kafka_bootstrap_servers, _timeout_ms(settings))
+    key = (*connection_key(settings), _timeout_ms(settings))
     with _producers_lock:
         producer = _producers.get(key)
         if producer is None:
             producer = _producers[key] = Producer(
                 {
-                    "bootstrap.servers": settings.kafka_bootstrap_servers,
+                    **client_config(settings),
                     "client.id": "orders-generate",
                     "enable.idempotence": True,
                     "acks": "all",
@@ -152,7 +189,7 @@ def get_producer(settings: Settings) -> Any:
                     "queue.buffering.max.messages": 500_000,
                     "queue.buffering.max.kbytes": 1_048_576,
                     "message.timeout.ms": _timeout_ms(settings),
-                    "error_cb": _on_client_error,
+                    "error_cb": functools.partial(_on_client_error, settings.kafka_bootstrap_servers),
                 }
             )
         return producer
@@ -196,18 +233,33 @@ def produce_orders(
     settings = settings or get_settings()
     producer = get_producer(settings)
     reports = _Deliveries()
-    orders = iter_flagged_orders(request.count, request.seed, request.invalid_ratio, request.max_items)
+    anchor = None if request.occurrence is None else _epoch_seconds(request.occurrence)
+    seed = request.run_seed(settings.generate_seed_key)
+    orders = iter_flagged_orders(request.count, seed, request.invalid_ratio, request.max_items, anchor=anchor)
     started = time.perf_counter()
     sent = invalid = 0
     sample: list[str] = []
-    for uid, is_invalid in _send(producer, settings.kafka_topic, orders, reports):
-        sent += 1
-        invalid += is_invalid
-        if len(sample) < 10:
-            sample.append(uid)
-        if progress is not None and not sent & 1023:
-            progress(1024)
-    producer.flush(settings.generate_message_timeout_s + 10)  # serves the remaining delivery reports
+    try:
+        for uid, is_invalid in _send(producer, settings.kafka_topic, orders, reports):
+            sent += 1
+            invalid += is_invalid
+            if len(sample) < 10:
+                sample.append(uid)
+            if progress is not None and not sent & 1023:
+                progress(1024)
+        flush(producer, settings.generate_message_timeout_s + 10)  # serves the remaining delivery reports
+    except KafkaAuthError as exc:  # raised by the error callback: waiting longer cannot help
+        _forget_producer(producer)
+        with contextlib.suppress(KafkaAuthError):
+            producer.purge()  # nothing queued is sent: the orders were not delivered, and are reported so
+            producer.poll(0)
+        raise ProduceError(
+            f"{exc} ({reports.ok} of {sent} orders acknowledged before)",
+            produced=reports.ok,
+            failed=sent - reports.ok,
+            undelivered=sent - reports.ok - reports.failed,
+            unavailable=False,
+        ) from exc
     if progress is not None:
         progress(sent & 1023)
     elapsed = time.perf_counter() - started
@@ -225,6 +277,10 @@ def produce_orders(
             unavailable=reports.unavailable == reports.failed,
         )
     return ProduceResult(produced=reports.ok, invalid=invalid, elapsed_s=elapsed, sample_uids=sample)
+
+
+def _epoch_seconds(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
 
 
 def _send(

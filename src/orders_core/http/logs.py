@@ -7,6 +7,7 @@ Code that logs passes its fields with ``extra={...}``; both formats show them as
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -82,17 +83,54 @@ class _InvocationFields(logging.Filter):
 
 class TextFormatter(logging.Formatter):
     """A plain line for people, its fields appended as ``key=value``: a value in JSON unless it is a plain
-    word, so a newline in a field (a path, a header) cannot start a line of its own."""
+    word, and the message with its line breaks and control characters escaped, so nothing a caller sent (a
+    topic, a path, a response body) can start a line of its own. A traceback keeps its lines, each indented
+    under a ``|``: never mistaken for a line of its own either."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_line(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(stack_info)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         fields = [
             f"{name}={_plain(value)}" for name, value in record.__dict__.items() if name not in _RECORD_ATTRIBUTES
         ]
-        return " ".join([line, *fields]) if fields else line
+        if not fields:
+            return line
+        head, newline, trace = line.partition("\n")  # the fields end the first line, before any traceback
+        return " ".join([head, *fields]) + newline + trace
+
+
+# Every character a terminal, a log shipper or ``str.splitlines`` may take for the end of a line, and the
+# other control characters (an escape sequence can rewrite what a terminal shows).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
+
+
+def escape_line(text: str) -> str:
+    """``text`` on one line: backslashes, line breaks and control characters written as escapes."""
+    if not _UNSAFE.search(text):
+        return text  # the common case: one scan, no copy
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    named = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char)
+    return named or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  | " + escape_line(line) for line in text.split("\n"))
 
 
 def _plain(value: Any) -> str:
@@ -101,12 +139,26 @@ def _plain(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
+def json_formatter(**options: Any) -> LambdaPowertoolsFormatter:
+    """Powertools' JSON lines, in ASCII: its default keeps U+2028, U+2029 and U+0085 as they are, and a log
+    reader that splits lines on them would see a field start a line of its own."""
+    serialize = functools.partial(json.dumps, separators=(",", ":"), ensure_ascii=True, default=str)
+    return LambdaPowertoolsFormatter(json_serializer=serialize, **options)
+
+
+def handler() -> logging.Handler:
+    """A handler writing to whatever stderr is, adding the invocation's fields to each line (no formatter)."""
+    stderr = _Stderr()
+    stderr.addFilter(_InvocationFields())
+    return stderr
+
+
 def configure_logging() -> None:
     """Send every logger's lines to stderr, one a line (Lambda and the process runners collect it, as stdout,
     where the Lambda handlers print their EMF metrics)."""
     settings = get_settings()
     handler = _Stderr()
-    handler.setFormatter(LambdaPowertoolsFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.setFormatter(json_formatter() if settings.log_format == "json" else TextFormatter())
     handler.addFilter(_InvocationFields())
     # force: the Lambda runtime installs its own handler on the root logger; without this every line is twice.
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)

@@ -3,8 +3,8 @@
 Locally each function serves them on ``GET /metrics`` (Prometheus text, prometheus_client). gunicorn runs
 several worker processes, so with ``PROMETHEUS_MULTIPROC_DIR`` set (infra/native/function.sh sets it) every
 worker writes its figures to files there and a scrape adds them up, whichever worker answers it.
-On Lambda there is no server to scrape: the handlers print the same figures as CloudWatch embedded metric
-format (Powertools Metrics), a label becoming a dimension.
+On Lambda there is no server to scrape: the handlers print the same samples as CloudWatch embedded metric
+format, one document per invocation (``on_lambda``: Powertools Metrics).
 
 The adapters count once per batch or request, from the ingest report or the lookup answer: never per record
 in the core, which stays free of them.
@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -167,25 +166,6 @@ def to_prometheus(samples: Sequence[Sample]) -> None:
             series.observe(sample.value)
         else:
             series.inc(sample.value)
-
-
-def to_emf(function: str) -> Emit:
-    """An emitter printing the samples as CloudWatch EMF lines (Lambda sends stdout to CloudWatch Logs)."""
-
-    def emit(samples: Sequence[Sample]) -> None:
-        namespace = get_settings().powertools_metrics_namespace
-        for sample in samples:
-            if sample.value == 0 and not sample.name.endswith("_seconds"):
-                continue  # a zero adds nothing to a sum, and costs a log line
-            unit = MetricUnit.Seconds if sample.name.endswith("_seconds") else MetricUnit.Count
-            with single_metric(
-                name=sample.name, unit=unit, value=sample.value, namespace=namespace,
-                default_dimensions={"function": function},
-            ) as metric:  # fmt: skip
-                for name, value in sample.labels.items():
-                    metric.add_dimension(name, value)
-
-    return emit
 
 
 def ingest_samples(report: IngestReport, seconds: float) -> list[Sample]:

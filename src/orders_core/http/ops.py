@@ -11,7 +11,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -68,7 +68,10 @@ class MetricsScraper:
     fatal. Thread-safe: one scrape at a time, its answer shared for :data:`REUSE_S`. The scrape runs on the
     caller's thread (get_order's PostgreSQL pool in ASGI mode), so other callers never wait for it."""
 
-    def __init__(self, sources: Mapping[str, str], timeout_s: float) -> None:
+    def __init__(
+        self, sources: Mapping[str, str], timeout_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
         self._sources = dict(sources)
         self._timeout_s = timeout_s
         self._http = urllib3.PoolManager(maxsize=2, retries=False, timeout=urllib3.Timeout(total=timeout_s))
@@ -79,14 +82,14 @@ class MetricsScraper:
         """``{"time", "sources", "counters", "gauges", "histograms", "partitions"}``, at most :data:`REUSE_S` old, or
         the last one while another thread is scraping (a request never waits behind another's scrape)."""
         last = self._last
-        if last is not None and time.monotonic() - last[0] < REUSE_S:
+        if last is not None and self._clock() - last[0] < REUSE_S:
             return last[1]
         if not self._lock.acquire(blocking=last is None):  # only the very first callers wait: there is nothing yet
             assert last is not None
             return last[1]
         try:
             if self._last is last:  # nobody refreshed it while this thread waited
-                self._last = (time.monotonic(), self._scrape())
+                self._last = (self._clock(), self._scrape())
             assert self._last is not None
             return self._last[1]
         finally:
