@@ -164,12 +164,15 @@ def drain(
     trigger_env = {**env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}", "INGEST_URL": ingest_url}
     started_triggers = [services.trigger({**trigger_env, "TRIGGER_INSTANCE_ID": f"bench-{n}"}, work, f"trigger-{n}")
                         for n in range(triggers)]  # fmt: skip
+    launched = time.monotonic()
     for trigger in started_triggers:
         trigger.start()
     # Sustained rate: from the first stored order to the last, leaving out the consumers joining their group.
     services.wait_until(lambda: count_stored(db, tag) > 0, 120, "ingest started", 0.005)
     started, first = time.monotonic(), count_stored(db, tag)
     services.wait_until(lambda: count_stored(db, tag) == count, 600, "backlog drained", 0.01)
+    if count - first < count // 10:  # a backlog small enough to land in the first batches: count from the start
+        return count / (time.monotonic() - launched), started_triggers
     return (count - first) / (time.monotonic() - started), started_triggers
 
 
