@@ -37,12 +37,12 @@ from bench.procs import machine, peak_rss_mb
 from bench.results import percentile, record_runs, record_section
 from devstack import services
 from devstack.stack import running
+from orders_core.adapters.kafka_admin import ensure_topic
 from orders_core.adapters.kafka_client import client_config
 from orders_core.adapters.postgres import content_sha256
 from orders_core.config import Settings
 from orders_core.domain.model import CANONICAL_VERSION, Order
 from orders_core.generator.builder import iter_orders
-from orders_local.provision import ensure_topic
 
 # What `make up` runs with that the test stack does not.
 AS_MAKE_UP = {"LOG_LEVEL": "INFO", "LOG_FORMAT": "text"}
