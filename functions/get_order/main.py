@@ -65,8 +65,11 @@ def _asgi_response(answer: HttpResponse) -> Response:
 FUNCTION = "get_order"
 MAX_LOGGED_PATH = 200
 log = logging.getLogger(FUNCTION)
-logs.configure_logging()
-on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
+_settings = get_settings()  # the process's logging and Lambda conventions, set once at import
+logs.configure_logging(_settings.log_format, _settings.log_level)
+on_lambda = LambdaConventions(
+    FUNCTION, _settings.powertools_metrics_namespace, _settings.log_level
+)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 def _observe(method: str, path: str, answer: HttpResponse, started: float, emit: metrics.Emit) -> None:
@@ -84,7 +87,7 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
 def http_entry(request: flask.Request) -> FlaskAnswer:
     if request.path == metrics.PATH:
         started = time.perf_counter()
-        answer = metrics.endpoint(request.method)
+        answer = metrics.endpoint(request.method, multiproc_dir=get_settings().prometheus_multiproc_dir)
         metrics.to_prometheus(metrics.request_samples(request.path, answer.status, None, time.perf_counter() - started))
         return (answer.body, answer.status, answer.headers)
     started = time.perf_counter()

@@ -38,8 +38,11 @@ FlaskAnswer = tuple[bytes, int, dict[str, str]]
 FUNCTION = "ingest_order"
 MAX_LOGGED_LETTERS = 50  # a batch of thousands of refused records still logs one line of sensible size
 log = logging.getLogger(FUNCTION)
-logs.configure_logging()
-on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
+_settings = get_settings()  # the process's logging and Lambda conventions, set once at import
+logs.configure_logging(_settings.log_format, _settings.log_level)
+on_lambda = LambdaConventions(
+    FUNCTION, _settings.powertools_metrics_namespace, _settings.log_level
+)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 class BatchNotStored(Exception):
@@ -69,7 +72,11 @@ def _flask(answer: HttpResponse) -> FlaskAnswer:
 
 def http_entry(request: flask.Request) -> FlaskAnswer:
     if request.path == metrics.PATH:  # with the dead-letter queue's depth: the letters this function writes
-        return _flask(metrics.endpoint(request.method, runtime.dead_letter_figures()))
+        return _flask(
+            metrics.endpoint(
+                request.method, runtime.dead_letter_figures(), multiproc_dir=get_settings().prometheus_multiproc_dir
+            )
+        )
     if request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: PostgreSQL and the queue
         return _flask(readiness(postgres=runtime.order_store().ping, queue=runtime.dead_letter_queue().ping))
     request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))

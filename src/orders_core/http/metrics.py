@@ -32,7 +32,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from orders_core.config import get_settings
 from orders_core.domain.ingest import IngestReport
 from orders_core.http.responses import HttpResponse, method_not_allowed
 
@@ -246,12 +245,13 @@ def generated_samples(produced: int, invalid: int) -> list[Sample]:
     return [Sample(GENERATED, produced), Sample(GENERATED_INVALID, invalid)]
 
 
-def endpoint(method: str, *collectors: Collector) -> HttpResponse:
-    """The answer to ``method`` on ``/metrics``: every worker's figures added up (multiprocess mode), else
-    this process's; then the figures of ``collectors`` (read now, e.g. the dead-letter queue's depth)."""
+def endpoint(method: str, *collectors: Collector, multiproc_dir: str | None = None) -> HttpResponse:
+    """The answer to ``method`` on ``/metrics``: every worker's figures added up (multiprocess mode: the
+    workers' files in ``multiproc_dir``), else this process's; then the figures of ``collectors`` (read now,
+    e.g. the dead-letter queue's depth)."""
     if method not in ("GET", "HEAD"):
         return method_not_allowed(method, "GET")
-    directory = get_settings().prometheus_multiproc_dir
+    directory = multiproc_dir
     registry = REGISTRY
     if directory:
         registry = CollectorRegistry()
