@@ -221,7 +221,7 @@ class LookupApp:
         method, path = scope["method"], scope["path"]
         if path == metrics.PATH:
             self.flush()  # this worker's own counts are current; the others' at most a quarter second old
-            scrape = metrics.endpoint(method)
+            scrape = metrics.endpoint(method, multiproc_dir=self._settings().prometheus_multiproc_dir)
             await self._send(send, method, scrape.status, _encode_headers(scrape), scrape.body)
             return
         headers: dict[str, str] = {}
