@@ -1,55 +1,82 @@
-"""End-to-end ingest benchmark: Kafka → trigger → ingest_order (over HTTP, as the native runner runs it) →
-committed in PostgreSQL, with realistic orders of 1–5 items.
+"""End-to-end ingest benchmark: Kafka → trigger → ingest_order (over HTTP, as `make up` runs it) → committed in
+PostgreSQL, with realistic orders of 1–5 items, beside the fastest bare load of the same kind of orders.
 
-- Throughput: a backlog of orders is produced first; the trigger then drains it. Orders per second from the
-  first order committed to the last (the consumer joining its group is left out).
-- Latency: orders produced at a steady rate below capacity; for each, the time from its produce call to its
-  row being committed (the row's ``ingested_at``, the same clock).
+Each round (three by default, ``BENCH_ROUNDS``):
 
-Writes ``ingest_orders_per_s``, ``ingest_latency_p50_ms`` and ``ingest_latency_p99_ms``.
-Usage: ``python -m bench.bench_ingest [ORDERS]`` (default 60,000); ``make bench`` runs it with the others.
+- **End to end**: a backlog of ``ORDERS`` orders is produced to a fresh topic first; the trigger then drains it
+  with the batch size and window that `make up` and template.yaml use (the settings' defaults). Orders per
+  second from the first order committed to the last (the consumer joining its group is left out).
+- **Yardstick**: as many other orders of the same generator loaded into the same four tables by PostgreSQL's
+  ``COPY``, one statement per table, in one transaction, their rows made beforehand: orders per second of the
+  ``COPY`` statements and the commit.
+
+``ingest_vs_postgres`` is the first over the second, per round. Then:
+
+- **Latency**: orders produced at 1,000/s; for each, the time from its produce call to the commit of the
+  transaction that stored it (``pg_xact_commit_timestamp``: the server runs with ``track_commit_timestamp``).
+- **Scale-out**: one backlog each with 1, 3 and 6 partitions and one trigger, and 6 partitions with two
+  triggers in one consumer group (as the platform adds pollers).
+
+Usage: ``python -m bench.bench_ingest [ORDERS]`` (default 40,000); ``make bench`` runs it with the others.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 import time
 import uuid
+from typing import Any
 
 import pg8000.native
 from confluent_kafka import Producer
 
-from bench.results import percentile, record
+from bench.procs import machine, peak_rss_mb
+from bench.results import percentile, record_runs, record_section
 from devstack import services
 from devstack.stack import running
+from orders_core.adapters.kafka_admin import ensure_topic
 from orders_core.adapters.kafka_client import client_config
+from orders_core.adapters.postgres import content_sha256
 from orders_core.config import Settings
+from orders_core.domain.model import CANONICAL_VERSION, Order
 from orders_core.generator.builder import iter_orders
-from orders_local.provision import ensure_topic
 
-BATCH_SIZE = "500"  # records per invocation (the platform allows up to 10,000; its default is 100)
-
-
-def count_stored(db: pg8000.native.Connection, topic_tag: str) -> int:
-    return int(db.run("SELECT count(*) FROM orders WHERE entry = :tag", tag=topic_tag)[0][0])
+# What `make up` runs with that the test stack does not.
+AS_MAKE_UP = {"LOG_LEVEL": "INFO", "LOG_FORMAT": "text"}
+PARTITIONS = 3  # make up's topic (KAFKA_TOPIC_PARTITIONS)
 
 
-def make_topic(env: dict[str, str]) -> str:
+def count_stored(db: pg8000.native.Connection, tag: str) -> int:
+    return int(db.run("SELECT count(*) FROM orders WHERE entry = :tag", tag=tag)[0][0])
+
+
+def make_topic(env: dict[str, str], partitions: int = PARTITIONS) -> str:
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
-    ensure_topic(Settings(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], kafka_topic=topic))
+    ensure_topic(Settings(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], kafka_topic=topic,
+                          kafka_topic_partitions=partitions))  # fmt: skip
     return topic
 
 
+def tagged_orders(count: int, seed: int, tag: str) -> list[tuple[str, bytes]]:
+    """``count`` generated orders, each with ``entry`` set to ``tag`` (to count a run's orders in one query)."""
+    orders = []
+    for uid, value in iter_orders(count, seed=seed):
+        order = json.loads(value)
+        order["entry"] = tag
+        orders.append((uid, json.dumps(order).encode()))
+    return orders
+
+
 def produce(
-    producer: Producer, topic: str, count: int, seed: int, tag: str, rate: float | None = None
+    producer: Producer, topic: str, orders: list[tuple[str, bytes]], rate: float | None = None
 ) -> dict[str, float]:
-    """Produce ``count`` orders tagged in ``entry``; returns produce time by uid (epoch seconds)."""
+    """Produce the orders; returns each one's produce time by uid (epoch seconds)."""
     sent_at: dict[str, float] = {}
     started = time.monotonic()
-    for index, (uid, value) in enumerate(iter_orders(count, seed=seed)):
-        order = json.loads(value)
-        order["entry"] = tag  # to count this run's orders without a list of uids
+    for index, (uid, value) in enumerate(orders):
         if rate:
             delay = started + index / rate - time.monotonic()
             if delay > 0:
@@ -57,7 +84,7 @@ def produce(
         sent_at[uid] = time.time()
         while True:
             try:
-                producer.produce(topic, key=uid.encode(), value=json.dumps(order).encode())
+                producer.produce(topic, key=uid.encode(), value=value)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -66,50 +93,176 @@ def produce(
     return sent_at
 
 
+# ------------------------------------------------------------------------------------------ the yardstick
+
+
+def _text(value: Any) -> str:
+    """One value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def copy_rows(orders: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """The four tables' rows for ``orders``, in COPY's text format, as the ingest would store them."""
+    tables: dict[str, list[str]] = {"orders": [], "deliveries": [], "payments": [], "items": []}
+    for _uid, value in orders:
+        order = Order.model_validate_json(value)
+        doc = json.loads(order.to_json())
+        uid = doc["order_uid"]
+        sha = "\\\\x" + content_sha256(order.to_json())
+        tables["orders"].append("\t".join([*map(_text, (uid, doc["track_number"], doc["entry"], doc["locale"],
+                                 doc["internal_signature"], doc["customer_id"], doc["delivery_service"],
+                                 doc["shardkey"], doc["sm_id"], doc["date_created"], doc["oof_shard"])), sha,
+                                 str(CANONICAL_VERSION)]))  # fmt: skip
+        d, p = doc["delivery"], doc["payment"]
+        tables["deliveries"].append("\t".join(map(_text, (uid, d["name"], d["phone"], d["zip"], d["city"],
+                                                          d["address"], d["region"], d["email"]))))  # fmt: skip
+        tables["payments"].append("\t".join(map(_text, (uid, p["transaction"], p["request_id"], p["currency"],
+                                  p["provider"], p["amount"], p["payment_dt"], p["bank"], p["delivery_cost"],
+                                  p["goods_total"], p["custom_fee"]))))  # fmt: skip
+        for position, i in enumerate(doc["items"]):
+            tables["items"].append("\t".join(map(_text, (uid, position, i["chrt_id"], i["track_number"], i["price"],
+                                   i["rid"], i["name"], i["sale"], i["size"], i["total_price"], i["nm_id"],
+                                   i["brand"], i["status"]))))  # fmt: skip
+    return {name: ("\n".join(rows) + "\n").encode() for name, rows in tables.items()}
+
+
+COPY_COLUMNS = {
+    "orders": "order_uid, track_number, entry, locale, internal_signature, customer_id, delivery_service, shardkey, "
+    "sm_id, date_created, oof_shard, content_sha256, content_hash_version",
+    "deliveries": "order_uid, name, phone, zip, city, address, region, email",
+    "payments": "order_uid, transaction, request_id, currency, provider, amount, payment_dt, bank, delivery_cost, "
+    "goods_total, custom_fee",
+    "items": "order_uid, position, chrt_id, track_number, price, rid, name, sale, size, total_price, nm_id, brand, "
+    "status",
+}
+
+
+def copy_rate(db: pg8000.native.Connection, orders: list[tuple[str, bytes]]) -> float:
+    """Orders per second of loading ``orders`` into the four tables with COPY, in one transaction."""
+    rows = copy_rows(orders)
+    started = time.perf_counter()
+    db.run("START TRANSACTION")
+    for table, columns in COPY_COLUMNS.items():
+        db.run(f"COPY {table} ({columns}) FROM STDIN", stream=io.BytesIO(rows[table]))
+    db.run("COMMIT")
+    return len(orders) / (time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+
+def drain(
+    env: dict[str, str], work: Any, db: pg8000.native.Connection, producer: Producer, ingest_url: str, count: int,
+    seed: int, partitions: int = PARTITIONS, triggers: int = 1,
+) -> tuple[float, list[services.Service]]:  # fmt: skip
+    """Orders per second of ``triggers`` draining a backlog of ``count`` orders on ``partitions`` partitions.
+    Returns the rate and the triggers, still running (for their memory), to be stopped by the caller."""
+    topic, tag = make_topic(env, partitions), uuid.uuid4().hex[:12]
+    produce(producer, topic, tagged_orders(count, seed, tag))
+    trigger_env = {**env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}", "INGEST_URL": ingest_url}
+    started_triggers = [services.trigger({**trigger_env, "TRIGGER_INSTANCE_ID": f"bench-{n}"}, work, f"trigger-{n}")
+                        for n in range(triggers)]  # fmt: skip
+    launched = time.monotonic()
+    for trigger in started_triggers:
+        trigger.start()
+    # Sustained rate: from the first stored order to the last, leaving out the consumers joining their group.
+    services.wait_until(lambda: count_stored(db, tag) > 0, 120, "ingest started", 0.005)
+    started, first = time.monotonic(), count_stored(db, tag)
+    services.wait_until(lambda: count_stored(db, tag) == count, 600, "backlog drained", 0.01)
+    if count - first < count // 10:  # a backlog small enough to land in the first batches: count from the start
+        return count / (time.monotonic() - launched), started_triggers
+    return (count - first) / (time.monotonic() - started), started_triggers
+
+
+def latency(env: dict[str, str], work: Any, db: pg8000.native.Connection, producer: Producer, ingest_url: str,
+            seed: int, rate: int = 1_000, count: int = 4_000) -> tuple[float, float]:  # fmt: skip
+    """p50 and p99 in ms from produce to the commit that stored each order, at a steady ``rate``."""
+    topic, tag = make_topic(env), uuid.uuid4().hex[:12]
+    trigger = services.trigger({**env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}", "INGEST_URL": ingest_url},
+                               work).start()  # fmt: skip
+    try:
+        time.sleep(3)  # the consumer joins its group
+        sent_at = produce(producer, topic, tagged_orders(count, seed, tag), rate=rate)
+        services.wait_until(lambda: count_stored(db, tag) == count, 120, "stream stored", 0.05)
+    finally:
+        trigger.stop()
+    rows = db.run("SELECT order_uid, extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8 FROM orders "
+                  "WHERE entry = :tag", tag=tag)  # fmt: skip
+    latencies = [(committed - sent_at[uid]) * 1000 for uid, committed in rows]
+    return percentile(latencies, 50), percentile(latencies, 99)
+
+
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 60_000
-    with running("postgres", "memcached", "aws", "kafka") as (env, work, _):
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 40_000
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    defaults = Settings.model_construct()
+    with running("postgres", "memcached", "aws", "kafka") as (env, work, started):
+        env = {**env, **AS_MAKE_UP}
+        postgres = started["postgres"]
+        db = services.connect_db(postgres.port)
+        db.run("ALTER SYSTEM SET track_commit_timestamp = on")  # for the latency to the commit
+        db.close()
+        postgres.stop()
+        postgres.start()
+        db = services.connect_db(postgres.port)
         ingest = services.function("ingest_order", env, work).start()
         ingest_url = f"http://127.0.0.1:{ingest.port}/"
         producer = Producer({**client_config(Settings()), "linger.ms": 5,
                              "enable.idempotence": True, "compression.type": "lz4"})  # fmt: skip
-        db = services.connect_db(int(env["PGPORT"]))
-
-        # Throughput: drain a backlog.
-        topic, tag = make_topic(env), uuid.uuid4().hex[:12]
-        produce(producer, topic, count, seed=7, tag=tag)
-        trigger_env = {**env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}", "INGEST_URL": ingest_url,
-                       "TRIGGER_BATCH_SIZE": BATCH_SIZE}  # fmt: skip
-        trigger = services.trigger(trigger_env, work).start()
-        # Sustained rate: from the first stored order to the last, leaving out the consumer joining its group.
-        services.wait_until(lambda: count_stored(db, tag) > 0, 120, "ingest started", 0.005)
-        started, first = time.monotonic(), count_stored(db, tag)
-        services.wait_until(lambda: count_stored(db, tag) == count, 600, "backlog drained", 0.02)
-        elapsed = time.monotonic() - started
-        trigger.stop()
-        rate = (count - first) / elapsed
+        print(f"machine {machine()}; batch {defaults.trigger_batch_size}, window {defaults.trigger_batch_window_s}s")
+        end_to_end: list[float] = []
+        bare: list[float] = []
+        rss: dict[str, Any] = {}
+        for round_ in range(rounds):
+            rate, triggers = drain(env, work, db, producer, ingest_url, count, seed=7 + round_)
+            rss["trigger"] = peak_rss_mb(triggers[0])
+            for trigger in triggers:
+                trigger.stop()
+            end_to_end.append(rate)
+            bare.append(copy_rate(db, tagged_orders(count, 1_000 + round_, "copy")))
+            print(f"  round {round_ + 1}: end to end {end_to_end[-1]:,.0f} orders/s, COPY {bare[-1]:,.0f} orders/s "
+                  f"= {end_to_end[-1] / bare[-1]:.2f}")  # fmt: skip
+        latencies = [latency(env, work, db, producer, ingest_url, seed=50 + round_) for round_ in range(rounds)]
         print(
-            f"ingest throughput: {count - first:,} orders in {elapsed:.2f} s = {rate:,.0f} orders/s sustained "
-            f"(batch {BATCH_SIZE}, 3 partitions)"
+            "  latency produce → commit at 1,000/s: " + ", ".join(f"p50 {a:.0f} / p99 {b:.0f} ms" for a, b in latencies)
         )
 
-        # Latency: a steady stream at a rate the pipeline keeps up with.
-        topic, tag = make_topic(env), uuid.uuid4().hex[:12]
-        trigger = services.trigger({**trigger_env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}"}, work).start()
-        time.sleep(3)  # the consumer joins its group
-        steady_rate, steady_count = 1_000, 10_000
-        sent_at = produce(producer, topic, steady_count, seed=8, tag=tag, rate=steady_rate)
-        services.wait_until(lambda: count_stored(db, tag) == steady_count, 120, "stream stored", 0.05)
-        trigger.stop()
-        rows = db.run(
-            "SELECT order_uid, extract(epoch FROM ingested_at)::float8 FROM orders WHERE entry = :tag", tag=tag
-        )
-        latencies = [(visible - sent_at[uid]) * 1000 for uid, visible in rows]
-        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-        print(f"ingest latency at {steady_rate:,}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms (produce → committed)")
+        scale: list[dict[str, Any]] = []
+        for partitions, triggers_n in ((1, 1), (3, 1), (6, 1), (6, 2)):
+            rate, triggers = drain(env, work, db, producer, ingest_url, count // 2, 200 + partitions * 10 + triggers_n,
+                                   partitions, triggers_n)  # fmt: skip
+            for trigger in triggers:
+                trigger.stop()
+            scale.append({"partitions": partitions, "triggers": triggers_n, "orders_per_s": round(rate)})
+            print(f"  scale-out: {partitions} partitions, {triggers_n} trigger(s): {rate:,.0f} orders/s")
+        rss |= {"ingest_order": peak_rss_mb(ingest), "postgres": peak_rss_mb(postgres),
+                "kafka": peak_rss_mb(started["kafka"])}  # fmt: skip
         ingest.stop()
         db.close()
-    record({"ingest_orders_per_s": rate, "ingest_latency_p50_ms": p50, "ingest_latency_p99_ms": p99})
+        producer.flush(10)
+        del producer  # its client would keep reconnecting to the broker stopped below until this process ends
+
+    settings = {"batch_size": defaults.trigger_batch_size, "batch_window_s": defaults.trigger_batch_window_s,
+                "partitions": PARTITIONS, "triggers": 1, "orders": count, "rounds": rounds,
+                "ingest_workers": int(env.get("WORKERS", "2")), "ingest_threads": int(env.get("THREADS", "8")),
+                "log_level": env["LOG_LEVEL"]}  # fmt: skip
+    details = record_runs(
+        {
+            "ingest_vs_postgres": [e / b for e, b in zip(end_to_end, bare, strict=True)],
+            "ingest_orders_per_s": end_to_end,
+            "ingest_postgres_copy_orders_per_s": bare,
+            "ingest_latency_p50_ms": [p50 for p50, _ in latencies],
+            "ingest_latency_p99_ms": [p99 for _, p99 in latencies],
+        },
+        settings,
+    )
+    record_section("ingest_scale_out", scale)
+    record_section("peak_rss_mb", {"ingest": rss})
+    record_section("machine", {"ingest": machine()})
+    ratio, rate = details["ingest_vs_postgres"], details["ingest_orders_per_s"]["median"]
+    print(f"ingest_vs_postgres = {ratio['median']:.2f} (runs {ratio['runs']}); {rate:,.0f} orders/s")
 
 
 if __name__ == "__main__":

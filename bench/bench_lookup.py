@@ -32,8 +32,9 @@ from typing import Any
 
 from pymemcache.client.base import Client
 
-from bench.results import percentile, record
-from devstack import services
+from bench.procs import machine, peak_rss_mb
+from bench.results import percentile, record, record_runs, record_section
+from devstack import ROOT, services
 from devstack.stack import running
 from orders_core.adapters.cache import OrderCache
 from orders_core.adapters.postgres import OrderStore
@@ -44,18 +45,24 @@ from orders_core.http.api import LookupService
 from orders_core.http.responses import HttpResponse
 
 SEED = 20240611
+# What `make up` runs with that the test stack does not: lookups logged (INFO; the invocation log a file).
+AS_MAKE_UP = {"LOG_LEVEL": "INFO", "LOG_FORMAT": "text"}
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 WRK_THREADS = 2
 HOT_SET = 1_000  # uids that fit every worker's in-process LRU (CACHE_LRU_SIZE, 2,048 by default)
 
 # One wrk script for every load: thread k starts at its own offset in the uid list and walks it; with a
 # miss ratio of 1/N every N-th request asks for a uid nobody has (run nonce, thread, counter): each one new,
-# so each miss reaches PostgreSQL once. done() prints the exact figures as one JSON line.
+# so each miss reaches PostgreSQL once. done() prints the exact figures as one JSON line. The mixed load adds
+# COUNT_STATUSES: a response() callback (which costs wrk time, so the other loads go without it) counting
+# the 200s and 404s, so that only the expected answers are counted.
 WRK_SCRIPT = r"""
 local counter = 0
+local threads = {}
 function setup(thread)
     thread:set("id", counter)
     counter = counter + 1
+    table.insert(threads, thread)
 end
 
 function init(args)
@@ -66,23 +73,37 @@ function init(args)
     miss_every = tonumber(args[2])
     nonce = args[3]
     i = id * math.floor(#paths / tonumber(args[4]))
+    ok, missing, misses = 0, 0, 0
 end
 
 function request()
     i = i + 1
     if miss_every > 0 and i % miss_every == 0 then
+        misses = misses + 1
         return wrk.format("GET", "/orders/miss-" .. nonce .. "-" .. id .. "-" .. i)
     end
     return paths[i % #paths + 1]
 end
-
+--COUNT_STATUSES--
 function done(summary, latency, requests)
     local e = summary.errors
+    local ok_total, missing_total, misses_total = 0, 0, 0
+    for _, thread in ipairs(threads) do
+        ok_total = ok_total + (thread:get("ok") or 0)
+        missing_total = missing_total + (thread:get("missing") or 0)
+        misses_total = misses_total + (thread:get("misses") or 0)
+    end
     io.write(string.format(
         'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, '
-        .. '"non_2xx_3xx": %d, "socket_errors": %d}\n',
+        .. '"non_2xx_3xx": %d, "socket_errors": %d, "ok": %d, "not_found": %d, "misses_sent": %d}\n',
         summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
-        latency:percentile(99), latency.max, e.status, e.connect + e.read + e.write + e.timeout))
+        latency:percentile(99), latency.max, e.status, e.connect + e.read + e.write + e.timeout,
+        ok_total, missing_total, misses_total))
+end
+"""
+COUNT_STATUSES = r"""
+function response(status, headers, body)
+    if status == 200 then ok = ok + 1 elseif status == 404 then missing = missing + 1 end
 end
 """
 
@@ -164,13 +185,12 @@ def handler_tiers(settings: Settings, uids: list[str]) -> dict[str, list[float]]
 # ------------------------------------------------------------------------------------------ HTTP
 
 
-def start_get_order(env: dict[str, str], work: Path) -> services.Service:
-    """get_order as the native runner starts it (infra/native/function.sh), once it answers /health."""
-    function = services.function("get_order", env, work).start()
-
+def start_function(env: dict[str, str], work: Path, extra: dict[str, str] | None = None) -> services.Service:
+    """get_order as the native runner starts it (infra/native/function.sh), once it answers; with ``extra``
+    (``ASGI_APP``/``APP_DIR``) the same line serves the yardstick instead."""
+    function = services.function("get_order", env, work, extra).start()
     try:
-        services.wait_until(lambda: services.answers_ok(f"http://127.0.0.1:{function.port}/health"), 60,
-                            "get_order /health")  # fmt: skip
+        services.wait_until(lambda: services.port_open(function.port), 60, "get_order")
     except TimeoutError:
         function.stop()
         raise
@@ -191,36 +211,101 @@ def wrk(url: str, script: Path, uids_file: Path, miss_every: int, duration: str,
     return figures
 
 
-def http_loads(env: dict[str, str], work: Path, uids: list[str], duration: str, connections: int) -> dict[str, Any]:
-    """wrk runs against get_order: hits over every seeded uid, hits over a hot set, the 90/10 mix."""
-    all_uids, hot_uids = work / "uids.txt", work / "hot-uids.txt"
-    all_uids.write_text("\n".join(uids) + "\n")
-    hot_uids.write_text("\n".join(uids[:HOT_SET]) + "\n")
-    script = work / "lookup.lua"
-    script.write_text(WRK_SCRIPT)
-    function = start_get_order(env, work)
+class Loads:
+    """The wrk loads of one configuration, against a server at ``url``."""
+
+    def __init__(self, work: Path, uids: list[str], duration: str, connections: int) -> None:
+        self.all_uids, self.hot_uids = work / "uids.txt", work / "hot-uids.txt"
+        self.all_uids.write_text("\n".join(uids) + "\n")
+        self.hot_uids.write_text("\n".join(uids[:HOT_SET]) + "\n")
+        self.plain, self.counting = work / "lookup.lua", work / "lookup-counting.lua"
+        self.plain.write_text(WRK_SCRIPT.replace("--COUNT_STATUSES--", ""))
+        self.counting.write_text(WRK_SCRIPT.replace("--COUNT_STATUSES--", COUNT_STATUSES))
+        self.duration, self.connections = duration, connections
+
+    def run(self, url: str, load: str, duration: str | None = None) -> dict[str, Any]:
+        """One load: ``bare`` or ``hot`` (the hot set), ``hits`` (every uid: the memcached tier), ``mixed``."""
+        uids = self.all_uids if load in ("hits", "mixed") else self.hot_uids
+        script = self.counting if load == "mixed" else self.plain
+        run = wrk(url, script, uids, 10 if load == "mixed" else 0, duration or self.duration, self.connections)
+        if load == "mixed":
+            answered = run["ok"] + run["not_found"]
+            if answered != run["requests"] or abs(run["not_found"] - run["misses_sent"]) > self.connections:
+                raise RuntimeError(f"the mix had answers other than its hits and its expected 404s: {run}")
+            run["rps"] = answered / (run["duration_us"] / 1e6)  # only the expected answers
+            run["miss_share"] = run["not_found"] / answered
+        elif run["non_2xx_3xx"]:
+            raise RuntimeError(f"{run['non_2xx_3xx']} of the {load} requests were not answered 200")
+        return run
+
+
+def http_rounds(env: dict[str, str], work: Path, uids: list[str], loads: Loads, rounds: int) -> dict[str, Any]:
+    """get_order and the yardstick (the same server line, a fixed body of an order's size), each load run
+    ``rounds`` times, interleaved, so a change in the machine's load touches both sides of each ratio."""
+    function = start_function(env, work)
     url = f"http://127.0.0.1:{function.port}"
-    runs: dict[str, Any] = {}
+    bare: services.Service | None = None
+    runs: dict[str, Any] = {"hot": [], "hits": [], "mixed": [], "bare": []}
     try:
         with urllib.request.urlopen(f"{url}/orders/{uids[0]}", timeout=5) as check:
-            runs["server"] = check.headers.get("server", "?")
-        # Each load after a warm-up of its own: connections, every worker's LRU, the PostgreSQL threads.
-        wrk(url, script, all_uids, 0, "5s", connections)
-        runs["hits"] = wrk(url, script, all_uids, 0, duration, connections)
-        wrk(url, script, hot_uids, 0, "3s", connections)
-        runs["hot"] = wrk(url, script, hot_uids, 0, duration, connections)
-        wrk(url, script, all_uids, 10, "3s", connections)
-        runs["mixed"] = wrk(url, script, all_uids, 10, duration, connections)
+            runs["server"], body_size = check.headers.get("server", "?"), len(check.read())
+        bare = start_function(env, work, {"ASGI_APP": "bench.bare_asgi:app", "APP_DIR": str(ROOT),
+                                          "BARE_BODY_BYTES": str(body_size)})  # fmt: skip
+        bare_url = f"http://127.0.0.1:{bare.port}"
+        runs["body_bytes"] = body_size
+        # Warm-ups: connections, every worker's LRU, the PostgreSQL threads.
+        loads.run(url, "hits", "5s")
+        loads.run(url, "hot", "3s")
+        loads.run(url, "mixed", "3s")
+        loads.run(bare_url, "bare", "3s")
+        for _ in range(rounds):
+            runs["bare"].append(loads.run(bare_url, "bare"))
+            for load in ("hot", "hits", "mixed"):
+                runs[load].append(loads.run(url, load))
+        runs["rss"] = {"get_order": peak_rss_mb(function), "bare": peak_rss_mb(bare)}
     finally:
         function.stop()
-    for name in ("hits", "hot"):
-        if runs[name]["non_2xx_3xx"]:
-            raise RuntimeError(f"{runs[name]['non_2xx_3xx']} of the {name} requests were not answered 200")
-    share = runs["mixed"]["non_2xx_3xx"] / runs["mixed"]["requests"]
-    if not 0.09 <= share <= 0.11:
-        raise RuntimeError(f"the mix answered {share:.1%} non-2xx instead of its 10% misses")
-    runs["mixed"]["miss_share"] = share
+        if bare is not None:
+            bare.stop()
     return runs
+
+
+def put_in(settings: Settings, uids: list[str], source: OrderCache) -> None:
+    """Every seeded order into the memcached servers of ``settings`` (copied from another cache's servers)."""
+    target = OrderCache(settings)
+    for start in range(0, len(uids), 500):
+        found = source.get_many(uids[start : start + 500])
+        target.put_many({uid: body for uid, (body, _) in found.items() if body is not None})
+
+
+def scale_out(
+    env: dict[str, str], work: Path, uids: list[str], loads: Loads, settings: Settings
+) -> list[dict[str, Any]]:
+    """Lookup req/s with 1, 2 and 4 workers (one memcached), and with one and two memcached servers (2 workers):
+    one run each of the hot set and of the memcached tier."""
+    table: list[dict[str, Any]] = []
+    second = services.memcached(work).start()
+    try:
+        both = f"{env['MEMCACHED_SERVERS']},127.0.0.1:{second.port}"
+        no_lru = Settings(**{**settings.model_dump(), "cache_lru_size": 0})
+        put_in(Settings(**{**settings.model_dump(), "memcached_servers": both}), uids, OrderCache(no_lru))
+        for workers, servers in ((1, env["MEMCACHED_SERVERS"]), (2, env["MEMCACHED_SERVERS"]),
+                                 (4, env["MEMCACHED_SERVERS"]), (2, both)):  # fmt: skip
+            function = start_function({**env, "MEMCACHED_SERVERS": servers}, work, {"WORKERS": str(workers)})
+            url = f"http://127.0.0.1:{function.port}"
+            try:
+                loads.run(url, "hits", "3s")
+                row = {"workers": workers, "memcached_servers": servers.count(",") + 1,
+                       "hot_rps": round(loads.run(url, "hot")["rps"]),
+                       "memcached_tier_rps": round(loads.run(url, "hits")["rps"])}  # fmt: skip
+            finally:
+                function.stop()
+            print(f"  workers {workers}, memcached servers {row['memcached_servers']}: hot {row['hot_rps']:,} req/s, "
+                  f"memcached tier {row['memcached_tier_rps']:,} req/s")  # fmt: skip
+            table.append(row)
+    finally:
+        second.stop()
+    return table
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -228,64 +313,76 @@ def http_loads(env: dict[str, str], work: Path, uids: list[str], duration: str, 
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    duration = os.environ.get("WRK_DURATION", "10s")
+    duration = os.environ.get("WRK_DURATION", "5s")
     connections = int(os.environ.get("WRK_CONNECTIONS", "50"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     with running("postgres", "memcached") as (env, work, started):
+        env = {**env, **AS_MAKE_UP}
         settings = Settings(pg_host="127.0.0.1", pg_port=started["postgres"].port,
                             memcached_servers=env["MEMCACHED_SERVERS"])  # fmt: skip
         uids = seed_orders(settings, count)
-        print(f"{len(uids):,} orders seeded; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
+        print(f"{len(uids):,} orders seeded; machine {machine()}")
         tiers = handler_tiers(settings, uids)
-        http = http_loads(env, work, uids, duration, connections)
+        loads = Loads(work, uids, duration, connections)
+        http = http_rounds(env, work, uids, loads, rounds)
+        print("\nscale-out (one run each):")
+        table = scale_out(env, work, uids, loads, settings)
+        rss = {**http["rss"], **{name: peak_rss_mb(started[name]) for name in ("postgres", "memcached")}}
 
     p50 = {tier: statistics.median(samples) for tier, samples in tiers.items()}
-    speedup = p50["db_miss"] / p50["memcached_hit"]
     print("\nLookupService.handle(GET /orders/{uid}) in-process, µs per call")
     print(f"  {'tier':<16}{'calls':>8}{'p50':>10}{'p99':>10}")
     for tier, samples in tiers.items():
         print(f"  {tier:<16}{len(samples):>8,}{p50[tier]:>10.1f}{percentile(samples, 99):>10.1f}")
-    lru_speedup = p50["db_miss"] / p50["lru_hit"]
-    print(f"  hit_vs_miss_speedup = db_miss p50 / memcached_hit p50 = {speedup:.1f}x (the shared tier)")
-    print(f"  lru_hit_vs_miss_speedup = db_miss p50 / lru_hit p50 = {lru_speedup:.1f}x (in-process, as the original)")
 
-    workers, threads = os.environ.get("WORKERS", "2"), os.environ.get("THREADS", "8")  # function.sh's defaults
-    print(
-        f"\nget_order over HTTP via infra/native/function.sh (server: {http['server']}, WORKERS={workers}, "
-        f"THREADS={threads}); wrk -t{WRK_THREADS} -c{connections} -d{duration}, {os.cpu_count()} CPUs shared"
-    )
-    print(f"  {'load':<44}{'requests':>10}{'req/s':>9}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}")
-    tier = " (memcached tier)" if len(uids) > settings.cache_lru_size else ""  # more than a worker's LRU holds
-    loads = (
-        (f"hits: {len(uids):,} uids in turn{tier}", http["hits"]),
-        (f"hits: {HOT_SET:,} hot uids (in-process LRU tier)", http["hot"]),
-        ("mix: 90% hits / 10% new unknown uids (404)", http["mixed"]),
-    )
-    for name, run in loads:
-        print(f"  {name:<44}{run['requests']:>10,}{run['rps']:>9,.0f}{run['p50_us'] / 1000:>8.2f}"
-              f"{run['p90_us'] / 1000:>8.2f}{run['p99_us'] / 1000:>8.2f}")  # fmt: skip
-    print(f"  misses in the mix: {http['mixed']['miss_share']:.1%} of the answers (404, each uid asked once)")
-    met = http["hits"]["rps"] >= 5_000 and http["hits"]["p99_us"] < 20_000
-    print(f"  target on hits (>= 5,000 req/s, p99 < 20 ms): {'met' if met else 'NOT met'}")
-
-    hits, hot, mixed = http["hits"], http["hot"], http["mixed"]
+    workers, threads = env.get("WORKERS", "2"), env.get("THREADS", "8")  # function.sh's defaults
+    settings_used = {"server": http["server"], "workers": int(workers), "threads": int(threads),
+                     "log_level": env["LOG_LEVEL"], "invocation_log": "file, written four times a second",
+                     "wrk": f"-t{WRK_THREADS} -c{connections} -d{duration}", "orders": len(uids),
+                     "body_bytes": http["body_bytes"], "rounds": rounds}  # fmt: skip
+    print(f"\nget_order over HTTP via infra/native/function.sh ({settings_used}); {rounds} rounds, interleaved")
+    print(f"  {'load':<44}{'req/s (runs)':>36}{'p99 ms':>8}")
+    names = {
+        "bare": f"yardstick: fixed {http['body_bytes']}-byte body",
+        "hot": f"hits: {HOT_SET:,} hot uids (LRU)",
+        "hits": f"hits: {len(uids):,} uids in turn (memcached)",
+        "mixed": "mix: 90% hits / 10% unknown (404)",
+    }
+    for load, name in names.items():
+        rates = ", ".join(f"{run['rps']:,.0f}" for run in http[load])
+        p99 = statistics.median(run["p99_us"] for run in http[load]) / 1000
+        print(f"  {name:<44}{rates:>36}{p99:>8.2f}")
+    bare_rps = [run["rps"] for run in http["bare"]]
+    figures = {
+        "lookup_vs_bare_server": [h["rps"] / b for h, b in zip(http["hot"], bare_rps, strict=True)],
+        "lookup_memcached_vs_bare_server": [h["rps"] / b for h, b in zip(http["hits"], bare_rps, strict=True)],
+        "lookup_bare_server_rps": [run["rps"] for run in http["bare"]],
+        "lookup_hot_hit_rps": [run["rps"] for run in http["hot"]],
+        "lookup_hot_hit_p99_ms": [run["p99_us"] / 1000 for run in http["hot"]],
+        "lookup_hit_rps": [run["rps"] for run in http["hits"]],
+        "lookup_hit_p50_ms": [run["p50_us"] / 1000 for run in http["hits"]],
+        "lookup_hit_p99_ms": [run["p99_us"] / 1000 for run in http["hits"]],
+        "lookup_mixed_rps": [run["rps"] for run in http["mixed"]],
+        "lookup_mixed_p50_ms": [run["p50_us"] / 1000 for run in http["mixed"]],
+        "lookup_mixed_p99_ms": [run["p99_us"] / 1000 for run in http["mixed"]],
+    }  # fmt: skip
+    details = record_runs(figures, settings_used)
+    for name in ("lookup_vs_bare_server", "lookup_memcached_vs_bare_server"):
+        print(f"  {name} = {details[name]['median']:.2f} (runs {details[name]['runs']}, "
+              f"spread {details[name]['spread_pct']}%)")  # fmt: skip
     record(
         {
-            "lookup_hit_rps": hits["rps"],
-            "lookup_hit_p50_ms": hits["p50_us"] / 1000,
-            "lookup_hit_p99_ms": hits["p99_us"] / 1000,
-            "lookup_hot_hit_rps": hot["rps"],
-            "lookup_hot_hit_p99_ms": hot["p99_us"] / 1000,
-            "lookup_mixed_rps": mixed["rps"],
-            "lookup_mixed_p50_ms": mixed["p50_us"] / 1000,
-            "lookup_mixed_p99_ms": mixed["p99_us"] / 1000,
             "handler_lru_hit_us": p50["lru_hit"],
             "handler_memcached_hit_us": p50["memcached_hit"],
             "handler_db_miss_us": p50["db_miss"],
-            "hit_vs_miss_speedup": speedup,
-            "lru_hit_vs_miss_speedup": lru_speedup,
+            "hit_vs_miss_speedup": p50["db_miss"] / p50["memcached_hit"],
+            "lru_hit_vs_miss_speedup": p50["db_miss"] / p50["lru_hit"],
         }
     )
-    print("\nrecorded lookup_* and handler_* figures in bench/results.json")
+    record_section("lookup_scale_out", table)
+    record_section("peak_rss_mb", {"lookup": rss})
+    record_section("machine", {"lookup": machine()})
+    print("\nrecorded the lookup_* and handler_* figures in bench/results.json")
 
 
 if __name__ == "__main__":

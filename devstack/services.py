@@ -227,8 +227,10 @@ def procfile_process(name: str, env: Mapping[str, str], work: Path) -> Service:
 
 
 def function(name: str, env: Mapping[str, str], work: Path, extra: Mapping[str, str] | None = None) -> Service:
-    """A function exactly as the native runner starts it (the test set-up made the queue and topics)."""
-    return procfile_process(name, {**env, "SETUP_ONLY": "migrate", **(extra or {})}, work)
+    """A function exactly as the native runner starts it (the test set-up made the queue and topics), its
+    invocation log in ``work`` rather than beside a running `make up`'s."""
+    own = {"SETUP_ONLY": "migrate", "INVOCATION_LOG": str(work / f"{name}-invocations.log")}
+    return procfile_process(name, {**env, **own, **(extra or {})}, work)
 
 
 def front(work: Path) -> Service:

@@ -122,6 +122,17 @@ class FakeLookupCache:
             return self.orders[order_uid], Tier.MEMCACHED
         return None, Tier.MEMCACHED if order_uid in self.missing else None
 
+    def get_many(self, order_uids: list[str], remote: bool = True) -> dict[str, tuple[bytes | None, Tier]]:
+        found: dict[str, tuple[bytes | None, Tier]] = {}
+        for order_uid in order_uids if remote else []:  # this fake has one tier, the shared one
+            body, tier = self.get(order_uid)
+            if tier is not None:
+                found[order_uid] = (body, tier)
+        return found
+
+    def get_local(self, order_uid: str) -> bytes | None:
+        return None
+
     def put(self, order_uid: str, order_json: bytes) -> None:
         self.orders[order_uid] = order_json
 

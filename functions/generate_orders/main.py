@@ -36,8 +36,11 @@ FlaskAnswer = tuple[bytes, int, dict[str, str]]
 
 FUNCTION = "generate_orders"
 log = logging.getLogger(FUNCTION)
-logs.configure_logging()
-on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
+_settings = get_settings()  # the process's logging and Lambda conventions, set once at import
+logs.configure_logging(_settings.log_format, _settings.log_level)
+on_lambda = LambdaConventions(
+    FUNCTION, _settings.powertools_metrics_namespace, _settings.log_level
+)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 def _generate(payload: Any, emit: metrics.Emit) -> dict[str, Any]:
@@ -45,7 +48,7 @@ def _generate(payload: Any, emit: metrics.Emit) -> dict[str, Any]:
     acknowledged, also when some orders were not."""
     request = GenerateRequest.of_call({} if payload is None else payload, get_settings())
     try:
-        result = produce_orders(request)
+        result = produce_orders(request, get_settings())
     except ProduceError as exc:
         emit(metrics.generated_samples(exc.produced, 0))
         log.warning("orders not all produced: %s", exc, extra={"requested": request.count, "produced": exc.produced,
@@ -62,9 +65,9 @@ def http_entry(request: flask.Request) -> FlaskAnswer:
     what was produced; ``GET /metrics``: the orders produced so far; ``GET /health``: 200 while the producer
     reaches the Kafka cluster, else 503."""
     if request.path == metrics.PATH:
-        answer = metrics.endpoint(request.method)
+        answer = metrics.endpoint(request.method, multiproc_dir=get_settings().prometheus_multiproc_dir)
     elif request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: Kafka's cluster answers
-        answer = readiness(kafka=ping_kafka)
+        answer = readiness(kafka=lambda: ping_kafka(get_settings()))
     else:
         with logs.invocation(FUNCTION, logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))):
             answer = _answer(request)

@@ -1,6 +1,6 @@
 """get_order: orders by ``order_uid`` over HTTP, from the two-tier cache, falling back to PostgreSQL.
 
-Three adapters over one core:
+Four adapters over one core:
 
 * ``http_entry`` for functions-framework's default server: Flask under gunicorn's threaded workers.
 * ``asgi`` for functions-framework's ASGI server (the target the native runner and compose choose, with
@@ -8,6 +8,9 @@ Three adapters over one core:
   hits, known misses and bad requests on the event loop (memcached calls have short timeouts) and runs
   whatever needs PostgreSQL in a pool of ``THREADS`` threads, so a slow query never stalls the loop.
 * ``handler`` for an AWS Lambda function URL (payload format 2.0).
+* ``app``, a plain ASGI application (``orders_core.http.asgi``) that any ASGI server runs: what ``make up``
+  and compose serve, under granian, since functions-framework's ASGI app costs more than the lookup itself
+  (docs/benchmarks.md). Its lines go to the invocation log, in blocks four times a second.
 
 Each request logs one line (status, cache tier, duration) and is counted by route (``/orders/{order_uid}``,
 ``/health``, ``/ops``…; the lookup figures count order lookups only): ``GET /metrics`` locally (every gunicorn
@@ -30,6 +33,7 @@ from orders_core import bootstrap as runtime
 from orders_core.config import get_settings
 from orders_core.http import logs, metrics
 from orders_core.http.api import Route
+from orders_core.http.asgi import LookupApp
 from orders_core.http.limits import asgi_body_refusal, flask_body
 from orders_core.http.on_lambda import LambdaConventions
 from orders_core.http.responses import HttpResponse, error
@@ -61,8 +65,11 @@ def _asgi_response(answer: HttpResponse) -> Response:
 FUNCTION = "get_order"
 MAX_LOGGED_PATH = 200
 log = logging.getLogger(FUNCTION)
-logs.configure_logging()
-on_lambda = LambdaConventions(FUNCTION)  # Powertools' Logger and Metrics for the Lambda handler
+_settings = get_settings()  # the process's logging and Lambda conventions, set once at import
+logs.configure_logging(_settings.log_format, _settings.log_level)
+on_lambda = LambdaConventions(
+    FUNCTION, _settings.powertools_metrics_namespace, _settings.log_level
+)  # Powertools' Logger and Metrics for the Lambda handler
 
 
 def _observe(method: str, path: str, answer: HttpResponse, started: float, emit: metrics.Emit) -> None:
@@ -80,7 +87,7 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
 def http_entry(request: flask.Request) -> FlaskAnswer:
     if request.path == metrics.PATH:
         started = time.perf_counter()
-        answer = metrics.endpoint(request.method)
+        answer = metrics.endpoint(request.method, multiproc_dir=get_settings().prometheus_multiproc_dir)
         metrics.to_prometheus(metrics.request_samples(request.path, answer.status, None, time.perf_counter() - started))
         return (answer.body, answer.status, answer.headers)
     started = time.perf_counter()
@@ -215,3 +222,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "body": answer.body.decode(),
         "isBase64Encoded": False,
     }
+
+
+# Made at import, opened at its first request (settings, the invocation log): importing touches nothing.
+app = LookupApp(runtime.lookup_service, FUNCTION, get_settings)

@@ -18,6 +18,7 @@ from typing import Any
 import urllib3
 
 from orders_core import bootstrap
+from orders_core.config import get_settings
 from orders_core.http import logs
 
 FUNCTION = "provision"
@@ -25,7 +26,8 @@ PHYSICAL_ID = "orders-schema-and-topic"  # one per stack, kept across updates (a
 MARGIN_S = 10.0  # time kept to answer CloudFormation before Lambda ends the invocation
 MAX_REASON = 1000  # the whole response must stay under CloudFormation's 4 KB
 log = logging.getLogger(FUNCTION)
-logs.configure_logging()
+_settings = get_settings()  # the process's logging and Lambda conventions, set once at import
+logs.configure_logging(_settings.log_format, _settings.log_level)
 _http = urllib3.PoolManager(retries=urllib3.Retry(total=4, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504)))
 
 

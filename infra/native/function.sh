@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs one function under functions-framework once the shared services are set up.
 # Usage: function.sh NAME PORT   (NAME is a folder under functions/)
-# FUNCTION_TARGET names the callable to serve (default http_entry, on Flask); `asgi` (get_order's ASGI
-# adapter, as the Procfile runs it) is served by functions-framework's ASGI server (--asgi: uvicorn workers).
+# FUNCTION_TARGET names the callable to serve (default http_entry, on Flask, functions-framework's default);
+# `asgi` is served by functions-framework's ASGI server (--asgi: uvicorn workers); `app` (get_order's plain
+# ASGI application, as the Procfile runs it) by granian, WORKERS processes of one event loop each: the fastest
+# of these for a lookup (docs/benchmarks.md). The benchmark serves its yardstick the same way (APP_DIR, ASGI_APP).
 # SETUP_ONLY (e.g. "migrate") limits the set-up to those steps, for a function run without Kafka or the queue.
 set -euo pipefail
 name="$1"; port="$2"
@@ -17,6 +19,11 @@ export WORKERS="${WORKERS:-2}" THREADS="${THREADS:-8}"
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$root/.local/metrics/$name-$port}"
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 target="${FUNCTION_TARGET:-http_entry}"
+if [ "$target" = app ]; then
+    exec granian --interface asgi --workers "$WORKERS" --host "${FUNCTION_HOST:-127.0.0.1}" --port "$port" \
+        --log-level "${GRANIAN_LOG_LEVEL:-warning}" --no-ws --working-dir "${APP_DIR:-$root/functions/$name}" \
+        "${ASGI_APP:-main:app}"
+fi
 server=()
 if [ "$target" = asgi ]; then server=(--asgi); fi
 exec functions-framework --source "$root/functions/$name/main.py" --target "$target" "${server[@]}" \

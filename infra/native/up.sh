@@ -29,6 +29,7 @@ cat <<TABLE
 orders: starting the stack (Ctrl-C or 'make down' stops it)
   page             http://127.0.0.1:${FRONT_PORT:-3000}/
   lookup API       http://127.0.0.1:${GET_ORDER_PORT:-8080}/orders/{order_uid}   (get_order; GET /health, /livez)
+  lookup log       ${INVOCATION_LOG-.local/logs/get_order-invocations.log}   (a line per lookup, written four times a second)
   ingest           http://127.0.0.1:${INGEST_PORT:-8081}/   (ingest_order, fed by the Kafka trigger; GET /health)
   trigger status   http://127.0.0.1:${TRIGGER_PORT:-8083}/status   (partitions, commits, lag, retries; also /metrics)
   generator        http://127.0.0.1:${GENERATE_PORT:-8082}/   (POST {"count": N}; or 'make generate N=1000')

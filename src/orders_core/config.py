@@ -95,7 +95,10 @@ class Settings(BaseSettings):
 
     # The Kafka trigger (local stand-in for the event source mapping); defaults as the cloud's.
     ingest_url: str = "http://127.0.0.1:8081"
-    trigger_batch_size: int = Field(100, ge=1, le=10_000)
+    # 1,000 records per invocation, not the platform's default of 100: each invocation has a fixed cost (an HTTP
+    # request or a Lambda invocation, one statement, one log line), and at 100 that cost is most of a small
+    # order's (docs/benchmarks.md). 1,000 of the generator's orders make an event of about 2 MB, in the 6 MB limit.
+    trigger_batch_size: int = Field(1_000, ge=1, le=10_000)
     # The platform's MaximumBatchingWindowInSeconds is a whole number of seconds; 1 is its smallest non-zero.
     trigger_batch_window_s: float = Field(1.0, ge=0, le=300)
     trigger_retry_initial_s: float = 0.2
@@ -127,6 +130,9 @@ class Settings(BaseSettings):
     # get_order's ASGI adapter: reads waiting for a PostgreSQL thread beyond this answer 503 at once, so a flood
     # queues neither memory nor latency without bound.
     lookup_queue_max: int = Field(256, ge=1)
+    # Where get_order's plain ASGI app (`make up`, compose) writes its line per lookup, in blocks four times a second:
+    # `-` stderr, a path a file, empty nowhere. Only at LOG_LEVEL INFO or DEBUG.
+    invocation_log: str = "-"
     # get_order's GET /ops (the page's ops view): "name=url,name=url", each a process's Prometheus /metrics,
     # scraped server-side within OPS_SCRAPE_TIMEOUT_S. Empty (the deployed default: CloudWatch holds the
     # figures there) answers 404.

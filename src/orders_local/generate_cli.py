@@ -7,7 +7,7 @@ import sys
 
 from pydantic import ValidationError
 
-from orders_core.config import get_settings
+from orders_core.config import Settings, get_settings
 from orders_core.generator.builder import DEFAULT_MAX_ITEMS
 from orders_core.generator.producer import (
     GenerateRequest,
@@ -28,13 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _produce(request: GenerateRequest, show_progress: bool) -> ProduceResult:
+def _produce(request: GenerateRequest, settings: Settings, show_progress: bool) -> ProduceResult:
     if not show_progress:
-        return produce_orders(request)
+        return produce_orders(request, settings)
     from tqdm import tqdm
 
     with tqdm(total=request.count, unit="order", unit_scale=True, desc="orders", file=sys.stderr) as bar:
-        return produce_orders(request, progress=bar.update)
+        return produce_orders(request, settings, progress=bar.update)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = get_settings()
     try:
-        result = _produce(request, show_progress=not args.no_progress and sys.stderr.isatty())
+        result = _produce(request, settings, show_progress=not args.no_progress and sys.stderr.isatty())
     except ProduceError as exc:
         print(f"orders-generate: FAILED: {exc}", file=sys.stderr)
         return 1

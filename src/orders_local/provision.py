@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait with --wait")
     parser.add_argument("--only", action="append", choices=STEPS, help="run only these steps (repeatable)")
     args = parser.parse_args(argv)
-    configure_logging()
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
     logging.getLogger("orders_core").setLevel(logging.INFO)
     steps = tuple(args.only) if args.only else STEPS
     run(steps, args.timeout if args.wait else 0.0, get_settings())

@@ -345,8 +345,8 @@ class Scheduler:
 
 def main() -> int:
     """``orders-scheduler``: invoke generate_orders on ``GENERATE_SCHEDULE`` until SIGTERM or SIGINT."""
-    configure_logging()
     settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -403,8 +403,8 @@ class Trigger:
 
 
 def main(argv: list[str] | None = None) -> None:
-    configure_logging()
     settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
     trigger = Trigger(settings)
     # Bound before consuming: a port taken by another process stops the trigger at once, saying so.
     server = None

@@ -3,6 +3,7 @@ the right service. Docker cannot run here: the file is read, and each check is a
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -126,7 +127,13 @@ def test_function_services_serve_what_the_procfile_serves(compose: Compose) -> N
         assert env.get("FUNCTION_TARGET") == (target.group(1) if target else None), name
         assert (env["FUNCTION"], env["PORT"]) == (name, re.search(r":-(\d+)\}", command).group(1))  # type: ignore[union-attr]
         source = str(ROOT / "functions" / name / "main.py")
-        if env.get("FUNCTION_TARGET") == "asgi":
+        if env.get("FUNCTION_TARGET") == "app":  # a plain ASGI app, which granian serves
+            spec = importlib.util.spec_from_file_location(f"{name}_main", source)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            assert callable(module.app), name
+        elif env.get("FUNCTION_TARGET") == "asgi":
             functions_framework.aio.create_asgi_app("asgi", source)
         else:
             functions_framework.create_app(env.get("FUNCTION_TARGET", "http_entry"), source)

@@ -3,6 +3,8 @@ bounded in entries and in bytes, least recently used first out."""
 
 from __future__ import annotations
 
+import json
+import tracemalloc
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from orders_core.adapters.cache import LocalLRU, OrderCache
 from orders_core.config import Settings
 from orders_core.domain.ports import Tier
+from tests.support.events import FIXTURES
 
 
 def cache(on_error: Callable[[str], None] | None = None, lru_size: int = 0) -> OrderCache:
@@ -84,6 +87,30 @@ def test_lru_still_bounds_entries() -> None:
     for key in "abc":
         lru.put(key, b"v")
     assert lru.get("a") is None and len(lru) == 2
+
+
+def test_the_in_process_tier_holds_no_more_than_its_byte_budget_under_orders_of_1000_items() -> None:
+    """GIVEN the default budget and orders of 1,000 items (about half a megabyte each), WHEN three budgets' worth
+    pass through the in-process tier, THEN the memory it holds (traced, not just counted) stays within budget."""
+    order = json.loads((FIXTURES / "order.json").read_text())
+    order["items"] = [dict(order["items"][0], rid=f"rid-{n:06d}") for n in range(1_000)]
+    template = json.dumps(order).encode()
+    settings = Settings(memcached_servers="")  # the in-process tier alone, as it stands in front of memcached
+    budget = settings.cache_lru_max_bytes
+    orders = (3 * budget) // len(template)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tiers = OrderCache(settings)
+        for n in range(orders):
+            uid = f"big-{n:06d}"
+            tiers.put(uid, template.replace(order["order_uid"].encode(), uid.encode(), 1))
+            assert tiers.local.size_bytes <= budget
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(tiers.local) < orders and tiers.get(f"big-{orders - 1:06d}")[0] is not None
+    assert held <= budget * 1.02  # the orders' bytes, and a little for the map that holds them
 
 
 def test_each_failed_memcached_call_is_counted_by_operation() -> None:

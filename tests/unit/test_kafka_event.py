@@ -189,3 +189,12 @@ def test_a_record_larger_than_the_limit_still_goes_alone() -> None:
     events = list(encode_events(records, "127.0.0.1:9092", 8192))
     assert [list(chunk) for chunk, _ in events] == [[records[0]], [records[1]], [records[2]]]
     assert len(events[1][1]) > 8192
+
+
+def test_an_encoded_event_is_the_built_event_whatever_the_records_hold() -> None:
+    records = [
+        KafkaRecord('odd"topic\\', 3, 7, -1, None, None),
+        KafkaRecord('odd"topic\\', 3, 8, 1, b"\x00\xff", "é\n".encode(), (("h", b"\x01\xfe"), ("h", b""))),
+    ]
+    [(_chunk, body)] = encode_events(records, "127.0.0.1:9092", 6 * 1024 * 1024)
+    assert json.loads(body) == build_event(records, "127.0.0.1:9092")

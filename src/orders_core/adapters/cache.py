@@ -167,6 +167,38 @@ class OrderCache:
         self.local.put(key, value)
         return value, Tier.MEMCACHED
 
+    def get_local(self, order_uid: str) -> bytes | None:
+        """The order when this process's tier holds it; nothing else is asked."""
+        return self.local.get(KEY_PREFIX + order_uid)
+
+    def get_many(self, order_uids: list[str], remote: bool = True) -> dict[str, tuple[bytes | None, Tier]]:
+        """What :meth:`get` answers for each uid a tier knows (missing: neither knows it), asking memcached
+        once for all the uids the in-process tier does not hold (unless not ``remote``)."""
+        found: dict[str, tuple[bytes | None, Tier]] = {}
+        remote_keys: dict[str, str] = {}
+        for order_uid in order_uids:
+            key = KEY_PREFIX + order_uid
+            value = self.local.get(key)
+            if value is not None:
+                found[order_uid] = (value, Tier.LOCAL)
+            else:
+                remote_keys[key] = order_uid
+        client = self._memcached() if remote and remote_keys else None
+        if client is None:
+            return found
+        try:
+            values = client.get_many(list(remote_keys))
+        except Exception:  # as in get: a cache failure is a miss
+            log.warning("memcached get_many failed for %d keys; treated as misses", len(remote_keys), exc_info=True)
+            return found
+        for key, value in values.items():
+            if value == NEGATIVE:
+                found[remote_keys[key]] = (None, Tier.MEMCACHED)
+            elif value is not None:
+                self.local.put(key, value)
+                found[remote_keys[key]] = (value, Tier.MEMCACHED)
+        return found
+
     def put(self, order_uid: str, order_json: bytes) -> None:
         key = KEY_PREFIX + order_uid
         self.local.put(key, order_json)

@@ -108,6 +108,21 @@ def _entry(r: KafkaRecord) -> dict[str, Any]:
     }
 
 
+def _b64_json(value: bytes | None) -> str:
+    return "null" if value is None else '"' + binascii.b2a_base64(value, newline=False).decode() + '"'
+
+
+def _entry_json(r: KafkaRecord) -> bytes:
+    """``_entry`` as JSON, written directly: base64 needs no escaping, and this runs for every record the
+    trigger delivers (about five times faster than ``json.dumps`` of the dict)."""
+    headers = json.dumps([{name: list(value)} for name, value in r.headers]) if r.headers else "[]"
+    return (
+        f'{{"topic": {json.dumps(r.topic)}, "partition": {r.partition}, "offset": {r.offset}, '
+        f'"timestamp": {r.timestamp}, "timestampType": "CREATE_TIME", "key": {_b64_json(r.key)}, '
+        f'"value": {_b64_json(r.value)}, "headers": {headers}}}'
+    ).encode()
+
+
 def _envelope(bootstrap_servers: str, records: Any) -> dict[str, Any]:
     return {"eventSource": "SelfManagedKafka", "bootstrapServers": bootstrap_servers, "records": records}
 
@@ -138,7 +153,7 @@ def encode_events(
     head, tail = head[:-3], head[-3:]  # ... "orders-0": [  |  ]}}
     start, pieces, size = 0, list[bytes](), len(head) + len(tail)
     for index, record in enumerate(records):
-        piece = json.dumps(_entry(record)).encode()
+        piece = _entry_json(record)
         if pieces and size + 2 + len(piece) > max_bytes:
             yield records[start:index], head + b", ".join(pieces) + tail
             start, pieces, size = index, [], len(head) + len(tail)

@@ -28,7 +28,7 @@ from orders_core.adapters.kafka_client import (
     raise_if_refused,
     refusal,
 )
-from orders_core.config import Settings, get_settings
+from orders_core.config import Settings
 from orders_core.domain.model import Timestamp
 from orders_core.generator.builder import DEFAULT_MAX_ITEMS, iter_flagged_orders
 
@@ -195,9 +195,8 @@ def get_producer(settings: Settings) -> Any:
         return producer
 
 
-def ping_kafka(settings: Settings | None = None, timeout_s: float = 3.0) -> None:
+def ping_kafka(settings: Settings, timeout_s: float = 3.0) -> None:
     """Raise unless the producer reaches the cluster and it knows the topic (readiness of generate_orders)."""
-    settings = settings or get_settings()
     # Every topic's metadata, not the one topic's: asking for a missing topic by name may create it.
     metadata = get_producer(settings).list_topics(timeout=timeout_s)
     topic = metadata.topics.get(settings.kafka_topic)
@@ -222,7 +221,7 @@ def _forget_producer(producer: Any) -> None:
 
 
 def produce_orders(
-    request: GenerateRequest, settings: Settings | None = None, *, progress: Callable[[int], None] | None = None
+    request: GenerateRequest, settings: Settings, *, progress: Callable[[int], None] | None = None
 ) -> ProduceResult:
     """Generate the requested orders onto ``settings.kafka_topic`` (key = order_uid); raise if any is not acked.
 
@@ -230,7 +229,6 @@ def produce_orders(
     was an error or messages were still undelivered when the flush timed out. ``progress`` is called with
     the number of orders sent since its last call.
     """
-    settings = settings or get_settings()
     producer = get_producer(settings)
     reports = _Deliveries()
     anchor = None if request.occurrence is None else _epoch_seconds(request.occurrence)

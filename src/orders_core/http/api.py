@@ -119,6 +119,29 @@ class LookupService:
             answer = _internal_error(route)
         return None if answer is None else self._with_cors(answer, route.origin)
 
+    def local_order(self, order_uid: str) -> bytes | None:
+        """The order when the in-process tier holds it (a valid uid, already routed); never raises."""
+        try:
+            return self._cache.get_local(order_uid)
+        except Exception:
+            log.exception("in-process cache lookup of %s failed", order_uid)
+            return None
+
+    def cached_orders(self, order_uids: list[str], remote: bool = True) -> dict[str, tuple[bytes | None, Tier]]:
+        """For an adapter that gathers the lookups in flight: each uid a cache tier knows, with its order (or
+        None: known missing) and the tier; one memcached round trip for them all (none unless ``remote``).
+        Never raises."""
+        try:
+            return self._cache.get_many(order_uids, remote)
+        except Exception:
+            log.exception("cache lookup of %d orders failed", len(order_uids))
+            return {}
+
+    def cached_answer(self, route: Route, order: bytes | None, tier: Tier) -> HttpResponse:
+        """The answer to ``route`` (an order) from what :meth:`cached_orders` found for it."""
+        answer = self._not_found(route, tier) if order is None else self._order_answer(order, tier, route)
+        return self._with_cors(answer, route.origin)
+
     def answer_from_store(self, route: Route) -> HttpResponse:
         """The answer from PostgreSQL, without asking the caches (an order read is then cached)."""
         try:

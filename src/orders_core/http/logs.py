@@ -20,7 +20,6 @@ from typing import Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from orders_core.config import get_settings
 from orders_core.domain.ports import KafkaRecord
 
 # The header that carries a request id from the trigger (functions-framework's name for it) to a function.
@@ -153,13 +152,12 @@ def handler() -> logging.Handler:
     return stderr
 
 
-def configure_logging() -> None:
+def configure_logging(log_format: str, log_level: str) -> None:
     """Send every logger's lines to stderr, one a line (Lambda and the process runners collect it, as stdout,
-    where the Lambda handlers print their EMF metrics)."""
-    settings = get_settings()
+    where the Lambda handlers print their EMF metrics); ``log_format`` is ``json`` or ``text``."""
     handler = _Stderr()
-    handler.setFormatter(json_formatter() if settings.log_format == "json" else TextFormatter())
+    handler.setFormatter(json_formatter() if log_format == "json" else TextFormatter())
     handler.addFilter(_InvocationFields())
     # force: the Lambda runtime installs its own handler on the root logger; without this every line is twice.
-    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
-    logging.getLogger("orders_core").setLevel(settings.log_level)
+    logging.basicConfig(level=log_level, handlers=[handler], force=True)
+    logging.getLogger("orders_core").setLevel(log_level)

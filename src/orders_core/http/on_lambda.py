@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from orders_core.config import get_settings
 from orders_core.http import logs
 from orders_core.http.metrics import Sample
 
@@ -38,9 +37,10 @@ def emf_name(sample: Sample) -> str:
 class LambdaConventions:
     """Powertools' Logger and Metrics for one function's Lambda handler (one per module, made at import)."""
 
-    def __init__(self, function: str) -> None:
+    def __init__(self, function: str, namespace: str, log_level: str) -> None:
         self.function = function
-        self.metrics = Metrics(namespace=get_settings().powertools_metrics_namespace)
+        self.metrics = Metrics(namespace=namespace)
+        self._log_level = log_level
         self._logger: Logger | None = None
 
     def emit(self, samples: Sequence[Sample]) -> None:
@@ -75,17 +75,16 @@ class LambdaConventions:
         """Powertools' Logger, its handler made the one of every logger at the first invocation (not at import:
         the module also serves functions-framework, whose lines keep the local formats)."""
         if self._logger is None:
-            settings = get_settings()
             formatter = logs.json_formatter(use_rfc3339=True)
             handler = logs.handler()
             handler.setFormatter(formatter)
             self._logger = Logger(
-                service=self.function, level=settings.log_level, logger_handler=handler, logger_formatter=formatter
+                service=self.function, level=self._log_level, logger_handler=handler, logger_formatter=formatter
             )
             # Powertools attaches its handler to the logger named as the service (ours too, FUNCTION): on the root
             # instead, it writes every logger's lines, and each once.
             named = logging.getLogger(self.function)
             for attached in list(named.handlers):
                 named.removeHandler(attached)
-            logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+            logging.basicConfig(level=self._log_level, handlers=[handler], force=True)
         return self._logger

@@ -1,0 +1,310 @@
+"""get_order as a plain ASGI application: the lookup core behind the least code a request can pass through.
+
+functions-framework's ASGI app puts Starlette's routing, request and response objects and two middlewares in
+front of the function: measured here (``docs/benchmarks.md``) that alone caps a cache hit at about a third of
+what the same server answers with a fixed body. This adapter speaks ASGI directly, so any ASGI server runs it
+(granian in ``make up`` and compose, uvicorn as well). Per request it does only what the answer needs:
+
+* a hit (in-process or memcached) is answered on the event loop; whatever needs PostgreSQL runs in the
+  worker's :class:`StorePool`, as in the functions-framework adapter;
+* an order's response headers are encoded once per order and reused while it stays cached;
+* its log line and metrics are a tuple appended to a buffer: :class:`InvocationBuffer` writes the lines
+  and adds the counts to the Prometheus metrics four times a second (and when the worker stops), so a lookup
+  costs the same whether anyone reads them or not. Answers of 500 and above are logged at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+from urllib.parse import parse_qsl
+
+from orders_core.config import Settings
+from orders_core.domain.ports import Tier
+from orders_core.http import logs, metrics
+from orders_core.http.api import LookupService, Route, server_timing
+from orders_core.http.responses import HttpResponse
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+FLUSH_INTERVAL_S = 0.25  # short blocks: writing a second of lines at once stalled the loop long enough to show in p99
+FLUSH_AT = 20_000  # lines waiting: written at once rather than growing for the rest of the second
+MAX_LOGGED_PATH = 200
+_REQUEST_ID = logs.REQUEST_ID_HEADER.lower()
+_WANTED_HEADERS = frozenset((b"origin", b"if-none-match", _REQUEST_ID.encode()))
+_ENCODED_ORDERS_MAX = 4096  # orders whose encoded headers are kept (a few hundred bytes each, no bodies)
+_PLAIN = re.compile(rf"[A-Za-z0-9/_.~:-]{{0,{MAX_LOGGED_PATH}}}")  # nothing JSON escapes, and short
+log = logging.getLogger("get_order")
+
+
+class StoreReads(Protocol):
+    """What the pool needs of the lookup (``LookupService``)."""
+
+    def answer_from_store(self, route: Route) -> HttpResponse: ...
+    def busy(self, route: Route) -> HttpResponse: ...
+
+
+class StorePool:
+    """The threads that read PostgreSQL for one worker's event loop, with a bounded queue: a read that would
+    wait behind ``queue_max`` others is answered 503 at once instead of piling up in memory."""
+
+    def __init__(self, threads: int, queue_max: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="get-order-store")
+        self._capacity = threads + queue_max
+        self._pending = 0  # only touched on the event loop's thread: no lock
+
+    async def answer(self, service: StoreReads, route: Route) -> HttpResponse:
+        if self._pending >= self._capacity:
+            return service.busy(route)
+        self._pending += 1
+        metrics.store_queue(self._pending, self._capacity)
+        try:
+            # run_in_executor does not carry context variables: the read logs as part of its request all the same.
+            read = functools.partial(contextvars.copy_context().run, service.answer_from_store, route)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, read)
+        finally:
+            self._pending -= 1
+            metrics.store_queue(self._pending, self._capacity)
+
+
+class InvocationBuffer:
+    """Every lookup's log line and metrics, gathered in memory and written out in blocks.
+
+    ``note`` appends one tuple (about a microsecond); ``flush`` formats the lines (JSON, the keys of the
+    ``lookup answered`` line of the other adapters), writes them to ``stream`` in one write, and adds the
+    counts to the Prometheus metrics in one pass. A request id the caller did not send is the worker's
+    prefix and a sequence number, made only when the line is written.
+    """
+
+    def __init__(self, function: str, stream: TextIO | None) -> None:
+        self._function = function
+        self._stream = stream
+        self._entries: list[tuple[float, str, str, int, str | None, float, str | None]] = []
+        self._prefix = f"{os.getpid():x}-{int(time.time()):x}"
+        self._sequence = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def note(
+        self, method: str, path: str, status: int, tier: str | None, seconds: float, request_id: str | None
+    ) -> None:
+        self._entries.append((time.time(), method, path, status, tier, seconds, request_id))
+
+    def flush(self) -> None:
+        entries, self._entries = self._entries, []
+        if not entries:
+            return
+        metrics.count_request_block((path, status, tier, seconds) for _, _, path, status, tier, seconds, _ in entries)
+        if self._stream is not None:
+            self._stream.write("".join(self._lines(entries)))
+            self._stream.flush()
+
+    def _lines(self, entries: list[tuple[float, str, str, int, str | None, float, str | None]]) -> list[str]:
+        lines = []
+        head = '{"level":"INFO","timestamp":"'
+        middle = f'","message":"lookup answered","function":{json.dumps(self._function)},"request_id":'
+        second, stamp = -1, ""
+        for at, method, path, status, tier, seconds, request_id in entries:
+            if int(at) != second:  # one strftime a second, not a line
+                second = int(at)
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            if request_id is None:
+                self._sequence += 1
+                request_id = f"{self._prefix}-{self._sequence}"
+            # Only a path may hold what JSON must escape (the others are checked or fixed words).
+            path_json = f'"{path}"' if _PLAIN.fullmatch(path) else json.dumps(path[:MAX_LOGGED_PATH])
+            tier_json = f'"{tier}"' if tier else "null"
+            lines.append(
+                f'{head}{stamp}.{int((at - second) * 1000):03d}Z{middle}"{request_id}","method":"{method}",'
+                f'"path":{path_json},"status":{status},"tier":{tier_json},"duration_ms":{seconds * 1000:.3f}}}\n'
+            )
+        return lines
+
+
+def open_invocation_log(target: str) -> TextIO | None:
+    """Where the invocation lines go: ``-`` stderr, a path a file (appended, its folder made), empty nowhere."""
+    if not target:
+        return None
+    if target == "-":
+        return sys.stderr
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("a", encoding="utf-8", buffering=1 << 16)
+
+
+_SERVER_TIMING = b"server-timing"
+
+
+def _timing(tier: str, started: float) -> tuple[bytes, bytes]:
+    """The one header of an order answer that differs per request: its Server-Timing (``api.server_timing``)."""
+    return _SERVER_TIMING, server_timing(tier, started).encode()
+
+
+def _encode_headers(answer: HttpResponse, with_length: bool = True) -> list[tuple[bytes, bytes]]:
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers.items()]
+    if with_length:
+        headers.append((b"content-length", str(len(answer.body)).encode()))
+    return headers
+
+
+class LookupApp:
+    """The ASGI 3 application of get_order (HTTP and lifespan)."""
+
+    def __init__(self, service: Callable[[], LookupService], function: str, settings: Callable[[], Settings]) -> None:
+        self._service = service
+        self._function = function
+        self._settings = settings
+        self._pool: StorePool | None = None
+        self._invocations: InvocationBuffer | None = None
+        self._flusher: asyncio.TimerHandle | None = None
+        # An order's encoded headers, by (uid, tier): orders never change, so neither do their ETags.
+        self._encoded: dict[tuple[str, Tier], list[tuple[bytes, bytes]]] = {}
+        self._wanted: list[tuple[str, asyncio.Future[tuple[bytes | None, Tier | None]]]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.flush()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    @property
+    def invocations(self) -> InvocationBuffer:
+        """The buffer of this worker's lookups, made (and its log opened) on first use."""
+        if self._invocations is None:
+            settings = self._settings()
+            target = settings.invocation_log if logging.getLevelName(settings.log_level) <= logging.INFO else ""
+            self._invocations = InvocationBuffer(self._function, open_invocation_log(target))
+        return self._invocations
+
+    def flush(self) -> None:
+        """Write out the buffered lines and counts (a timer does this four times a second)."""
+        if self._invocations is None:
+            return
+        try:
+            self._invocations.flush()
+        except Exception:  # a full disk must not take the lookups down with it
+            log.exception("writing the invocation log failed")
+
+    def _tick(self) -> None:
+        self.flush()
+        self._flusher = asyncio.get_running_loop().call_later(FLUSH_INTERVAL_S, self._tick)
+
+    async def _http(self, scope: Scope, send: Send) -> None:
+        started = time.perf_counter()
+        if self._flusher is None:  # first request of this worker's loop
+            self._flusher = asyncio.get_running_loop().call_later(FLUSH_INTERVAL_S, self._tick)
+        method, path = scope["method"], scope["path"]
+        if path == metrics.PATH:
+            self.flush()  # this worker's own counts are current; the others' at most a quarter second old
+            scrape = metrics.endpoint(method, multiproc_dir=self._settings().prometheus_multiproc_dir)
+            await self._send(send, method, scrape.status, _encode_headers(scrape), scrape.body)
+            return
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            if name in _WANTED_HEADERS:
+                headers[name.decode("latin-1")] = value.decode("latin-1")
+        service = self._service()
+        query_string = scope.get("query_string", b"")
+        if not headers and not query_string and method == "GET" and path.startswith("/orders/"):
+            # The hot path, a plain GET of an order this worker holds: its answer is the order and headers
+            # encoded before; nothing else depends on the request (no CORS, no condition, no request id).
+            uid = path[8:]
+            prepared = self._encoded.get((uid, Tier.LOCAL))
+            if prepared is not None and (order := service.local_order(uid)) is not None:
+                await self._send(send, method, 200, [*prepared, _timing("local", started)], order)
+                self.invocations.note(method, path, 200, "local", time.perf_counter() - started, None)
+                return
+        request_id = headers.get(_REQUEST_ID)
+        if request_id is not None:
+            request_id = logs.request_id_from(request_id)
+        query = dict(parse_qsl(query_string.decode("latin-1"))) if query_string else {}
+        routed = service.route(method, path, query, headers)
+        encoded: list[tuple[bytes, bytes]] | None = None
+        answer: HttpResponse | None = None
+        status, body, tier_name = 500, b"", None  # set below, from the answer or the cached order
+        if isinstance(routed, HttpResponse):
+            answer = routed
+        elif routed.resource == "order":
+            uid = routed.order_uid
+            found = service.cached_orders([uid], remote=False).get(uid) or await self._from_memcached(service, uid)
+            order, tier = found
+            if tier is None:
+                answer = await self._store_pool().answer(service, routed)
+            elif order is not None and routed.origin is None and routed.if_none_match is None:
+                # Orders never change: nor do their headers (ETag included), encoded once per order and tier.
+                encoded = self._encoded.get((uid, tier))
+                if encoded is None:
+                    if len(self._encoded) >= _ENCODED_ORDERS_MAX:
+                        self._encoded.clear()
+                    fixed = _encode_headers(service.cached_answer(routed, order, tier))
+                    encoded = self._encoded[uid, tier] = [h for h in fixed if h[0] != _SERVER_TIMING]
+                status, body, tier_name = 200, order, str(tier)
+                encoded = [*encoded, _timing(tier_name, started)]
+            else:
+                answer = service.cached_answer(routed, order, tier)
+        else:
+            answer = await self._store_pool().answer(service, routed)
+        if answer is not None:
+            status, body, tier_name = answer.status, answer.body, answer.headers.get("X-Cache")
+            encoded = _encode_headers(answer)
+        await self._send(send, method, status, encoded or [], body)
+        seconds = time.perf_counter() - started
+        self.invocations.note(method, path, status, tier_name, seconds, request_id)
+        if status >= 500:
+            log.warning("lookup answered", extra={"function": self._function, "request_id": request_id,
+                        "method": method, "path": path[:MAX_LOGGED_PATH], "status": status})  # fmt: skip
+        if len(self.invocations) >= FLUSH_AT:
+            self.flush()
+
+    def _from_memcached(self, service: LookupService, uid: str) -> asyncio.Future[tuple[bytes | None, Tier | None]]:
+        """What memcached holds for ``uid``, asked together with every other lookup that reaches this point
+        in the same turn of the event loop: one round trip for all of them (memcached's multi-get)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[bytes | None, Tier | None]] = loop.create_future()
+        if not self._wanted:
+            loop.call_soon(self._fetch_wanted, service)
+        self._wanted.append((uid, future))
+        return future
+
+    def _fetch_wanted(self, service: LookupService) -> None:
+        wanted, self._wanted = self._wanted, []
+        found = service.cached_orders(list({uid for uid, _ in wanted}))
+        for uid, future in wanted:
+            if not future.done():
+                future.set_result(found.get(uid, (None, None)))
+
+    @staticmethod
+    async def _send(send: Send, method: str, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+    def _store_pool(self) -> StorePool:
+        if self._pool is None:  # one per worker process, made on its loop's first read
+            settings = self._settings()
+            self._pool = StorePool(settings.threads, settings.lookup_queue_max)
+        return self._pool
