@@ -86,11 +86,22 @@ def events(settings: Settings) -> dict[str, Any]:
     store = OrderStore(settings)
     store.store_orders([stored])
     store.close()
-    record = KafkaRecord(topic=settings.kafka_topic, partition=0, offset=0, timestamp=int(time.time() * 1000),
-                         key=new.order_uid.encode(), value=new.to_json(), headers=())  # fmt: skip
+    record = KafkaRecord(
+        topic=settings.kafka_topic,
+        partition=0,
+        offset=0,
+        timestamp=int(time.time() * 1000),
+        key=new.order_uid.encode(),
+        value=new.to_json(),
+        headers=(),
+    )
     _records, kafka_event = next(encode_events([record], settings.kafka_bootstrap_servers, 6_000_000))
-    lookup = {"version": "2.0", "rawPath": f"/orders/{stored.order_uid}", "headers": {},
-              "requestContext": {"http": {"method": "GET", "path": f"/orders/{stored.order_uid}"}}}  # fmt: skip
+    lookup = {
+        "version": "2.0",
+        "rawPath": f"/orders/{stored.order_uid}",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": f"/orders/{stored.order_uid}"}},
+    }
     return {"get_order": lookup, "ingest_order": json.loads(kafka_event), "generate_orders": {"count": 1}}
 
 
@@ -115,10 +126,16 @@ def main() -> None:
                 deps.append(alone)
                 ratios.append(total / alone)
                 cpu_ratios.append(total_cpu / alone_cpu)
-            figures |= {f"coldstart_{name}_ms": totals, f"coldstart_{name}_deps_ms": deps,
-                        f"coldstart_{name}_vs_deps": ratios, f"coldstart_{name}_cpu_vs_deps": cpu_ratios}  # fmt: skip
-            print(f"  {name}: first answer {sorted(totals)[len(totals) // 2]:.0f} ms, its third-party imports "
-                  f"alone {sorted(deps)[len(deps) // 2]:.0f} ms ({len(modules)} modules)")  # fmt: skip
+            figures |= {
+                f"coldstart_{name}_ms": totals,
+                f"coldstart_{name}_deps_ms": deps,
+                f"coldstart_{name}_vs_deps": ratios,
+                f"coldstart_{name}_cpu_vs_deps": cpu_ratios,
+            }
+            print(
+                f"  {name}: first answer {sorted(totals)[len(totals) // 2]:.0f} ms, its third-party imports "
+                f"alone {sorted(deps)[len(deps) // 2]:.0f} ms ({len(modules)} modules)"
+            )
     record_runs(figures, {"rounds": rounds, "python": sys.version.split()[0], "log_level": env["LOG_LEVEL"]})
 
 

@@ -55,8 +55,11 @@ def count_stored(db: pg8000.native.Connection, tag: str) -> int:
 
 def make_topic(env: dict[str, str], partitions: int = PARTITIONS) -> str:
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
-    ensure_topic(Settings(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], kafka_topic=topic,
-                          kafka_topic_partitions=partitions))  # fmt: skip
+    ensure_topic(
+        Settings(
+            kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], kafka_topic=topic, kafka_topic_partitions=partitions
+        )
+    )
     return topic
 
 
@@ -111,20 +114,79 @@ def copy_rows(orders: list[tuple[str, bytes]]) -> dict[str, bytes]:
         doc = json.loads(order.to_json())
         uid = doc["order_uid"]
         sha = "\\\\x" + content_sha256(order.to_json())
-        tables["orders"].append("\t".join([*map(_text, (uid, doc["track_number"], doc["entry"], doc["locale"],
-                                 doc["internal_signature"], doc["customer_id"], doc["delivery_service"],
-                                 doc["shardkey"], doc["sm_id"], doc["date_created"], doc["oof_shard"])), sha,
-                                 str(CANONICAL_VERSION)]))  # fmt: skip
+        tables["orders"].append(
+            "\t".join(
+                [
+                    *map(
+                        _text,
+                        (
+                            uid,
+                            doc["track_number"],
+                            doc["entry"],
+                            doc["locale"],
+                            doc["internal_signature"],
+                            doc["customer_id"],
+                            doc["delivery_service"],
+                            doc["shardkey"],
+                            doc["sm_id"],
+                            doc["date_created"],
+                            doc["oof_shard"],
+                        ),
+                    ),
+                    sha,
+                    str(CANONICAL_VERSION),
+                ]
+            )
+        )
         d, p = doc["delivery"], doc["payment"]
-        tables["deliveries"].append("\t".join(map(_text, (uid, d["name"], d["phone"], d["zip"], d["city"],
-                                                          d["address"], d["region"], d["email"]))))  # fmt: skip
-        tables["payments"].append("\t".join(map(_text, (uid, p["transaction"], p["request_id"], p["currency"],
-                                  p["provider"], p["amount"], p["payment_dt"], p["bank"], p["delivery_cost"],
-                                  p["goods_total"], p["custom_fee"]))))  # fmt: skip
+        tables["deliveries"].append(
+            "\t".join(
+                map(_text, (uid, d["name"], d["phone"], d["zip"], d["city"], d["address"], d["region"], d["email"]))
+            )
+        )
+        tables["payments"].append(
+            "\t".join(
+                map(
+                    _text,
+                    (
+                        uid,
+                        p["transaction"],
+                        p["request_id"],
+                        p["currency"],
+                        p["provider"],
+                        p["amount"],
+                        p["payment_dt"],
+                        p["bank"],
+                        p["delivery_cost"],
+                        p["goods_total"],
+                        p["custom_fee"],
+                    ),
+                )
+            )
+        )
         for position, i in enumerate(doc["items"]):
-            tables["items"].append("\t".join(map(_text, (uid, position, i["chrt_id"], i["track_number"], i["price"],
-                                   i["rid"], i["name"], i["sale"], i["size"], i["total_price"], i["nm_id"],
-                                   i["brand"], i["status"]))))  # fmt: skip
+            tables["items"].append(
+                "\t".join(
+                    map(
+                        _text,
+                        (
+                            uid,
+                            position,
+                            i["chrt_id"],
+                            i["track_number"],
+                            i["price"],
+                            i["rid"],
+                            i["name"],
+                            i["sale"],
+                            i["size"],
+                            i["total_price"],
+                            i["nm_id"],
+                            i["brand"],
+                            i["status"],
+                        ),
+                    )
+                )
+            )
     return {name: ("\n".join(rows) + "\n").encode() for name, rows in tables.items()}
 
 
@@ -154,16 +216,25 @@ def copy_rate(db: pg8000.native.Connection, orders: list[tuple[str, bytes]]) -> 
 
 
 def drain(
-    env: dict[str, str], work: Any, db: pg8000.native.Connection, producer: Producer, ingest_url: str, count: int,
-    seed: int, partitions: int = PARTITIONS, triggers: int = 1,
-) -> tuple[float, list[services.Service]]:  # fmt: skip
+    env: dict[str, str],
+    work: Any,
+    db: pg8000.native.Connection,
+    producer: Producer,
+    ingest_url: str,
+    count: int,
+    seed: int,
+    partitions: int = PARTITIONS,
+    triggers: int = 1,
+) -> tuple[float, list[services.Service]]:
     """Orders per second of ``triggers`` draining a backlog of ``count`` orders on ``partitions`` partitions.
     Returns the rate and the triggers, still running (for their memory), to be stopped by the caller."""
     topic, tag = make_topic(env, partitions), uuid.uuid4().hex[:12]
     produce(producer, topic, tagged_orders(count, seed, tag))
     trigger_env = {**env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}", "INGEST_URL": ingest_url}
-    started_triggers = [services.trigger({**trigger_env, "TRIGGER_INSTANCE_ID": f"bench-{n}"}, work, f"trigger-{n}")
-                        for n in range(triggers)]  # fmt: skip
+    started_triggers = [
+        services.trigger({**trigger_env, "TRIGGER_INSTANCE_ID": f"bench-{n}"}, work, f"trigger-{n}")
+        for n in range(triggers)
+    ]
     launched = time.monotonic()
     for trigger in started_triggers:
         trigger.start()
@@ -176,20 +247,31 @@ def drain(
     return (count - first) / (time.monotonic() - started), started_triggers
 
 
-def latency(env: dict[str, str], work: Any, db: pg8000.native.Connection, producer: Producer, ingest_url: str,
-            seed: int, rate: int = 1_000, count: int = 4_000) -> tuple[float, float]:  # fmt: skip
+def latency(
+    env: dict[str, str],
+    work: Any,
+    db: pg8000.native.Connection,
+    producer: Producer,
+    ingest_url: str,
+    seed: int,
+    rate: int = 1_000,
+    count: int = 4_000,
+) -> tuple[float, float]:
     """p50 and p99 in ms from produce to the commit that stored each order, at a steady ``rate``."""
     topic, tag = make_topic(env), uuid.uuid4().hex[:12]
-    trigger = services.trigger({**env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}", "INGEST_URL": ingest_url},
-                               work).start()  # fmt: skip
+    trigger = services.trigger(
+        {**env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}", "INGEST_URL": ingest_url}, work
+    ).start()
     try:
         time.sleep(3)  # the consumer joins its group
         sent_at = produce(producer, topic, tagged_orders(count, seed, tag), rate=rate)
         services.wait_until(lambda: count_stored(db, tag) == count, 120, "stream stored", 0.05)
     finally:
         trigger.stop()
-    rows = db.run("SELECT order_uid, extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8 FROM orders "
-                  "WHERE entry = :tag", tag=tag)  # fmt: skip
+    rows = db.run(
+        "SELECT order_uid, extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8 FROM orders WHERE entry = :tag",
+        tag=tag,
+    )
     latencies = [(committed - sent_at[uid]) * 1000 for uid, committed in rows]
     return percentile(latencies, 50), percentile(latencies, 99)
 
@@ -209,8 +291,9 @@ def main() -> None:
         db = services.connect_db(postgres.port)
         ingest = services.function("ingest_order", env, work).start()
         ingest_url = f"http://127.0.0.1:{ingest.port}/"
-        producer = Producer({**client_config(Settings()), "linger.ms": 5,
-                             "enable.idempotence": True, "compression.type": "lz4"})  # fmt: skip
+        producer = Producer(
+            {**client_config(Settings()), "linger.ms": 5, "enable.idempotence": True, "compression.type": "lz4"}
+        )
         print(f"machine {machine()}; batch {defaults.trigger_batch_size}, window {defaults.trigger_batch_window_s}s")
         end_to_end: list[float] = []
         bare: list[float] = []
@@ -222,8 +305,10 @@ def main() -> None:
                 trigger.stop()
             end_to_end.append(rate)
             bare.append(copy_rate(db, tagged_orders(count, 1_000 + round_, "copy")))
-            print(f"  round {round_ + 1}: end to end {end_to_end[-1]:,.0f} orders/s, COPY {bare[-1]:,.0f} orders/s "
-                  f"= {end_to_end[-1] / bare[-1]:.2f}")  # fmt: skip
+            print(
+                f"  round {round_ + 1}: end to end {end_to_end[-1]:,.0f} orders/s, COPY {bare[-1]:,.0f} orders/s "
+                f"= {end_to_end[-1] / bare[-1]:.2f}"
+            )
         latencies = [latency(env, work, db, producer, ingest_url, seed=50 + round_) for round_ in range(rounds)]
         print(
             "  latency produce → commit at 1,000/s: " + ", ".join(f"p50 {a:.0f} / p99 {b:.0f} ms" for a, b in latencies)
@@ -231,23 +316,42 @@ def main() -> None:
 
         scale: list[dict[str, Any]] = []
         for partitions, triggers_n in ((1, 1), (3, 1), (6, 1), (6, 2)):
-            rate, triggers = drain(env, work, db, producer, ingest_url, count // 2, 200 + partitions * 10 + triggers_n,
-                                   partitions, triggers_n)  # fmt: skip
+            rate, triggers = drain(
+                env,
+                work,
+                db,
+                producer,
+                ingest_url,
+                count // 2,
+                200 + partitions * 10 + triggers_n,
+                partitions,
+                triggers_n,
+            )
             for trigger in triggers:
                 trigger.stop()
             scale.append({"partitions": partitions, "triggers": triggers_n, "orders_per_s": round(rate)})
             print(f"  scale-out: {partitions} partitions, {triggers_n} trigger(s): {rate:,.0f} orders/s")
-        rss |= {"ingest_order": peak_rss_mb(ingest), "postgres": peak_rss_mb(postgres),
-                "kafka": peak_rss_mb(started["kafka"])}  # fmt: skip
+        rss |= {
+            "ingest_order": peak_rss_mb(ingest),
+            "postgres": peak_rss_mb(postgres),
+            "kafka": peak_rss_mb(started["kafka"]),
+        }
         ingest.stop()
         db.close()
         producer.flush(10)
         del producer  # its client would keep reconnecting to the broker stopped below until this process ends
 
-    settings = {"batch_size": defaults.trigger_batch_size, "batch_window_s": defaults.trigger_batch_window_s,
-                "partitions": PARTITIONS, "triggers": 1, "orders": count, "rounds": rounds,
-                "ingest_workers": int(env.get("WORKERS", "2")), "ingest_threads": int(env.get("THREADS", "8")),
-                "log_level": env["LOG_LEVEL"]}  # fmt: skip
+    settings = {
+        "batch_size": defaults.trigger_batch_size,
+        "batch_window_s": defaults.trigger_batch_window_s,
+        "partitions": PARTITIONS,
+        "triggers": 1,
+        "orders": count,
+        "rounds": rounds,
+        "ingest_workers": int(env.get("WORKERS", "2")),
+        "ingest_threads": int(env.get("THREADS", "8")),
+        "log_level": env["LOG_LEVEL"],
+    }
     details = record_runs(
         {
             "ingest_vs_postgres": [e / b for e, b in zip(end_to_end, bare, strict=True)],

@@ -198,8 +198,21 @@ def start_function(env: dict[str, str], work: Path, extra: dict[str, str] | None
 
 
 def wrk(url: str, script: Path, uids_file: Path, miss_every: int, duration: str, connections: int) -> dict[str, Any]:
-    argv = [WRK, f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration}", "--latency", "-s", str(script), url,
-            "--", str(uids_file), str(miss_every), uuid.uuid4().hex[:8], str(WRK_THREADS)]  # fmt: skip
+    argv = [
+        WRK,
+        f"-t{WRK_THREADS}",
+        f"-c{connections}",
+        f"-d{duration}",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+        "--",
+        str(uids_file),
+        str(miss_every),
+        uuid.uuid4().hex[:8],
+        str(WRK_THREADS),
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     line = next((line for line in out.splitlines() if line.startswith("BENCH ")), None)
     if line is None:
@@ -249,8 +262,9 @@ def http_rounds(env: dict[str, str], work: Path, uids: list[str], loads: Loads, 
     try:
         with urllib.request.urlopen(f"{url}/orders/{uids[0]}", timeout=5) as check:
             runs["server"], body_size = check.headers.get("server", "?"), len(check.read())
-        bare = start_function(env, work, {"ASGI_APP": "bench.bare_asgi:app", "APP_DIR": str(ROOT),
-                                          "BARE_BODY_BYTES": str(body_size)})  # fmt: skip
+        bare = start_function(
+            env, work, {"ASGI_APP": "bench.bare_asgi:app", "APP_DIR": str(ROOT), "BARE_BODY_BYTES": str(body_size)}
+        )
         bare_url = f"http://127.0.0.1:{bare.port}"
         runs["body_bytes"] = body_size
         # Warm-ups: connections, every worker's LRU, the PostgreSQL threads.
@@ -289,19 +303,28 @@ def scale_out(
         both = f"{env['MEMCACHED_SERVERS']},127.0.0.1:{second.port}"
         no_lru = Settings(**{**settings.model_dump(), "cache_lru_size": 0})
         put_in(Settings(**{**settings.model_dump(), "memcached_servers": both}), uids, OrderCache(no_lru))
-        for workers, servers in ((1, env["MEMCACHED_SERVERS"]), (2, env["MEMCACHED_SERVERS"]),
-                                 (4, env["MEMCACHED_SERVERS"]), (2, both)):  # fmt: skip
+        for workers, servers in (
+            (1, env["MEMCACHED_SERVERS"]),
+            (2, env["MEMCACHED_SERVERS"]),
+            (4, env["MEMCACHED_SERVERS"]),
+            (2, both),
+        ):
             function = start_function({**env, "MEMCACHED_SERVERS": servers}, work, {"WORKERS": str(workers)})
             url = f"http://127.0.0.1:{function.port}"
             try:
                 loads.run(url, "hits", "3s")
-                row = {"workers": workers, "memcached_servers": servers.count(",") + 1,
-                       "hot_rps": round(loads.run(url, "hot")["rps"]),
-                       "memcached_tier_rps": round(loads.run(url, "hits")["rps"])}  # fmt: skip
+                row = {
+                    "workers": workers,
+                    "memcached_servers": servers.count(",") + 1,
+                    "hot_rps": round(loads.run(url, "hot")["rps"]),
+                    "memcached_tier_rps": round(loads.run(url, "hits")["rps"]),
+                }
             finally:
                 function.stop()
-            print(f"  workers {workers}, memcached servers {row['memcached_servers']}: hot {row['hot_rps']:,} req/s, "
-                  f"memcached tier {row['memcached_tier_rps']:,} req/s")  # fmt: skip
+            print(
+                f"  workers {workers}, memcached servers {row['memcached_servers']}: hot {row['hot_rps']:,} req/s, "
+                f"memcached tier {row['memcached_tier_rps']:,} req/s"
+            )
             table.append(row)
     finally:
         second.stop()
@@ -318,8 +341,9 @@ def main() -> None:
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     with running("postgres", "memcached") as (env, work, started):
         env = {**env, **AS_MAKE_UP}
-        settings = Settings(pg_host="127.0.0.1", pg_port=started["postgres"].port,
-                            memcached_servers=env["MEMCACHED_SERVERS"])  # fmt: skip
+        settings = Settings(
+            pg_host="127.0.0.1", pg_port=started["postgres"].port, memcached_servers=env["MEMCACHED_SERVERS"]
+        )
         uids = seed_orders(settings, count)
         print(f"{len(uids):,} orders seeded; machine {machine()}")
         tiers = handler_tiers(settings, uids)
@@ -336,10 +360,17 @@ def main() -> None:
         print(f"  {tier:<16}{len(samples):>8,}{p50[tier]:>10.1f}{percentile(samples, 99):>10.1f}")
 
     workers, threads = env.get("WORKERS", "2"), env.get("THREADS", "8")  # function.sh's defaults
-    settings_used = {"server": http["server"], "workers": int(workers), "threads": int(threads),
-                     "log_level": env["LOG_LEVEL"], "invocation_log": "file, written four times a second",
-                     "wrk": f"-t{WRK_THREADS} -c{connections} -d{duration}", "orders": len(uids),
-                     "body_bytes": http["body_bytes"], "rounds": rounds}  # fmt: skip
+    settings_used = {
+        "server": http["server"],
+        "workers": int(workers),
+        "threads": int(threads),
+        "log_level": env["LOG_LEVEL"],
+        "invocation_log": "file, written four times a second",
+        "wrk": f"-t{WRK_THREADS} -c{connections} -d{duration}",
+        "orders": len(uids),
+        "body_bytes": http["body_bytes"],
+        "rounds": rounds,
+    }
     print(f"\nget_order over HTTP via infra/native/function.sh ({settings_used}); {rounds} rounds, interleaved")
     print(f"  {'load':<44}{'req/s (runs)':>36}{'p99 ms':>8}")
     names = {
@@ -365,11 +396,13 @@ def main() -> None:
         "lookup_mixed_rps": [run["rps"] for run in http["mixed"]],
         "lookup_mixed_p50_ms": [run["p50_us"] / 1000 for run in http["mixed"]],
         "lookup_mixed_p99_ms": [run["p99_us"] / 1000 for run in http["mixed"]],
-    }  # fmt: skip
+    }
     details = record_runs(figures, settings_used)
     for name in ("lookup_vs_bare_server", "lookup_memcached_vs_bare_server"):
-        print(f"  {name} = {details[name]['median']:.2f} (runs {details[name]['runs']}, "
-              f"spread {details[name]['spread_pct']}%)")  # fmt: skip
+        print(
+            f"  {name} = {details[name]['median']:.2f} (runs {details[name]['runs']}, "
+            f"spread {details[name]['spread_pct']}%)"
+        )
     record(
         {
             "handler_lru_hit_us": p50["lru_hit"],

@@ -70,11 +70,17 @@ class Stack:
 
     def settings(self) -> Settings:
         return Settings(
-            pg_host="127.0.0.1", pg_port=int(self.env["PGPORT"]), memcached_servers=self.env["MEMCACHED_SERVERS"],
-            kafka_bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"], kafka_topic=TOPIC, kafka_group_id=GROUP,
-            aws_endpoint_url=self.env["AWS_ENDPOINT_URL"], dlq_queue_name="orders-dlq", dlq_queue_url=None,
+            pg_host="127.0.0.1",
+            pg_port=int(self.env["PGPORT"]),
+            memcached_servers=self.env["MEMCACHED_SERVERS"],
+            kafka_bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"],
+            kafka_topic=TOPIC,
+            kafka_group_id=GROUP,
+            aws_endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            dlq_queue_name="orders-dlq",
+            dlq_queue_url=None,
             dead_letter_sink=self.env["DEAD_LETTER_SINK"],
-        )  # fmt: skip
+        )
 
 
 @contextmanager
@@ -87,19 +93,33 @@ def chaos_stack(parent: Path, sink: str = "sqs") -> Iterator[Stack]:
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, work, True)
         stack.callback(keep_logs, work)  # runs after every service stopped
-        made = Stack(work, {"LOG_LEVEL": "WARNING", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                            "DEAD_LETTER_SINK": sink})  # fmt: skip
-        for name, maker in (("postgres", services.postgres), ("memcached", services.memcached),
-                            ("aws", AWS_ENDPOINT), ("kafka", services.kafka)):  # fmt: skip
+        made = Stack(
+            work,
+            {
+                "LOG_LEVEL": "WARNING",
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+                "DEAD_LETTER_SINK": sink,
+            },
+        )
+        for name, maker in (
+            ("postgres", services.postgres),
+            ("memcached", services.memcached),
+            ("aws", AWS_ENDPOINT),
+            ("kafka", services.kafka),
+        ):
             made.processes[name] = maker(work).start()
             stack.callback(made.processes[name].stop)
         ports = {name: service.port for name, service in made.processes.items()}
         made.env |= {
-            "PGHOST": "127.0.0.1", "PGPORT": str(ports["postgres"]),
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(ports["postgres"]),
             "MEMCACHED_SERVERS": f"127.0.0.1:{ports['memcached']}",
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['aws']}",
-            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['kafka']}", "KAFKA_TOPIC": TOPIC, "KAFKA_GROUP_ID": GROUP,
-        }  # fmt: skip
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['kafka']}",
+            "KAFKA_TOPIC": TOPIC,
+            "KAFKA_GROUP_ID": GROUP,
+        }
         setup = [str(services.VENV_BIN / "orders-setup"), "--wait", "--timeout", "60"]
         subprocess.run(setup, env={**os.environ, **made.env}, check=True)
         ingest = made.processes["ingest_order"] = services.function("ingest_order", made.env, work).start()
@@ -107,10 +127,16 @@ def chaos_stack(parent: Path, sink: str = "sqs") -> Iterator[Stack]:
         # Retries capped at 2 s (default 30 s): the run measures recovery, not the longest backoff.
         # A static member of its group, as `make up`'s trigger: restarted after a SIGKILL, it takes its partitions
         # back at once instead of waiting for the killed consumer's session to time out.
-        trigger_env = {**made.env, "INGEST_URL": f"http://127.0.0.1:{ingest.port}/", "TRIGGER_RETRY_MAX_S": "2",
-                       "LOG_LEVEL": "INFO", "TRIGGER_INSTANCE_ID": "chaos-trigger"}  # fmt: skip
-        trigger = made.processes["trigger"] = services.Service("trigger", ["orders-trigger"], trigger_env, 0, work,
-                                                               ready=lambda: True).start()  # fmt: skip
+        trigger_env = {
+            **made.env,
+            "INGEST_URL": f"http://127.0.0.1:{ingest.port}/",
+            "TRIGGER_RETRY_MAX_S": "2",
+            "LOG_LEVEL": "INFO",
+            "TRIGGER_INSTANCE_ID": "chaos-trigger",
+        }
+        trigger = made.processes["trigger"] = services.Service(
+            "trigger", ["orders-trigger"], trigger_env, 0, work, ready=lambda: True
+        ).start()
         stack.callback(trigger.stop)
         yield made
 
@@ -130,8 +156,15 @@ class SteadyProducer(threading.Thread):
     def __init__(self, settings: Settings, rate: float) -> None:
         super().__init__(name="steady-producer", daemon=True)
         # A long delivery timeout: records wait in the producer while the broker restarts.
-        self.producer = Producer({**client_config(settings), "enable.idempotence": True,
-                                  "acks": "all", "linger.ms": 20, "message.timeout.ms": 600_000})  # fmt: skip
+        self.producer = Producer(
+            {
+                **client_config(settings),
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 20,
+                "message.timeout.ms": 600_000,
+            }
+        )
         self.topic, self.rate = settings.kafka_topic, rate
         self.stopping = threading.Event()
         self.sent = self.failed = 0
@@ -174,8 +207,9 @@ class Fault:
     down_s: float  # from the SIGKILL until the restarted process was ready again
 
 
-def inject_faults(stack: Stack, targets: tuple[str, ...], until: float, rng: random.Random,
-                  gap_s: tuple[float, float]) -> list[Fault]:  # fmt: skip
+def inject_faults(
+    stack: Stack, targets: tuple[str, ...], until: float, rng: random.Random, gap_s: tuple[float, float]
+) -> list[Fault]:
     """SIGKILL the targets at random moments until ``until`` (monotonic), one at a time, each restarted on its
     port and data directory after a random pause. Rounds in random order: every target is hit as often."""
     faults: list[Fault] = []
@@ -195,8 +229,11 @@ def inject_faults(stack: Stack, targets: tuple[str, ...], until: float, rng: ran
             time.sleep(2.0)
             service.start()
         faults.append(Fault(target, killed_at, time.monotonic() - down_started))
-        print(f"  {len(faults):3d}. {time.strftime('%H:%M:%S', time.localtime(killed_at))} {target:<12} "
-              f"down {faults[-1].down_s:5.1f} s", flush=True)  # fmt: skip
+        print(
+            f"  {len(faults):3d}. {time.strftime('%H:%M:%S', time.localtime(killed_at))} {target:<12} "
+            f"down {faults[-1].down_s:5.1f} s",
+            flush=True,
+        )
     return faults
 
 
@@ -234,8 +271,14 @@ def read_topic(settings: Settings) -> list[KafkaRecord]:
     """Every record in the topic, from the first offset to the end of each partition."""
     # The end of a partition may be a transaction's marker (orders-dlq's redrive writes in transactions), which
     # no consumer is handed: the end is where the broker says it is (partition EOF), not the last offset.
-    consumer = Consumer({**client_config(settings), "group.id": "chaos-oracle",
-                         "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
+    consumer = Consumer(
+        {
+            **client_config(settings),
+            "group.id": "chaos-oracle",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     try:
         ends = {}
         for p in range(settings.kafka_topic_partitions):
@@ -291,8 +334,9 @@ class LetterCollector(threading.Thread):
         return self.letters
 
 
-def check_outcomes(records: list[KafkaRecord], letters: list[dict[str, Any]], store: OrderStore,
-                   stored_uids: set[str]) -> dict[str, Any]:  # fmt: skip
+def check_outcomes(
+    records: list[KafkaRecord], letters: list[dict[str, Any]], store: OrderStore, stored_uids: set[str]
+) -> dict[str, Any]:
     """Compare what the topic holds with what was stored and dead-lettered."""
     valid: dict[KafkaRecord, Order] = {}
     invalid: set[tuple[str, int, int]] = set()
@@ -304,28 +348,38 @@ def check_outcomes(records: list[KafkaRecord], letters: list[dict[str, Any]], st
             invalid.add((record.topic, record.partition, record.offset))
     lettered = {(letter["topic"], letter["partition"], letter["offset"]) for letter in letters}
     with ThreadPoolExecutor(4) as pool:  # OrderStore keeps one connection per thread
-        found = dict(zip(valid, pool.map(lambda order: store.get_order_json(order.order_uid), valid.values()),
-                         strict=True))  # fmt: skip
+        found = dict(
+            zip(valid, pool.map(lambda order: store.get_order_json(order.order_uid), valid.values()), strict=True)
+        )
     missing = [r for r, order in valid.items() if found[r] is None]
     unequal = [r for r, order in valid.items() if found[r] is not None and found[r] != order.to_json()]
     undelivered_letters = invalid - lettered
     # A valid record also dead-lettered came out twice (e.g. a redelivery taken for a conflict).
     valid_lettered = [r for r in valid if (r.topic, r.partition, r.offset) in lettered]
     unexpected = stored_uids - {order.order_uid for order in valid.values()}
-    for what, where in (("missing", [f"{r.partition}@{r.offset}" for r in missing]),
-                        ("stored unequal", [f"{r.partition}@{r.offset}" for r in unequal]),
-                        ("not dead-lettered", [f"{p}@{o}" for _t, p, o in sorted(undelivered_letters)]),
-                        ("also dead-lettered", [f"{r.partition}@{r.offset}" for r in valid_lettered]),
-                        ("stored, never produced", sorted(unexpected))):  # fmt: skip
+    for what, where in (
+        ("missing", [f"{r.partition}@{r.offset}" for r in missing]),
+        ("stored unequal", [f"{r.partition}@{r.offset}" for r in unequal]),
+        ("not dead-lettered", [f"{p}@{o}" for _t, p, o in sorted(undelivered_letters)]),
+        ("also dead-lettered", [f"{r.partition}@{r.offset}" for r in valid_lettered]),
+        ("stored, never produced", sorted(unexpected)),
+    ):
         if where:
             print(f"  {what}: {len(where)}, e.g. partition@offset {', '.join(where[:10])}", flush=True)
     return {
-        "produced": len(records), "valid": len(valid), "invalid": len(invalid), "stored": len(stored_uids),
-        "dead_lettered": len(lettered & invalid), "dead_letter_copies": len(letters),
-        "lost": len(missing) + len(unequal) + len(undelivered_letters), "missing": len(missing),
-        "unequal": len(unequal), "invalid_not_dead_lettered": len(undelivered_letters),
-        "duplicated": len(valid_lettered), "stored_not_produced": len(unexpected),
-    }  # fmt: skip
+        "produced": len(records),
+        "valid": len(valid),
+        "invalid": len(invalid),
+        "stored": len(stored_uids),
+        "dead_lettered": len(lettered & invalid),
+        "dead_letter_copies": len(letters),
+        "lost": len(missing) + len(unequal) + len(undelivered_letters),
+        "missing": len(missing),
+        "unequal": len(unequal),
+        "invalid_not_dead_lettered": len(undelivered_letters),
+        "duplicated": len(valid_lettered),
+        "stored_not_produced": len(unexpected),
+    }
 
 
 def stored_count(settings: Settings) -> int:
@@ -346,10 +400,17 @@ def longest_recovery(faults: list[Fault], stored_at: list[float]) -> float:
     return longest
 
 
-def run_chaos(duration_s: float, parent: Path, seed: int | None = None, rate: float = RATE,
-              gap_s: tuple[float, float] = (1.0, 4.0), catch_up_s: float = 180.0,
-              targets: tuple[str, ...] = TARGETS, sink: str = "sqs",
-              redrive_s: float | None = None) -> dict[str, Any]:  # fmt: skip
+def run_chaos(
+    duration_s: float,
+    parent: Path,
+    seed: int | None = None,
+    rate: float = RATE,
+    gap_s: tuple[float, float] = (1.0, 4.0),
+    catch_up_s: float = 180.0,
+    targets: tuple[str, ...] = TARGETS,
+    sink: str = "sqs",
+    redrive_s: float | None = None,
+) -> dict[str, Any]:
     """Run the pipeline under faults for ``duration_s`` and return the figures (see the module docstring)."""
     rng, begun = random.Random(seed), time.monotonic()
     with chaos_stack(parent, sink) as stack:
@@ -406,9 +467,11 @@ def account(settings: Settings, faults: list[Fault], collector: LetterCollector)
     store.close()
     stored_at = [row[1] for row in rows]
     gaps = [later - earlier for earlier, later in itertools.pairwise(stored_at)]
-    print(f"chaos: {len(records)} records read in {read_at - began:.0f} s, {len(letters)} letters drained in "
-          f"{drained_at - read_at:.0f} s, {len(rows)} orders compared in {time.monotonic() - drained_at:.0f} s",
-          flush=True)  # fmt: skip
+    print(
+        f"chaos: {len(records)} records read in {read_at - began:.0f} s, {len(letters)} letters drained in "
+        f"{drained_at - read_at:.0f} s, {len(rows)} orders compared in {time.monotonic() - drained_at:.0f} s",
+        flush=True,
+    )
     return {
         **figures,
         "longest_fault_to_stored_s": round(longest_recovery(faults, stored_at), 1),
@@ -421,9 +484,14 @@ def account(settings: Settings, faults: list[Fault], collector: LetterCollector)
 
 def orders_dlq(stack: Stack, *args: str) -> tuple[int, dict[str, Any]]:
     """One run of `orders-dlq` against the stack, as an operator runs it: its exit code and its JSON answer."""
-    done = subprocess.run([str(services.VENV_BIN / "orders-dlq"), "--hold-s", "10", *args],
-                          env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=300,
-                          check=False)  # fmt: skip
+    done = subprocess.run(
+        [str(services.VENV_BIN / "orders-dlq"), "--hold-s", "10", *args],
+        env={**os.environ, **stack.env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     try:
         return done.returncode, json.loads(done.stdout)
     except ValueError:
@@ -438,8 +506,14 @@ def letters_waiting(settings: Settings) -> int:
         mailbox.close()
 
 
-def redrive_under_faults(stack: Stack, settings: Settings, rng: random.Random, duration_s: float,
-                         gap_s: tuple[float, float], catch_up_s: float) -> dict[str, Any]:  # fmt: skip
+def redrive_under_faults(
+    stack: Stack,
+    settings: Settings,
+    rng: random.Random,
+    duration_s: float,
+    gap_s: tuple[float, float],
+    catch_up_s: float,
+) -> dict[str, Any]:
     """Refused records dead-lettered, then redriven by `orders-dlq` (run again and again, as an operator would
     after a failed run) while the trigger, ingest_order, Kafka and the dead-letter endpoint are SIGKILLed. The
     ingest refuses the copies again, and `--max-redrives 1` leaves their letters alone. Every record must be
@@ -452,11 +526,15 @@ def redrive_under_faults(stack: Stack, settings: Settings, rng: random.Random, d
     assert producer.flush(60) == 0
     del producer
     services.wait_until(lambda: letters_waiting(settings) >= REDRIVE_LETTERS, catch_up_s, "the probes' letters", 1)
-    print(f"chaos: redriving {REDRIVE_LETTERS} letters for {duration_s:.0f} s, killing "
-          f"{', '.join(REDRIVE_TARGETS)}", flush=True)  # fmt: skip
+    print(
+        f"chaos: redriving {REDRIVE_LETTERS} letters for {duration_s:.0f} s, killing {', '.join(REDRIVE_TARGETS)}",
+        flush=True,
+    )
     faults: list[Fault] = []
-    injector = threading.Thread(target=lambda: faults.extend(inject_faults(
-        stack, REDRIVE_TARGETS, time.monotonic() + duration_s, rng, gap_s)), daemon=True)  # fmt: skip
+    injector = threading.Thread(
+        target=lambda: faults.extend(inject_faults(stack, REDRIVE_TARGETS, time.monotonic() + duration_s, rng, gap_s)),
+        daemon=True,
+    )
     injector.start()
     runs = failed_runs = 0
     last_failure = time.monotonic()
@@ -484,22 +562,35 @@ def redrive_under_faults(stack: Stack, settings: Settings, rng: random.Random, d
     copies = Counter(record.value for record in written)
     # The letters of the records first refused must all be gone (redriven, or copies of one redriven): one left
     # is a letter a run lost track of. The copies' own letters stay (--max-redrives 1 leaves them alone).
-    first_written = {(record.partition, record.offset) for record in written if copies[record.value] and
-                     record.offset == min(r.offset for r in written if r.value == record.value)}  # fmt: skip
+    first_written = {
+        (record.partition, record.offset)
+        for record in written
+        if copies[record.value] and record.offset == min(r.offset for r in written if r.value == record.value)
+    }
     left = [letter for letter in drain(settings) if (letter.get("partition"), letter.get("offset")) in first_written]
     figures = {
-        "redrive_letters": REDRIVE_LETTERS, "redrive_runs": runs, "redrive_failed_runs": failed_runs,
-        "redrive_faults": len(faults), "redrive_lost": sum(copies.get(value, 0) < 2 for value in probes),
-        "redrive_twice": sum(copies.get(value, 0) > 2 for value in probes), "redrive_letters_left": len(left),
-    }  # fmt: skip
+        "redrive_letters": REDRIVE_LETTERS,
+        "redrive_runs": runs,
+        "redrive_failed_runs": failed_runs,
+        "redrive_faults": len(faults),
+        "redrive_lost": sum(copies.get(value, 0) < 2 for value in probes),
+        "redrive_twice": sum(copies.get(value, 0) > 2 for value in probes),
+        "redrive_letters_left": len(left),
+    }
     print(f"chaos: redrive phase: {figures}", flush=True)
     return figures
 
 
 def passed(figures: dict[str, Any]) -> bool:
-    return not (figures["lost"] or figures["duplicated"] or figures["stored_not_produced"]
-                or figures["partitions_behind"] or figures["redrive_lost"] or figures["redrive_twice"]
-                or figures["redrive_letters_left"])  # fmt: skip
+    return not (
+        figures["lost"]
+        or figures["duplicated"]
+        or figures["stored_not_produced"]
+        or figures["partitions_behind"]
+        or figures["redrive_lost"]
+        or figures["redrive_twice"]
+        or figures["redrive_letters_left"]
+    )
 
 
 def main() -> int:
@@ -511,8 +602,9 @@ def main() -> int:
     ok = passed(figures)
     if figures["longest_without_stored_s"] > STALL_WARNING_S:
         print(f"chaos: warning: no order was stored for {figures['longest_without_stored_s']:.0f} s at a stretch")
-    print(f"chaos: {'PASS' if ok else 'FAIL'} (figures in {RESULTS.relative_to(ROOT)}; service logs in "
-          f".local/chaos-logs)")  # fmt: skip
+    print(
+        f"chaos: {'PASS' if ok else 'FAIL'} (figures in {RESULTS.relative_to(ROOT)}; service logs in .local/chaos-logs)"
+    )
     return 0 if ok else 1
 
 

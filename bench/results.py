@@ -57,12 +57,16 @@ def summary(runs: Sequence[float]) -> dict[str, Any]:
 
 
 def record_runs(
-    figures: Mapping[str, Sequence[float]], settings: Mapping[str, Any], unit: Mapping[str, str] | None = None,
+    figures: Mapping[str, Sequence[float]],
+    settings: Mapping[str, Any],
+    unit: Mapping[str, str] | None = None,
     path: Path = RESULTS,
-) -> dict[str, dict[str, Any]]:  # fmt: skip
+) -> dict[str, dict[str, Any]]:
     """Record each figure as the median of its runs, its runs, spread, unit and ``settings`` beside it."""
-    details = {name: {**summary(runs), "settings": dict(settings), **({"unit": unit[name]} if unit and name in unit
-               else {})} for name, runs in figures.items()}  # fmt: skip
+    details = {
+        name: {**summary(runs), "settings": dict(settings), **({"unit": unit[name]} if unit and name in unit else {})}
+        for name, runs in figures.items()
+    }
     _update({**{name: detail["median"] for name, detail in details.items()}, "details": details}, path)
     return details
 

@@ -22,8 +22,12 @@ def generate() -> None:
 def main() -> None:
     RESULTS.unlink(missing_ok=True)  # every figure of this run comes from this run
     started = time.monotonic()
-    runs = (("lookup", bench_lookup.main), ("ingest", bench_ingest.main), ("cold start", bench_coldstart.main),
-            ("generate", generate))  # fmt: skip
+    runs = (
+        ("lookup", bench_lookup.main),
+        ("ingest", bench_ingest.main),
+        ("cold start", bench_coldstart.main),
+        ("generate", generate),
+    )
     for name, run in runs:
         print(f"\n=== {name} ===", flush=True)
         sys.argv = [name]

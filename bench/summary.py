@@ -28,8 +28,9 @@ def tables(results: dict[str, Any]) -> str:
     for name in sorted(details, key=lambda n: (n not in GOALS, n)):
         detail = details[name]
         runs = ", ".join(_number(run) for run in detail["runs"])
-        lines.append(f"| `{name}` | {_number(detail['median'])} | {runs} | {detail['spread_pct']} % | "
-                     f"{GOALS.get(name, '')} |")  # fmt: skip
+        lines.append(
+            f"| `{name}` | {_number(detail['median'])} | {runs} | {detail['spread_pct']} % | {GOALS.get(name, '')} |"
+        )
     singles = [name for name, value in results.items() if isinstance(value, int | float) and name not in details]
     if singles:
         lines += ["", "| figure (one measurement) | value |", "|---|---|"]
@@ -40,8 +41,10 @@ def tables(results: dict[str, Any]) -> str:
             "| get_order workers | memcached servers | hot req/s | memcached-tier req/s |",
             "|---|---|---|---|",
         ]
-        lines += [f"| {r['workers']} | {r['memcached_servers']} | {r['hot_rps']:,} | {r['memcached_tier_rps']:,} |"
-                  for r in results["lookup_scale_out"]]  # fmt: skip
+        lines += [
+            f"| {r['workers']} | {r['memcached_servers']} | {r['hot_rps']:,} | {r['memcached_tier_rps']:,} |"
+            for r in results["lookup_scale_out"]
+        ]
     if results.get("ingest_scale_out"):
         lines += ["", "| partitions | triggers | orders/s |", "|---|---|---|"]
         lines += [

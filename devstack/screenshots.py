@@ -28,8 +28,9 @@ SEED = 20261204  # the same orders on every run
 def shoot(browser: Browser, page_url: str, looked_up: list[str], shown: str, size: str) -> None:
     """Look up ``looked_up`` then ``shown`` twice (its second answer comes from a cache), and save the view."""
     width, height = SIZES[size]
-    context = browser.new_context(locale="en-US", timezone_id="UTC", viewport={"width": width, "height": height},
-                                  color_scheme="light")  # fmt: skip
+    context = browser.new_context(
+        locale="en-US", timezone_id="UTC", viewport={"width": width, "height": height}, color_scheme="light"
+    )
     page = context.new_page()
     page.goto(page_url)
     expect(page.locator("#recent-list li").first).to_be_visible()

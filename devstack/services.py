@@ -61,8 +61,16 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
 class Service:
     """One long-running process: started, stopped (SIGTERM), killed (SIGKILL), restarted."""
 
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], port: int, log_dir: Path,
-                 ready: Callable[[], bool] | None = None, start_timeout: float = 60.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        port: int,
+        log_dir: Path,
+        ready: Callable[[], bool] | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", **env}
@@ -126,8 +134,9 @@ class Service:
 def connect_db(port: int, timeout: float = 10.0) -> pg8000.native.Connection:
     """A connection to the test database on ``port``, with the credentials of the settings."""
     settings = Settings()
-    return pg8000.native.Connection(settings.pg_user, password=settings.pg_password, port=port,
-                                    database=settings.pg_database, timeout=timeout)  # fmt: skip
+    return pg8000.native.Connection(
+        settings.pg_user, password=settings.pg_password, port=port, database=settings.pg_database, timeout=timeout
+    )
 
 
 def postgres(work: Path, replica_of: int | None = None) -> Service:
@@ -167,8 +176,11 @@ class SaslSslListener:
         return cls(free_port(), work / "kafka-data" / "tls" / "ca.pem")
 
     def broker_env(self) -> dict[str, str]:
-        return {"KAFKA_SASL_SSL_PORT": str(self.port), "KAFKA_SCRAM_USER": self.username,
-                "KAFKA_SCRAM_PASSWORD": self.password}  # fmt: skip
+        return {
+            "KAFKA_SASL_SSL_PORT": str(self.port),
+            "KAFKA_SCRAM_USER": self.username,
+            "KAFKA_SCRAM_PASSWORD": self.password,
+        }
 
     def client_env(self) -> dict[str, str]:
         """The settings of a client that logs in with SCRAM-SHA-512 and trusts the broker's CA."""

@@ -18,8 +18,12 @@ from orders_core.bootstrap import dead_letter_mailbox
 from orders_core.config import Settings
 from orders_local.provision import run as run_setup
 
-MAKERS: dict[str, Callable[[Path], Service]] = {"postgres": postgres, "memcached": memcached, "aws": moto,
-                                                "kafka": kafka}  # fmt: skip
+MAKERS: dict[str, Callable[[Path], Service]] = {
+    "postgres": postgres,
+    "memcached": memcached,
+    "aws": moto,
+    "kafka": kafka,
+}
 
 
 def work_dir(kind: str) -> Path:
@@ -41,8 +45,12 @@ def environment(started: Mapping[str, Service]) -> dict[str, str]:
     if "memcached" in started:
         env["MEMCACHED_SERVERS"] = f"127.0.0.1:{started['memcached'].port}"
     if "aws" in started:
-        env |= {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{started['aws'].port}", "AWS_ACCESS_KEY_ID": "test",
-                "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}  # fmt: skip
+        env |= {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{started['aws'].port}",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": "us-east-1",
+        }
     if "kafka" in started:
         env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{started['kafka'].port}"
     return env

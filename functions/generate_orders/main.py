@@ -51,12 +51,27 @@ def _generate(payload: Any, emit: metrics.Emit) -> dict[str, Any]:
         result = produce_orders(request, get_settings())
     except ProduceError as exc:
         emit(metrics.generated_samples(exc.produced, 0))
-        log.warning("orders not all produced: %s", exc, extra={"requested": request.count, "produced": exc.produced,
-                    "failed": exc.failed, "undelivered": exc.undelivered})  # fmt: skip
+        log.warning(
+            "orders not all produced: %s",
+            exc,
+            extra={
+                "requested": request.count,
+                "produced": exc.produced,
+                "failed": exc.failed,
+                "undelivered": exc.undelivered,
+            },
+        )
         raise
     emit(metrics.generated_samples(result.produced, result.invalid))
-    log.info("orders produced", extra={"requested": request.count, "produced": result.produced,
-             "invalid": result.invalid, "duration_ms": round(result.elapsed_s * 1000, 1)})  # fmt: skip
+    log.info(
+        "orders produced",
+        extra={
+            "requested": request.count,
+            "produced": result.produced,
+            "invalid": result.invalid,
+            "duration_ms": round(result.elapsed_s * 1000, 1),
+        },
+    )
     return result.as_response()
 
 

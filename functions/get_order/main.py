@@ -79,8 +79,13 @@ def _observe(method: str, path: str, answer: HttpResponse, started: float, emit:
     emit(metrics.request_samples(path, answer.status, tier, seconds))
     level = logging.WARNING if answer.status >= 500 else logging.INFO
     if log.isEnabledFor(level):  # this runs on every lookup: no fields built for a line not written
-        fields = {"method": method, "path": path[:MAX_LOGGED_PATH], "status": answer.status, "tier": tier,
-                  "duration_ms": round(seconds * 1000, 2)}  # fmt: skip
+        fields = {
+            "method": method,
+            "path": path[:MAX_LOGGED_PATH],
+            "status": answer.status,
+            "tier": tier,
+            "duration_ms": round(seconds * 1000, 2),
+        }
         log.log(level, "lookup answered", extra=fields)
 
 

@@ -56,12 +56,17 @@ def _ingest(records: list[KafkaRecord], request_id: str, emit: metrics.Emit) -> 
     seconds = time.perf_counter() - started
     emit(metrics.ingest_samples(report, seconds))
     fields = {
-        "records": len(records), "stored": report.stored, "duplicates": report.duplicates,
-        "dead_lettered": report.dead_lettered, "failed": len(report.failed), "duration_ms": round(seconds * 1000, 1),
-        "batch": logs.record_spans(records), "failed_records": logs.record_spans(report.failed),
+        "records": len(records),
+        "stored": report.stored,
+        "duplicates": report.duplicates,
+        "dead_lettered": report.dead_lettered,
+        "failed": len(report.failed),
+        "duration_ms": round(seconds * 1000, 1),
+        "batch": logs.record_spans(records),
+        "failed_records": logs.record_spans(report.failed),
         "dead_letters": [f"{record.label} {reason}" for record, reason in report.dead_letters[:MAX_LOGGED_LETTERS]],
         **({"error": report.failure} if report.failure else {}),
-    }  # fmt: skip
+    }
     log.log(logging.WARNING if report.failed else logging.INFO, "batch ingested", extra=fields)
     return report
 

@@ -81,7 +81,14 @@ def provision() -> list[str]:
 
 def reset() -> None:
     """Forget settings and clients (tests change the environment between cases)."""
-    for made in (order_store, replica_store, order_cache, dead_letter_queue, dead_letter_figures, ingest_service,
-                 lookup_service):  # fmt: skip
+    for made in (
+        order_store,
+        replica_store,
+        order_cache,
+        dead_letter_queue,
+        dead_letter_figures,
+        ingest_service,
+        lookup_service,
+    ):
         made.cache_clear()
     get_settings.cache_clear()

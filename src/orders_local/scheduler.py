@@ -372,9 +372,11 @@ def main() -> int:
             wait(float("inf"))
             return 0
         log.info(
-            "%s: POST {\"count\": %d, \"occurrence\": …, \"schedule\": …} to %s",
-            settings.generate_schedule, settings.generate_schedule_count, settings.generate_url,
-        )  # fmt: skip
+            '%s: POST {"count": %d, "occurrence": …, "schedule": …} to %s',
+            settings.generate_schedule,
+            settings.generate_schedule_count,
+            settings.generate_url,
+        )
         Scheduler(
             schedule,
             Invoker(settings),

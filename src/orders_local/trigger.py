@@ -153,13 +153,29 @@ class Trigger:
         self.status.batches.labels(outcome).inc()
         duration_ms = round((time.monotonic() - started) * 1000, 1)
         span = f"{records[0].label}..{records[-1].offset}"
-        log.log(logging.INFO if outcome == "accepted" else logging.WARNING,
-                "invoked %s with %s (%d records): %s; took %d in %.1f ms", request_id, span, len(records), answer,
-                took, duration_ms,
-                extra={"function": "trigger", "request_id": request_id, "partition": records[0].partition_name,
-                       "first_record": records[0].label, "last_record": records[-1].label, "records": len(records),
-                       "taken": took, "answer": answer, "outcome": outcome, "duration_ms": duration_ms,
-                       "event_bytes": len(body)})  # fmt: skip
+        log.log(
+            logging.INFO if outcome == "accepted" else logging.WARNING,
+            "invoked %s with %s (%d records): %s; took %d in %.1f ms",
+            request_id,
+            span,
+            len(records),
+            answer,
+            took,
+            duration_ms,
+            extra={
+                "function": "trigger",
+                "request_id": request_id,
+                "partition": records[0].partition_name,
+                "first_record": records[0].label,
+                "last_record": records[-1].label,
+                "records": len(records),
+                "taken": took,
+                "answer": answer,
+                "outcome": outcome,
+                "duration_ms": duration_ms,
+                "event_bytes": len(body),
+            },
+        )
         return took
 
     def _call(self, records: Sequence[KafkaRecord], body: bytes, request_id: str) -> tuple[int, str]:
@@ -188,8 +204,12 @@ class Trigger:
             try:
                 records, body = next(encode_events(batch[taken:], s.kafka_bootstrap_servers, s.trigger_max_event_bytes))
                 if len(body) > s.trigger_max_event_bytes:
-                    log.warning("%s alone makes a %d-byte event, over the %d-byte limit: sending it anyway",
-                                records[0].label, len(body), s.trigger_max_event_bytes)  # fmt: skip
+                    log.warning(
+                        "%s alone makes a %d-byte event, over the %d-byte limit: sending it anyway",
+                        records[0].label,
+                        len(body),
+                        s.trigger_max_event_bytes,
+                    )
                 took = self.invoke(records, body)
                 if took:
                     self.accepted(worker, records[took - 1])
@@ -370,8 +390,14 @@ class Trigger:
         self._consumer.subscribe(
             [s.kafka_topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
-        log.info("consuming %s as %s -> %s (batch %d, window %.2fs)", s.kafka_topic, s.kafka_group_id,
-                 s.ingest_url, s.trigger_batch_size, s.trigger_batch_window_s)  # fmt: skip
+        log.info(
+            "consuming %s as %s -> %s (batch %d, window %.2fs)",
+            s.kafka_topic,
+            s.kafka_group_id,
+            s.ingest_url,
+            s.trigger_batch_size,
+            s.trigger_batch_window_s,
+        )
         try:
             while not self.stopping.is_set():
                 self._hand_over()

@@ -71,8 +71,11 @@ def lags_of(statistics: Mapping[str, Any], topic: str) -> dict[int, int | None]:
 def committed_of(statistics: Mapping[str, Any], topic: str) -> dict[int, int]:
     """Each partition's committed offset as librdkafka knows it (read from the group when assigned)."""
     partitions = statistics.get("topics", {}).get(topic, {}).get("partitions", {})
-    return {int(name): offset for name, figures in partitions.items()
-            if isinstance(offset := figures.get("committed_offset"), int) and offset >= 0}  # fmt: skip
+    return {
+        int(name): offset
+        for name, figures in partitions.items()
+        if isinstance(offset := figures.get("committed_offset"), int) and offset >= 0
+    }
 
 
 class TriggerStatus:

@@ -16,9 +16,16 @@ from devstack import services
 from tests.support.metrics import Fleet, stand_ins
 
 FIGURES = [
-    "stored", "lookups", "hit-ratio", "lag", "lag-seconds", "dead-letters", "dead-letter-queue", "lookup-latency",
+    "stored",
+    "lookups",
+    "hit-ratio",
+    "lag",
+    "lag-seconds",
+    "dead-letters",
+    "dead-letter-queue",
+    "lookup-latency",
     "ingest-latency",
-]  # fmt: skip
+]
 SLOW = 30_000  # ms: the page polls every 5 s and needs two answers for a rate
 
 
@@ -66,8 +73,10 @@ def ops_api(stack_env: dict[str, str], work_dir: Path, fleet: Fleet) -> Iterator
 def open_ops(page: Page, front_url: str, api: str) -> Page:
     """The page at #ops against ``api``, polling every 2 s (config.js as a deployment would serve it)."""
     config = json.dumps({"apiBase": api, "allowApiOverride": False, "opsPollSeconds": 2})
-    page.route("**/config.js", lambda route: route.fulfill(content_type="text/javascript",
-                                                           body=f"window.ORDERS_CONFIG = {config};"))  # fmt: skip
+    page.route(
+        "**/config.js",
+        lambda route: route.fulfill(content_type="text/javascript", body=f"window.ORDERS_CONFIG = {config};"),
+    )
     page.goto(f"{front_url}/#ops")
     return page
 
@@ -148,9 +157,12 @@ def test_ops_view_shows_live_rates_and_a_chart_per_figure(
 
 def test_ops_view_on_a_phone_in_dark_mode(browser: Browser, front_url: str, ops_api: str, artifacts_dir: Path) -> None:
     context = browser.new_context(
-        locale="en-US", timezone_id="UTC", viewport={"width": 390, "height": 844}, device_scale_factor=2,
+        locale="en-US",
+        timezone_id="UTC",
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
         color_scheme="dark",
-    )  # fmt: skip
+    )
     try:
         page = open_ops(context.new_page(), front_url, ops_api)
         expect_rates(page)

@@ -126,14 +126,18 @@ def test_lookup_by_typing_uid_and_enter(
     ],
 )
 def test_amounts_show_with_their_currency_decimals(
-    open_app: Callable[..., Page], seed_orders: Callable[[list[dict[str, Any]]], Any],
-    currency: str, amounts: tuple[int, int, int, int], shown: list[str],
-) -> None:  # fmt: skip
+    open_app: Callable[..., Page],
+    seed_orders: Callable[[list[dict[str, Any]]], Any],
+    currency: str,
+    amounts: tuple[int, int, int, int],
+    shown: list[str],
+) -> None:
     """Amounts are integers of the currency's minor unit: the page divides by its own number of decimals."""
     order = make_order()
     amount, goods_total, delivery_cost, custom_fee = amounts
-    order["payment"].update(currency=currency, amount=amount, goods_total=goods_total, delivery_cost=delivery_cost,
-                            custom_fee=custom_fee)  # fmt: skip
+    order["payment"].update(
+        currency=currency, amount=amount, goods_total=goods_total, delivery_cost=delivery_cost, custom_fee=custom_fee
+    )
     order["items"][0].update(price=goods_total, sale=0, total_price=goods_total)
     seed_orders([order])
     page = open_app(order_uid=order["order_uid"])

@@ -25,9 +25,13 @@ def connect_admin(stack_env: dict[str, str]) -> Callable[[], pg8000.native.Conne
 
     def connect() -> pg8000.native.Connection:
         return pg8000.native.Connection(
-            settings.pg_user, host=settings.pg_host, port=settings.pg_port, database=settings.pg_database,
-            password=settings.pg_password, timeout=30,
-        )  # fmt: skip
+            settings.pg_user,
+            host=settings.pg_host,
+            port=settings.pg_port,
+            database=settings.pg_database,
+            password=settings.pg_password,
+            timeout=30,
+        )
 
     return connect
 

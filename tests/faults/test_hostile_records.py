@@ -87,8 +87,9 @@ def test_two_orders_with_one_uid_at_once_store_one_and_dead_letter_the_other_as_
         first = make_order()
         answers = ingest_at_once(app, [first, {**first, "entry": "OTHER"}])
         assert sorted((a["stored"], a["dead_lettered"], len(a["batchItemFailures"])) for a in answers) == [
-            (0, 1, 0), (1, 0, 0),
-        ]  # fmt: skip
+            (0, 1, 0),
+            (1, 0, 0),
+        ]
         [letter] = drain(settings)
         assert (letter["reason"], letter["order_uid"]) == ("conflict", first["order_uid"])
         [[entry]] = admin.run("SELECT entry FROM orders WHERE order_uid = :uid", uid=first["order_uid"])
@@ -142,9 +143,14 @@ def metric(port: int, name: str) -> float:
 
 
 def test_records_with_header_names_and_keys_that_are_not_utf8_never_stop_the_trigger(
-    stack_env: dict[str, str], kafka_bootstrap: str, ingest_url: str, work_dir: Path, settings: Settings,
-    admin: pg8000.native.Connection, make_order: Any,
-) -> None:  # fmt: skip
+    stack_env: dict[str, str],
+    kafka_bootstrap: str,
+    ingest_url: str,
+    work_dir: Path,
+    settings: Settings,
+    admin: pg8000.native.Connection,
+    make_order: Any,
+) -> None:
     """GIVEN, at the head of partition 0, a valid order whose header names include one that is not UTF-8 (the
     Kafka client raises on reading it), and a record with a null value, a key that is not UTF-8 and such a
     header WHEN the trigger consumes the topic THEN the order is stored (without its headers), the null record
@@ -164,10 +170,15 @@ def test_records_with_header_names_and_keys_that_are_not_utf8_never_stop_the_tri
         producer.produce(topic, value=json.dumps(order).encode(), partition=index % 3, headers=[("source", b"test")])
     assert producer.flush(30) == 0
     env = {
-        **stack_env, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "KAFKA_TOPIC": topic,
-        "KAFKA_GROUP_ID": f"trigger-{topic}", "INGEST_URL": ingest_url, "TRIGGER_BATCH_WINDOW_S": "0.05",
-        "TRIGGER_RETRY_MAX_S": "1", "LOG_LEVEL": "INFO",
-    }  # fmt: skip
+        **stack_env,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_TOPIC": topic,
+        "KAFKA_GROUP_ID": f"trigger-{topic}",
+        "INGEST_URL": ingest_url,
+        "TRIGGER_BATCH_WINDOW_S": "0.05",
+        "TRIGGER_RETRY_MAX_S": "1",
+        "LOG_LEVEL": "INFO",
+    }
     trigger = services.trigger(env, work_dir, f"trigger-{topic}").start()
     try:
         uids = [order["order_uid"] for order in [first, *behind]]

@@ -51,26 +51,34 @@ def table_locked(admin: pg8000.native.Connection, connect: Connect) -> Iterator[
 
 FAULTS: dict[str, Fault] = {
     # 25006: every new session is read-only.
-    "read-only (25006)": sql_fault(["ALTER DATABASE orders SET default_transaction_read_only = on"],
-                                   ["ALTER DATABASE orders RESET default_transaction_read_only"]),
+    "read-only (25006)": sql_fault(
+        ["ALTER DATABASE orders SET default_transaction_read_only = on"],
+        ["ALTER DATABASE orders RESET default_transaction_read_only"],
+    ),
     # 42501: the function's role may no longer insert orders.
-    "insert revoked (42501)": sql_fault([f"REVOKE INSERT ON orders FROM {INGEST_ROLE}"],
-                                        [f"GRANT INSERT ON orders TO {INGEST_ROLE}"]),
+    "insert revoked (42501)": sql_fault(
+        [f"REVOKE INSERT ON orders FROM {INGEST_ROLE}"], [f"GRANT INSERT ON orders TO {INGEST_ROLE}"]
+    ),
     # 42P01: a table renamed away (a migration half done, say).
-    "table missing (42P01)": sql_fault(["ALTER TABLE items RENAME TO items_elsewhere"],
-                                       ["ALTER TABLE items_elsewhere RENAME TO items"]),
+    "table missing (42P01)": sql_fault(
+        ["ALTER TABLE items RENAME TO items_elsewhere"], ["ALTER TABLE items_elsewhere RENAME TO items"]
+    ),
     "lock held (55P03)": table_locked,
     # 57014: a trigger makes every insert outlast the function's statement_timeout.
     "statement timeout (57014)": sql_fault(
-        ["CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM pg_sleep(60); "
-         "RETURN NEW; END$$",
-         "CREATE TRIGGER slow_insert BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow_insert()"],
+        [
+            "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM pg_sleep(60); "
+            "RETURN NEW; END$$",
+            "CREATE TRIGGER slow_insert BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow_insert()",
+        ],
         ["DROP TRIGGER slow_insert ON orders", "DROP FUNCTION slow_insert()"],
     ),
     # 28P01: the function's password is no longer the role's.
-    "authentication (28P01)": sql_fault([f"ALTER ROLE {INGEST_ROLE} PASSWORD 'rotated-elsewhere'"],
-                                        [f"ALTER ROLE {INGEST_ROLE} PASSWORD '{INGEST_PASSWORD}'"]),
-}  # fmt: skip
+    "authentication (28P01)": sql_fault(
+        [f"ALTER ROLE {INGEST_ROLE} PASSWORD 'rotated-elsewhere'"],
+        [f"ALTER ROLE {INGEST_ROLE} PASSWORD '{INGEST_PASSWORD}'"],
+    ),
+}
 
 
 def stored_count(admin: pg8000.native.Connection, orders: list[dict[str, Any]]) -> int:
@@ -80,9 +88,13 @@ def stored_count(admin: pg8000.native.Connection, orders: list[dict[str, Any]]) 
 
 @pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
 def test_a_store_fault_fails_every_record_and_dead_letters_nothing_then_the_redelivery_stores_once(
-    client: flask.testing.FlaskClient, admin: pg8000.native.Connection, connect_admin: Connect, make_order: Any,
-    settings: Settings, fault: Fault,
-) -> None:  # fmt: skip
+    client: flask.testing.FlaskClient,
+    admin: pg8000.native.Connection,
+    connect_admin: Connect,
+    make_order: Any,
+    settings: Settings,
+    fault: Fault,
+) -> None:
     """GIVEN the fault injected into the real PostgreSQL WHEN a batch of two orders and a junk record arrives
     THEN all three are failed and nothing is dead-lettered; AND WHEN the fault is lifted and the same event
     redelivered THEN both orders are stored, once each, and the junk record is dead-lettered."""
@@ -112,8 +124,10 @@ def test_a_slow_order_is_split_out_and_redelivered_while_the_rest_of_its_batch_i
     batch of four THEN the three others are stored, it alone is failed, nothing is dead-lettered; AND once the
     trigger is gone its redelivery stores it."""
     drain(settings)
-    admin.run("CREATE FUNCTION slow_customer() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
-              "IF NEW.customer_id = 'slow' THEN PERFORM pg_sleep(60); END IF; RETURN NEW; END$$")  # fmt: skip
+    admin.run(
+        "CREATE FUNCTION slow_customer() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+        "IF NEW.customer_id = 'slow' THEN PERFORM pg_sleep(60); END IF; RETURN NEW; END$$"
+    )
     admin.run("CREATE TRIGGER slow_customer BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow_customer()")
     orders = [make_order(), make_order(), make_order(customer_id="slow"), make_order()]
     event = kafka_event([order_bytes(order) for order in orders], first_offset=30)
@@ -157,9 +171,11 @@ def test_a_constraint_refusing_every_order_fails_even_a_lone_record_and_stores_n
 
 
 def test_orders_a_constraint_refuses_for_their_content_are_dead_lettered_even_alone_in_their_batch(
-    client: flask.testing.FlaskClient, admin: pg8000.native.Connection, make_order: Any,
+    client: flask.testing.FlaskClient,
+    admin: pg8000.native.Connection,
+    make_order: Any,
     dead_letter_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     """GIVEN a constraint that refuses one customer's orders WHEN a batch holds only two such orders (the
     tail of a quiet partition) THEN both are dead-lettered as store_rejected (to either destination): the
     partition is not held."""

@@ -246,9 +246,18 @@ def bad(kind: str) -> Answer:
 
 @pytest.mark.parametrize(
     "kind",
-    ["empty object", "null", "list", "null failures", "unknown ids", "string ids", "not json", "500",
-     "timeout after storing"],
-)  # fmt: skip
+    [
+        "empty object",
+        "null",
+        "list",
+        "null failures",
+        "unknown ids",
+        "string ids",
+        "not json",
+        "500",
+        "timeout after storing",
+    ],
+)
 def test_an_answer_that_is_not_a_partial_batch_response_commits_nothing(rig: Callable[..., Rig], kind: str) -> None:
     """GIVEN an ingest stand-in answering `kind` WHEN it gets a batch THEN the trigger retries the same batch
     and commits nothing; once it answers properly everything is committed."""

@@ -102,8 +102,9 @@ def test_a_body_over_the_limit_is_a_413(
     client: flask.testing.FlaskClient, producer_seen: CountingProducer, environ: dict[str, Any]
 ) -> None:
     body = b'{"count": 1, "schedule": "' + b"x" * Settings().generate_max_body_bytes + b'"}'
-    response = client.post("/", input_stream=io.BytesIO(body), content_type="application/json",
-                           environ_overrides=environ)  # fmt: skip
+    response = client.post(
+        "/", input_stream=io.BytesIO(body), content_type="application/json", environ_overrides=environ
+    )
     assert response.status_code == 413 and response.get_json()["error"] == "payload_too_large"
     assert producer_seen.produced == []
 

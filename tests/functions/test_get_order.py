@@ -43,9 +43,11 @@ def test_order_comes_back_exactly_as_ingested_then_from_each_cache_tier(
 
 
 def test_unknown_uid_is_404_json_and_cached_negatively_then_found_after_ingest(
-    client: flask.testing.FlaskClient, ingest: flask.testing.FlaskClient, make_order: Any,
+    client: flask.testing.FlaskClient,
+    ingest: flask.testing.FlaskClient,
+    make_order: Any,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     order = make_order()
     path = f"/orders/{order['order_uid']}"
     missing = client.get(path)
@@ -114,10 +116,13 @@ def test_recent_orders_newest_first_and_bounded(
     listed = client.get("/orders?limit=2").json["orders"]
     assert [o["order_uid"] for o in listed] == [newest["order_uid"], older["order_uid"]]
     assert listed[0] == {
-        "order_uid": newest["order_uid"], "track_number": newest["track_number"],
-        "date_created": "2099-01-02T00:00:00Z", "amount": newest["payment"]["amount"],
-        "currency": newest["payment"]["currency"], "item_count": len(newest["items"]),
-    }  # fmt: skip
+        "order_uid": newest["order_uid"],
+        "track_number": newest["track_number"],
+        "date_created": "2099-01-02T00:00:00Z",
+        "amount": newest["payment"]["amount"],
+        "currency": newest["payment"]["currency"],
+        "item_count": len(newest["items"]),
+    }
     # Recent means stored last, whatever date the client gave its order (a late delivery, a generated order)
     late = make_order(date_created="2001-01-01T00:00:00Z")
     seed_orders([late])
@@ -161,9 +166,11 @@ def test_listing_can_be_turned_off_while_lookups_by_uid_still_work(
 
 
 def test_memcached_down_answers_from_postgres_quickly_and_recovers(
-    client: flask.testing.FlaskClient, stored_order: dict[str, Any], work_dir: Any,
+    client: flask.testing.FlaskClient,
+    stored_order: dict[str, Any],
+    work_dir: Any,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     own_memcached = services.memcached(work_dir).start()
     monkeypatch.setenv("MEMCACHED_SERVERS", f"127.0.0.1:{own_memcached.port}")
     monkeypatch.setenv("CACHE_LRU_SIZE", "0")
@@ -228,8 +235,9 @@ def test_an_order_stored_under_older_rules_is_served_as_stored(
     client: flask.testing.FlaskClient, stored_order: dict[str, Any], store: Any
 ) -> None:
     # GIVEN a stored order that today's model refuses (stored before its e-mail rule was tightened)
-    store._run("UPDATE deliveries SET email = 'postmaster@localhost' WHERE order_uid = :uid",
-               uid=stored_order["order_uid"])  # fmt: skip
+    store._run(
+        "UPDATE deliveries SET email = 'postmaster@localhost' WHERE order_uid = :uid", uid=stored_order["order_uid"]
+    )
     runtime.order_cache().local.clear()
     # WHEN it is looked up, THEN it is served as it is stored, not answered with an error
     answer = client.get(f"/orders/{stored_order['order_uid']}")

@@ -34,8 +34,13 @@ async def call(app: LookupApp, method: str, path: str, headers: dict[str, str] |
         sent.append(message)
 
     path, _, query = path.partition("?")
-    scope = {"type": "http", "method": method, "path": path, "query_string": query.encode(),
-             "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]}  # fmt: skip
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": query.encode(),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
     await app(scope, receive, send)
     start, body = sent
     return Answer(start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body["body"])
@@ -66,7 +71,11 @@ def test_an_order_comes_back_from_each_tier_with_the_headers_of_the_other_adapte
     database, local, memcached, local_again, head = asyncio.run(scenario())
     assert json.loads(database.body) == stored_order and database.status == 200
     assert [a.headers["x-cache"] for a in (database, local, memcached, local_again)] == [
-        "database", "local", "memcached", "local"]  # fmt: skip
+        "database",
+        "local",
+        "memcached",
+        "local",
+    ]
     assert local.body == memcached.body == local_again.body == database.body
     per_request = {"x-cache", "server-timing"}  # the tier, and the time this answer took
     for answer in (local, memcached, local_again):
@@ -102,9 +111,11 @@ def test_conditional_cors_and_error_answers_are_those_of_the_core(app: LookupApp
 
 
 def test_lookups_in_flight_ask_memcached_once_together(
-    app: LookupApp, seed_orders: Callable[[list[dict[str, Any]]], None], make_order: Callable[..., dict[str, Any]],
+    app: LookupApp,
+    seed_orders: Callable[[list[dict[str, Any]]], None],
+    make_order: Callable[..., dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     orders = [make_order() for _ in range(5)]
     seed_orders(orders)
     cache = runtime.order_cache()

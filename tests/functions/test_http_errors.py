@@ -10,8 +10,9 @@ from devstack import ROOT
 ALLOWED = {"get_order": "GET, HEAD, OPTIONS", "ingest_order": "POST", "generate_orders": "POST"}
 
 
-@pytest.mark.parametrize(("function", "method"), [("get_order", "POST"), ("ingest_order", "GET"),
-                                                  ("generate_orders", "PUT")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("function", "method"), [("get_order", "POST"), ("ingest_order", "GET"), ("generate_orders", "PUT")]
+)
 def test_a_wrong_method_is_a_json_405_with_allow(function: str, method: str) -> None:
     source = ROOT / "functions" / function / "main.py"
     client = functions_framework.create_app(target="http_entry", source=str(source)).test_client()

@@ -43,8 +43,11 @@ def test_redelivered_batch_is_harmless(client: flask.testing.FlaskClient, make_o
     event = kafka_event([order_bytes(make_order())])
     assert client.post("/", json=event).json["stored"] == 1
     assert client.post("/", json=event).json == {
-        "stored": 0, "duplicates": 1, "dead_lettered": 0, "batchItemFailures": []
-    }  # fmt: skip
+        "stored": 0,
+        "duplicates": 1,
+        "dead_lettered": 0,
+        "batchItemFailures": [],
+    }
 
 
 def test_poison_records_reach_the_dead_letter_queue_with_reasons(
@@ -68,8 +71,13 @@ def test_poison_records_reach_the_dead_letter_queue_with_reasons(
     assert response.json["stored"] == 1 and response.json["dead_lettered"] == 6
     letters = sorted(drain(settings), key=lambda letter: letter["offset"])
     assert [(letter["offset"], letter["reason"]) for letter in letters] == [
-        (100, "not_json"), (101, "invalid"), (102, "invalid"), (103, "invalid"), (104, "invalid"), (105, "conflict"),
-    ]  # fmt: skip
+        (100, "not_json"),
+        (101, "invalid"),
+        (102, "invalid"),
+        (103, "invalid"),
+        (104, "invalid"),
+        (105, "conflict"),
+    ]
     assert letters[1]["errors"] == [{"field": "sm_id", "message": "Input should be a valid integer"}]
     assert {"field": "payment", "message": "Field required"} in letters[2]["errors"]
     assert letters[3]["errors"][0]["field"] == "customer_id"
@@ -201,9 +209,11 @@ def test_a_body_declared_over_the_limit_is_refused_with_413_unread(
     client: flask.testing.FlaskClient, small_limit: int, ran: Ran
 ) -> None:
     response = client.post(
-        "/", input_stream=Unreadable(), content_type="application/json",
+        "/",
+        input_stream=Unreadable(),
+        content_type="application/json",
         environ_overrides={"CONTENT_LENGTH": str(small_limit + 1)},
-    )  # fmt: skip
+    )
     assert response.status_code == 413 and response.json["error"] == "payload_too_large"
     assert ran.since() == ([], [])
 
@@ -224,9 +234,11 @@ def test_a_body_of_no_declared_length_is_read_no_further_than_the_limit(
     # and an event within the limit, chunked alike, is ingested
     small = json.dumps(kafka_event([order_bytes(orders[0])])).encode()
     response = client.post(
-        "/", input_stream=io.BytesIO(small), content_type="application/json",
+        "/",
+        input_stream=io.BytesIO(small),
+        content_type="application/json",
         environ_overrides=CHUNKED,
-    )  # fmt: skip
+    )
     assert response.status_code == 200 and response.json["stored"] == 1
 
 

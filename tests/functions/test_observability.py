@@ -66,9 +66,11 @@ def emf(document: dict[str, Any]) -> dict[tuple[str, frozenset[tuple[str, str]]]
 def lambda_context(request_id: str, function: str) -> SimpleNamespace:
     """What the Lambda runtime hands a handler (the attributes Powertools reads)."""
     return SimpleNamespace(
-        aws_request_id=request_id, function_name=function, memory_limit_in_mb=512,
+        aws_request_id=request_id,
+        function_name=function,
+        memory_limit_in_mb=512,
         invoked_function_arn=f"arn:aws:lambda:eu-west-1:123456789012:function:{function}",
-    )  # fmt: skip
+    )
 
 
 RFC_3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
@@ -121,8 +123,12 @@ def test_the_request_id_the_trigger_sends_names_the_log_line_and_the_dead_letter
     [line] = log_lines(capsys.readouterr().err, "batch ingested")
     assert line["function"] == "ingest_order" and line["request_id"] == "trigger-7f3a"
     assert {key: line[key] for key in ("records", "stored", "duplicates", "dead_lettered", "failed")} == {
-        "records": 3, "stored": 2, "duplicates": 0, "dead_lettered": 1, "failed": 0,
-    }  # fmt: skip
+        "records": 3,
+        "stored": 2,
+        "duplicates": 0,
+        "dead_lettered": 1,
+        "failed": 0,
+    }
     assert line["batch"] == ["orders-0@40..42"] and line["dead_letters"] == ["orders-0@41 not_json"]
     assert line["duration_ms"] >= 0 and line["level"] == "INFO"
     [letter] = drain(settings)
@@ -131,9 +137,12 @@ def test_the_request_id_the_trigger_sends_names_the_log_line_and_the_dead_letter
 
 @pytest.mark.parametrize("sent", [None, "", "x" * 129, "two words", "ümlaut", "a\tb"])
 def test_without_a_sensible_request_id_one_is_made_and_used_alike(
-    ingest: flask.testing.FlaskClient, make_order: Any, settings: Settings, capsys: pytest.CaptureFixture[str],
+    ingest: flask.testing.FlaskClient,
+    make_order: Any,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
     sent: str | None,
-) -> None:  # fmt: skip
+) -> None:
     """A missing id (functions-framework makes one), or one a caller could forge lines or bloat logs with, is
     replaced by a fresh one; the log line and the dead letter name the same."""
     drain(settings)
@@ -209,8 +218,12 @@ def test_lookup_logs_one_line_per_request_and_counts_answers_by_status_and_tier(
     assert lookup.get("/orders/not-there-at-all").status_code == 404
     assert lookup.get("/orders/bad%20uid").status_code == 400
     lines = log_lines(capsys.readouterr().err, "lookup answered")
-    assert [(line["status"], line.get("tier")) for line in lines] == [(200, "database"), (200, "local"), (404, None),
-                                                                  (400, None)]  # fmt: skip
+    assert [(line["status"], line.get("tier")) for line in lines] == [
+        (200, "database"),
+        (200, "local"),
+        (404, None),
+        (400, None),
+    ]
     assert lines[0]["request_id"] == "page-1" and lines[0]["path"] == f"/orders/{uid}"
     assert all(line["function"] == "get_order" and line["duration_ms"] >= 0 for line in lines)
     after = scrape(lookup)

@@ -118,9 +118,14 @@ def test_dead_sources_are_reported_and_the_live_ones_still_answer(
     # THEN it answers (not held by the silent source) with each source's state and the live figures
     assert answer.status_code == 200
     assert answer.json["sources"] == {
-        "ingest_order": "ok", "get_order": "ok", "trigger": "ok",
-        "closed": "unreachable", "silent": "unreachable", "failing": "unreachable", "junk": "unparseable",
-    }  # fmt: skip
+        "ingest_order": "ok",
+        "get_order": "ok",
+        "trigger": "ok",
+        "closed": "unreachable",
+        "silent": "unreachable",
+        "failing": "unreachable",
+        "junk": "unparseable",
+    }
     assert answer.json["counters"]["ingest_records"] == {"stored": 9}
     assert elapsed < 15  # the scrape timeout is 0.5 s; the silent source would hold a naive scrape forever
 

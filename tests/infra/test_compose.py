@@ -40,8 +40,11 @@ def compose() -> Compose:
 
 def ours(compose: Compose) -> dict[str, dict[str, str]]:
     """The environment of every service built from this repository."""
-    return {name: {k: str(v) for k, v in (s.get("environment") or {}).items()}
-            for name, s in compose["services"].items() if "build" in s}  # fmt: skip
+    return {
+        name: {k: str(v) for k, v in (s.get("environment") or {}).items()}
+        for name, s in compose["services"].items()
+        if "build" in s
+    }
 
 
 def reachable(compose: Compose) -> dict[tuple[str, int], str]:
@@ -51,8 +54,11 @@ def reachable(compose: Compose) -> dict[tuple[str, int], str]:
         env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
         aliases = {name, *(service.get("networks") or {}).get("default", {}).get("aliases", [])}
         if "KAFKA_ADVERTISED_LISTENERS" in env:  # a broker is reached at the addresses it advertises
-            ports = {int(port) for host, port in re.findall(r"//([\w-]+):(\d+)", env["KAFKA_ADVERTISED_LISTENERS"])
-                     if host in aliases}  # fmt: skip
+            ports = {
+                int(port)
+                for host, port in re.findall(r"//([\w-]+):(\d+)", env["KAFKA_ADVERTISED_LISTENERS"])
+                if host in aliases
+            }
         else:
             ports = {int(str(p).rsplit(":", 1)[1]) for p in service.get("ports") or []}
             ports |= {int(env["PORT"])} if "PORT" in env else set()
@@ -111,8 +117,10 @@ def test_http_health_checks_ask_the_process_they_check(compose: Compose) -> None
             checked.add(name)
     assert {"get_order", "ingest_order", "generate_orders", "trigger", "scheduler"} <= checked
     defaults = Settings.model_construct()
-    for name, variable, port in (("trigger", "TRIGGER_STATUS_PORT", defaults.trigger_status_port),
-                                 ("scheduler", "SCHEDULER_STATUS_PORT", defaults.scheduler_status_port)):  # fmt: skip
+    for name, variable, port in (
+        ("trigger", "TRIGGER_STATUS_PORT", defaults.trigger_status_port),
+        ("scheduler", "SCHEDULER_STATUS_PORT", defaults.scheduler_status_port),
+    ):
         service = compose["services"][name]
         assert service["ports"] == [f"127.0.0.1:{port}:{service['environment'][variable]}"], name
 

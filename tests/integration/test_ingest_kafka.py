@@ -121,9 +121,12 @@ def kafka_letters_ingest_url(stack_env: dict[str, str], kafka_bootstrap: str, wo
 
 @pytest.fixture
 def letter_pipeline(
-    stack_env: dict[str, str], kafka_bootstrap: str, work_dir: Path, dead_letter_settings: Settings,
+    stack_env: dict[str, str],
+    kafka_bootstrap: str,
+    work_dir: Path,
+    dead_letter_settings: Settings,
     request: pytest.FixtureRequest,
-) -> Iterator[Pipeline]:  # fmt: skip
+) -> Iterator[Pipeline]:
     """A pipeline whose ingest sends dead letters to each destination in turn; orders-dlq reads the same."""
     sink = dead_letter_settings.dead_letter_sink
     url = request.getfixturevalue("ingest_url" if sink == "sqs" else "kafka_letters_ingest_url")
@@ -157,9 +160,11 @@ def test_every_produced_order_is_stored_equal(pipeline: Pipeline, many_orders: C
 
 
 def test_poison_records_are_dead_lettered_and_the_consumer_keeps_moving(
-    letter_pipeline: Pipeline, make_order: Callable[..., dict[str, Any]], many_orders: Callable[[int], Orders],
+    letter_pipeline: Pipeline,
+    make_order: Callable[..., dict[str, Any]],
+    many_orders: Callable[[int], Orders],
     dead_letter_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     pipeline, settings = letter_pipeline, dead_letter_settings
     stored_before = make_order()
     missing_fields = make_order()
@@ -198,8 +203,9 @@ def test_poison_records_are_dead_lettered_and_the_consumer_keeps_moving(
     services.wait_until(lambda: pipeline.committed() == 1 + len(poison) + len(valid), 20, "offsets committed")
 
 
-def test_identical_duplicates_are_stored_once(pipeline: Pipeline, make_order: Callable[..., dict[str, Any]],
-                                              settings: Settings) -> None:  # fmt: skip
+def test_identical_duplicates_are_stored_once(
+    pipeline: Pipeline, make_order: Callable[..., dict[str, Any]], settings: Settings
+) -> None:
     order = make_order()
     pipeline.trigger.start()
     pipeline.produce_orders([order, order, order])
@@ -262,9 +268,13 @@ def test_sigterm_finishes_the_batch_in_flight_commits_and_exits(
 def orders_dlq_lines(pipeline: Pipeline, *args: str) -> list[str]:
     """Run the dead-letter tool as a person would, against the pipeline's services; the lines it prints."""
     done = subprocess.run(
-        [str(services.VENV_BIN / "orders-dlq"), *args], env={**os.environ, **pipeline.env},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [str(services.VENV_BIN / "orders-dlq"), *args],
+        env={**os.environ, **pipeline.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     # Its first line says what it acts on: the queue or topic of the pipeline's settings, and its Kafka cluster.
     first = done.stderr.splitlines()[0]
@@ -303,8 +313,13 @@ def test_a_record_refused_by_a_rule_is_redriven_after_the_rule_is_relaxed_and_st
     pipeline.wait_stored([blocked])
     assert pipeline.stored(blocked["order_uid"]) == blocked
     assert orders_dlq(pipeline, "stats")["letters"] == 0
-    consumer = Consumer({"bootstrap.servers": pipeline.env["KAFKA_BOOTSTRAP_SERVERS"], "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": pipeline.env["KAFKA_BOOTSTRAP_SERVERS"],
+            "group.id": uuid.uuid4().hex,
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.subscribe([pipeline.topic])
     try:
         records: list[Any] = []

@@ -36,9 +36,12 @@ def ingest_url(stack_env: dict[str, str], work_dir: Path) -> Iterator[str]:
 
 @pytest.fixture
 def secured_env(
-    stack_env: dict[str, str], kafka: services.Service, kafka_sasl_ssl: services.SaslSslListener, ingest_url: str,
+    stack_env: dict[str, str],
+    kafka: services.Service,
+    kafka_sasl_ssl: services.SaslSslListener,
+    ingest_url: str,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[dict[str, str]]:  # fmt: skip
+) -> Iterator[dict[str, str]]:
     """The environment of a stack whose Kafka is the SASL_SSL listener, on a topic and group of this test's own
     (also set in this process, for the in-process generator)."""
     topic = f"secured-{uuid.uuid4().hex[:8]}"

@@ -45,8 +45,12 @@ def test_errors_are_json_with_the_right_status(get_order_url: str) -> None:
 
 
 def test_cors_preflight_and_health(get_order_url: str) -> None:
-    status, headers, _ = call(f"{get_order_url}/orders/abc", "OPTIONS", Origin="http://127.0.0.1:3000",
-                              **{"Access-Control-Request-Method": "GET"})  # fmt: skip
+    status, headers, _ = call(
+        f"{get_order_url}/orders/abc",
+        "OPTIONS",
+        Origin="http://127.0.0.1:3000",
+        **{"Access-Control-Request-Method": "GET"},
+    )
     assert status == 204 and headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:3000"
     status, _, body = call(f"{get_order_url}/health")
     assert status == 200 and json.loads(body) == {"status": "ok", "postgres": "ok", "memcached": "ok"}

@@ -28,8 +28,12 @@ def replica(postgres: services.Service, stack_env: dict[str, str], work_dir: Pat
 def lookup(replica: services.Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Any]]:
     """GET /orders/{uid} through the composition root, reading the replica; no cache tier, so each lookup
     shows which database answered."""
-    for name, value in {"PG_REPLICA_HOST": "127.0.0.1", "PG_REPLICA_PORT": str(replica.port),
-                        "MEMCACHED_SERVERS": "", "CACHE_LRU_SIZE": "0"}.items():  # fmt: skip
+    for name, value in {
+        "PG_REPLICA_HOST": "127.0.0.1",
+        "PG_REPLICA_PORT": str(replica.port),
+        "MEMCACHED_SERVERS": "",
+        "CACHE_LRU_SIZE": "0",
+    }.items():
         monkeypatch.setenv(name, value)
     bootstrap.reset()
     yield lambda uid: bootstrap.lookup_service().handle("GET", f"/orders/{uid}", {}, {})
@@ -68,10 +72,13 @@ def lag_bytes(replica: services.Service) -> int:
 
 
 def test_an_order_not_yet_on_the_replica_is_found_on_the_primary(
-    replica: services.Service, lookup: Callable[[str], Any], replay: Callable[[bool], None],
-    stored_order: dict[str, Any], make_order: Callable[..., dict[str, Any]],
+    replica: services.Service,
+    lookup: Callable[[str], Any],
+    replay: Callable[[bool], None],
+    stored_order: dict[str, Any],
+    make_order: Callable[..., dict[str, Any]],
     seed_orders: Callable[[list[dict[str, Any]]], None],
-) -> None:  # fmt: skip
+) -> None:
     services.wait_until(lambda: on_replica(replica, stored_order["order_uid"]), 30, "the replica to catch up")
     replay(False)
     lagging = make_order()
@@ -85,15 +92,22 @@ def test_an_order_not_yet_on_the_replica_is_found_on_the_primary(
 
 
 def test_lookups_read_the_replica(
-    replica: services.Service, lookup: Callable[[str], Any], replay: Callable[[bool], None],
+    replica: services.Service,
+    lookup: Callable[[str], Any],
+    replay: Callable[[bool], None],
     stored_order: dict[str, Any],
-) -> None:  # fmt: skip
+) -> None:
     uid = stored_order["order_uid"]
     services.wait_until(lambda: on_replica(replica, uid), 30, "the replica to replay the order")
     replay(False)  # the primary forgets the order; the paused replica still has it
     settings = get_settings()
-    primary = pg8000.native.Connection(settings.pg_user, password=settings.pg_password, host=settings.pg_host,
-                                       port=settings.pg_port, database=settings.pg_database)  # fmt: skip
+    primary = pg8000.native.Connection(
+        settings.pg_user,
+        password=settings.pg_password,
+        host=settings.pg_host,
+        port=settings.pg_port,
+        database=settings.pg_database,
+    )
     primary.run("DELETE FROM orders WHERE order_uid = :uid", uid=uid)
     primary.close()
 

@@ -12,15 +12,30 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ("get_order", "ingest_order", "generate_orders", "provision")
 # What the local entries (functions-framework, its servers) and the local tools bring; a handler loads none.
-LOCAL_ONLY = ("flask", "werkzeug", "functions_framework", "starlette", "uvicorn", "gunicorn", "watchdog",
-              "granian", "tqdm", "orders_local")  # fmt: skip
+LOCAL_ONLY = (
+    "flask",
+    "werkzeug",
+    "functions_framework",
+    "starlette",
+    "uvicorn",
+    "gunicorn",
+    "watchdog",
+    "granian",
+    "tqdm",
+    "orders_local",
+)
 
 
 def test_import_contracts_hold() -> None:
     # In a process of its own: import-linter configures logging with dictConfig, which disables every logger
     # that exists (the functions' own, imported when the tests were collected) for the rest of the session.
-    linted = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--no-cache"], cwd=ROOT,
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    linted = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
 

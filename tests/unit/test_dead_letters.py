@@ -21,8 +21,15 @@ SQS_ALLOWED = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*
 
 
 def letter(**fields: Any) -> DeadLetter:
-    base: dict[str, Any] = {"reason": "invalid", "message": "m", "topic": "orders", "partition": 0, "offset": 1,
-                            "key": b"k", "value": b"v"}  # fmt: skip
+    base: dict[str, Any] = {
+        "reason": "invalid",
+        "message": "m",
+        "topic": "orders",
+        "partition": 0,
+        "offset": 1,
+        "key": b"k",
+        "value": b"v",
+    }
     return DeadLetter(**{**base, **fields})
 
 
@@ -37,8 +44,11 @@ class FakeSqs:
     def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
         bodies = [entry["MessageBody"] for entry in Entries]
         assert len(bodies) <= 10 and sum(len(b.encode()) for b in bodies) <= SQS_LIMIT, "BatchRequestTooLong"
-        failed = [{"Id": e["Id"], "SenderFault": self.sender_fault, "Code": "InvalidMessageContents"}
-                  for e in Entries if self.refuse(e["MessageBody"])]  # fmt: skip
+        failed = [
+            {"Id": e["Id"], "SenderFault": self.sender_fault, "Code": "InvalidMessageContents"}
+            for e in Entries
+            if self.refuse(e["MessageBody"])
+        ]
         self.batches.append([b for b, e in zip(bodies, Entries, strict=True) if not self.refuse(e["MessageBody"])])
         return {"Successful": [], "Failed": failed}
 
@@ -51,10 +61,15 @@ def test_the_largest_possible_letter_fits_whole_with_every_string_bounded() -> N
     # What escapes longest: a pair of \u escapes, a lone surrogate, a non-character.
     worst = "\U0001f600\ud800\uffff" * 10_000
     huge = letter(
-        reason=worst, message=worst, topic=worst, order_uid=worst, key=b"k" * 100_000, value=b"v" * 2_000_000,
+        reason=worst,
+        message=worst,
+        topic=worst,
+        order_uid=worst,
+        key=b"k" * 100_000,
+        value=b"v" * 2_000_000,
         errors=[{"field": worst, "message": worst}] * 5_000,
         headers=tuple((worst[:500], b"\xff" * 4000) for _ in range(40)),
-    )  # fmt: skip
+    )
     body = encode_letter(huge)
     assert len(body.encode()) <= SQS_LIMIT and body.isascii()
     fields = json.loads(body)
@@ -87,9 +102,15 @@ def test_a_letter_the_queue_refuses_is_sent_again_as_a_minimal_letter_naming_its
     assert len(sqs.batches) == 2
     [minimal] = sqs.batches[1]
     assert json.loads(minimal) == {
-        "reason": "invalid", "topic": "orders", "partition": 0, "offset": 2, "value_bytes": 7,
-        "value_sha256": hashlib.sha256(b"value 2").hexdigest(), "request_id": "req-7", "minimal": True,
-    }  # fmt: skip
+        "reason": "invalid",
+        "topic": "orders",
+        "partition": 0,
+        "offset": 2,
+        "value_bytes": 7,
+        "value_sha256": hashlib.sha256(b"value 2").hexdigest(),
+        "request_id": "req-7",
+        "minimal": True,
+    }
 
 
 class FlakySqs(FakeSqs):
@@ -104,8 +125,11 @@ class FlakySqs(FakeSqs):
     def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
         self.calls += 1
         failing = self.calls == 1
-        failed = [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"}
-                  for e in Entries if failing and self.fail_once(json.loads(e["MessageBody"])["offset"])]  # fmt: skip
+        failed = [
+            {"Id": e["Id"], "SenderFault": False, "Code": "InternalError"}
+            for e in Entries
+            if failing and self.fail_once(json.loads(e["MessageBody"])["offset"])
+        ]
         refused = {f["Id"] for f in failed}
         self.batches.append([e["MessageBody"] for e in Entries if e["Id"] not in refused])
         return {"Successful": [{"Id": e["Id"]} for e in Entries if e["Id"] not in refused], "Failed": failed}

@@ -120,9 +120,13 @@ def test_a_dead_letter_always_fits_in_one_sqs_message(make_order: Any) -> None:
 
 @pytest.mark.parametrize(
     ("value", "reason"),
-    [(b"[" * 200_000 + b"]" * 200_000, "not_json"), (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "not_json"),
-     (b"", "not_json"), (b"null", "not_object")],
-)  # fmt: skip
+    [
+        (b"[" * 200_000 + b"]" * 200_000, "not_json"),
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "not_json"),
+        (b"", "not_json"),
+        (b"null", "not_object"),
+    ],
+)
 def test_pathological_values_become_dead_letters_not_crashes(value: bytes, reason: str) -> None:
     letter = check_record(KafkaRecord("orders", 0, 0, 0, None, value))
     assert isinstance(letter, DeadLetter) and letter.reason == reason

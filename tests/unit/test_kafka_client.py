@@ -32,28 +32,56 @@ def no_secret(_settings: Settings) -> tuple[str, str]:
     [
         ({}, {"bootstrap.servers": "127.0.0.1:9092", "security.protocol": "plaintext"}),
         (
-            {"KAFKA_BOOTSTRAP_SERVERS": "b-1.example:9096", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-             "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "orders", "KAFKA_SASL_PASSWORD": "pw"},
-            {"bootstrap.servers": "b-1.example:9096", "security.protocol": "sasl_ssl",
-             "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "orders", "sasl.password": "pw"},
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": "b-1.example:9096",
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                "KAFKA_SASL_USERNAME": "orders",
+                "KAFKA_SASL_PASSWORD": "pw",
+            },
+            {
+                "bootstrap.servers": "b-1.example:9096",
+                "security.protocol": "sasl_ssl",
+                "sasl.mechanism": "SCRAM-SHA-512",
+                "sasl.username": "orders",
+                "sasl.password": "pw",
+            },
         ),
         (
-            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": "/certs/ca.pem",
-             "KAFKA_SSL_CERTIFICATE_LOCATION": "/certs/client.pem", "KAFKA_SSL_KEY_LOCATION": "/certs/client.key",
-             "KAFKA_SSL_KEY_PASSWORD": "kp"},
-            {"bootstrap.servers": "127.0.0.1:9092", "security.protocol": "ssl", "ssl.ca.location": "/certs/ca.pem",
-             "ssl.certificate.location": "/certs/client.pem", "ssl.key.location": "/certs/client.key",
-             "ssl.key.password": "kp"},
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SSL",
+                "KAFKA_SSL_CA_LOCATION": "/certs/ca.pem",
+                "KAFKA_SSL_CERTIFICATE_LOCATION": "/certs/client.pem",
+                "KAFKA_SSL_KEY_LOCATION": "/certs/client.key",
+                "KAFKA_SSL_KEY_PASSWORD": "kp",
+            },
+            {
+                "bootstrap.servers": "127.0.0.1:9092",
+                "security.protocol": "ssl",
+                "ssl.ca.location": "/certs/ca.pem",
+                "ssl.certificate.location": "/certs/client.pem",
+                "ssl.key.location": "/certs/client.key",
+                "ssl.key.password": "kp",
+            },
         ),
         (
-            {"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM": "plain", "KAFKA_SASL_USERNAME": "key",
-             "KAFKA_SASL_PASSWORD": "secret"},
-            {"bootstrap.servers": "127.0.0.1:9092", "security.protocol": "sasl_ssl", "sasl.mechanism": "PLAIN",
-             "sasl.username": "key", "sasl.password": "secret"},
+            {
+                "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+                "KAFKA_SASL_MECHANISM": "plain",
+                "KAFKA_SASL_USERNAME": "key",
+                "KAFKA_SASL_PASSWORD": "secret",
+            },
+            {
+                "bootstrap.servers": "127.0.0.1:9092",
+                "security.protocol": "sasl_ssl",
+                "sasl.mechanism": "PLAIN",
+                "sasl.username": "key",
+                "sasl.password": "secret",
+            },
         ),
     ],
     ids=["plaintext", "scram", "mutual-tls", "plain"],
-)  # fmt: skip
+)
 def test_the_settings_become_librdkafkas_own_properties(env: dict[str, str], properties: dict[str, Any]) -> None:
     config = client_config(settings(**env), read_secret=no_secret)
     assert without_callbacks(config) == properties
@@ -68,10 +96,13 @@ def test_the_credentials_come_from_the_secret_when_one_is_named() -> None:
         return "from-secret", "rotated"
 
     config = client_config(
-        settings(KAFKA_SECURITY_PROTOCOL="SASL_SSL", KAFKA_SASL_MECHANISM="SCRAM-SHA-512",
-                 KAFKA_SASL_SECRET_ARN="arn:aws:secretsmanager:eu-west-1:1:secret:AmazonMSK_orders"),
+        settings(
+            KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+            KAFKA_SASL_MECHANISM="SCRAM-SHA-512",
+            KAFKA_SASL_SECRET_ARN="arn:aws:secretsmanager:eu-west-1:1:secret:AmazonMSK_orders",
+        ),
         read_secret=read_secret,
-    )  # fmt: skip
+    )
     assert (config["sasl.username"], config["sasl.password"]) == ("from-secret", "rotated")
     assert read == ["arn:aws:secretsmanager:eu-west-1:1:secret:AmazonMSK_orders"]
 
@@ -102,22 +133,41 @@ def test_msk_iam_hands_confluent_kafka_a_token_and_its_expiry_in_seconds(monkeyp
     ("env", "message"),
     [
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "needs KAFKA_SASL_MECHANISM"),
-        ({"KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"},
-         "needs KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
-        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256", "KAFKA_SASL_USERNAME": "u"},
-         "needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, or KAFKA_SASL_SECRET_ARN"),
-        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "u",
-          "KAFKA_SASL_SECRET_ARN": "arn"}, "KAFKA_SASL_SECRET_ARN holds the username and password"),
-        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER", "KAFKA_SASL_PASSWORD": "p"},
-         "signs with the AWS role"),
+        (
+            {"KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"},
+            "needs KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+        ),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+                "KAFKA_SASL_USERNAME": "u",
+            },
+            "needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, or KAFKA_SASL_SECRET_ARN",
+        ),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                "KAFKA_SASL_USERNAME": "u",
+                "KAFKA_SASL_SECRET_ARN": "arn",
+            },
+            "KAFKA_SASL_SECRET_ARN holds the username and password",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER", "KAFKA_SASL_PASSWORD": "p"},
+            "signs with the AWS role",
+        ),
         ({"KAFKA_SASL_USERNAME": "u"}, "set without SASL"),
         ({"KAFKA_SSL_CA_LOCATION": "/ca.pem"}, "KAFKA_SSL_CA_LOCATION set, but KAFKA_SECURITY_PROTOCOL=PLAINTEXT"),
-        ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERTIFICATE_LOCATION": "/c.pem"},
-         "needs both KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERTIFICATE_LOCATION": "/c.pem"},
+            "needs both KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION",
+        ),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "GSSAPI"}, "kafka_sasl_mechanism"),
         ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "kafka_security_protocol"),
     ],
-)  # fmt: skip
+)
 def test_combinations_librdkafka_would_only_fail_on_later_are_refused_at_start(
     env: dict[str, str], message: str
 ) -> None:
@@ -127,8 +177,13 @@ def test_combinations_librdkafka_would_only_fail_on_later_are_refused_at_start(
 
 
 def test_the_passwords_are_never_shown() -> None:
-    loaded = settings(KAFKA_SECURITY_PROTOCOL="SASL_SSL", KAFKA_SASL_MECHANISM="PLAIN", KAFKA_SASL_USERNAME="u",
-                      KAFKA_SASL_PASSWORD="hunter2", KAFKA_SSL_KEY_PASSWORD="keypass")  # fmt: skip
+    loaded = settings(
+        KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+        KAFKA_SASL_MECHANISM="PLAIN",
+        KAFKA_SASL_USERNAME="u",
+        KAFKA_SASL_PASSWORD="hunter2",
+        KAFKA_SSL_KEY_PASSWORD="keypass",
+    )
     shown = f"{loaded!r} {loaded} {loaded.model_dump()} {loaded.model_dump_json()}"
     assert "hunter2" not in shown and "keypass" not in shown
 
@@ -151,5 +206,9 @@ def test_a_broker_that_is_down_is_left_to_librdkafka_to_reconnect(code: int) -> 
 
 def test_mutual_tls_files_and_the_mappings_secret_exclude_each_other() -> None:
     with pytest.raises(ValidationError, match="KAFKA_SSL_SECRET_ARN holds the client certificate and key"):
-        settings(KAFKA_SECURITY_PROTOCOL="SSL", KAFKA_SSL_SECRET_ARN="arn", KAFKA_SSL_CERTIFICATE_LOCATION="/c.pem",
-                 KAFKA_SSL_KEY_LOCATION="/k.pem")  # fmt: skip
+        settings(
+            KAFKA_SECURITY_PROTOCOL="SSL",
+            KAFKA_SSL_SECRET_ARN="arn",
+            KAFKA_SSL_CERTIFICATE_LOCATION="/c.pem",
+            KAFKA_SSL_KEY_LOCATION="/k.pem",
+        )

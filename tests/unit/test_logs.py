@@ -23,13 +23,21 @@ def test_records_are_named_by_partition_and_offset_range_at_any_batch_size() -> 
 
 def test_a_text_line_keeps_a_hostile_field_on_its_own_line() -> None:
     line = logging.makeLogRecord(
-        {"name": "get_order", "levelname": "INFO", "msg": "lookup answered", "path": "/x\n2026 ERROR forged",
-         "status": 404, "batch": ["orders-0@1"], "request_id": "req-1"}
-    )  # fmt: skip
+        {
+            "name": "get_order",
+            "levelname": "INFO",
+            "msg": "lookup answered",
+            "path": "/x\n2026 ERROR forged",
+            "status": 404,
+            "batch": ["orders-0@1"],
+            "request_id": "req-1",
+        }
+    )
     text = TextFormatter().format(line)
     assert "\n" not in text
-    assert text.endswith('get_order: lookup answered path="/x\\n2026 ERROR forged" status=404 batch=["orders-0@1"] '
-                         "request_id=req-1")  # fmt: skip
+    assert text.endswith(
+        'get_order: lookup answered path="/x\\n2026 ERROR forged" status=404 batch=["orders-0@1"] request_id=req-1'
+    )
 
 
 HOSTILE = "orders\n2026-12-04 15:00:00,000 ERROR forged: \r\x1b[2Jcleared\u2028next\x85last"
@@ -40,9 +48,15 @@ IN_FIELD = "orders\\n2026-12-04 15:00:00,000 ERROR forged: \\r\\u001b[2Jcleared\
 
 def hostile_line(**fields: object) -> logging.LogRecord:
     return logging.makeLogRecord(
-        {"name": "orders_local.trigger", "levelname": "INFO", "msg": "consuming %s -> %s", "args": (HOSTILE, HOSTILE),
-         "topic": HOSTILE, **fields}
-    )  # fmt: skip
+        {
+            "name": "orders_local.trigger",
+            "levelname": "INFO",
+            "msg": "consuming %s -> %s",
+            "args": (HOSTILE, HOSTILE),
+            "topic": HOSTILE,
+            **fields,
+        }
+    )
 
 
 def test_a_text_line_escapes_a_hostile_message_argument() -> None:

@@ -52,8 +52,9 @@ def check_order(order: Order) -> Market:
     city = city_of(market, order)
     assert order.delivery.region == city.region, (city, order.delivery)
     assert any(postcode_pattern(market, prefix).fullmatch(order.delivery.zip) for prefix in city.postcodes), (
-        city, order.delivery.zip,
-    )  # fmt: skip
+        city,
+        order.delivery.zip,
+    )
     assert re.fullmatch(NATIONAL_POSTCODE[market.country], order.delivery.zip), order.delivery.zip
     assert order.delivery.phone.startswith(market.phone_prefix)
     assert len(order.delivery.phone) == len(market.phone_prefix) + market.phone_digits

@@ -38,8 +38,13 @@ def names(samples: list[metrics.Sample]) -> set[str]:
 
 def test_only_order_lookups_count_as_lookups() -> None:
     lookup = metrics.request_samples("/orders/abc", 200, "local", 0.001)
-    assert names(lookup) == {metrics.HTTP_REQUESTS, metrics.HTTP_REQUEST_SECONDS, metrics.LOOKUP_RESPONSES,
-                             metrics.LOOKUP_SECONDS, metrics.LOOKUPS}  # fmt: skip
+    assert names(lookup) == {
+        metrics.HTTP_REQUESTS,
+        metrics.HTTP_REQUEST_SECONDS,
+        metrics.LOOKUP_RESPONSES,
+        metrics.LOOKUP_SECONDS,
+        metrics.LOOKUPS,
+    }
     for path in ("/health", "/ops", "/metrics", "/openapi.json", "/livez", "/orders"):
         samples = metrics.request_samples(path, 200, None, 0.001)
         assert names(samples) == {metrics.HTTP_REQUESTS, metrics.HTTP_REQUEST_SECONDS}, path

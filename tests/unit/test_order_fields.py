@@ -30,8 +30,11 @@ def schema_columns() -> dict[str, set[str]]:
     for script in (s for s in scripts if s.name.endswith(".sql")):
         sql = re.sub(r"--[^\n]*", "", script.read_text(encoding="utf-8"))
         for table, body in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+) \((.*?)\n\);", sql, re.S):
-            columns[table] = {line.split()[0] for line in body.split("\n") if line.strip() and
-                              not line.strip().startswith(("PRIMARY", "UNIQUE", "CHECK", "CONSTRAINT"))}  # fmt: skip
+            columns[table] = {
+                line.split()[0]
+                for line in body.split("\n")
+                if line.strip() and not line.strip().startswith(("PRIMARY", "UNIQUE", "CHECK", "CONSTRAINT"))
+            }
         for table, column in re.findall(r"ALTER TABLE (\w+)\s+ADD COLUMN (?:IF NOT EXISTS )?(\w+)", sql):
             columns.setdefault(table, set()).add(column)
     return columns

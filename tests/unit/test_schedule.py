@@ -220,9 +220,13 @@ def test_a_one_time_schedule_runs_once_and_keeps_the_process_up() -> None:
     clock = FakeTime(START + timedelta(days=400))
     calls: list[datetime] = []
     Scheduler(
-        parse_schedule("at(2026-12-01T00:00:00)"), lambda occurrence: calls.append(clock.now) is None,
-        lambda: clock.now, clock.wait, 0.5, 8.0,
-    ).run()  # fmt: skip
+        parse_schedule("at(2026-12-01T00:00:00)"),
+        lambda occurrence: calls.append(clock.now) is None,
+        lambda: clock.now,
+        clock.wait,
+        0.5,
+        8.0,
+    ).run()
     assert calls == [at("2026-12-01 00:00")]
 
 
@@ -242,8 +246,10 @@ def test_every_try_of_an_occurrence_names_that_occurrence() -> None:
 
 def test_the_input_of_an_occurrence_is_what_the_sam_schedule_sends() -> None:
     assert schedule_input(10, "rate(1 minute)", at("2026-12-04 15:00")) == {
-        "count": 10, "occurrence": "2026-12-04T15:00:00Z", "schedule": "rate(1 minute)",
-    }  # fmt: skip
+        "count": 10,
+        "occurrence": "2026-12-04T15:00:00Z",
+        "schedule": "rate(1 minute)",
+    }
     request = GenerateRequest.model_validate(schedule_input(10, "rate(1 minute)", at("2026-12-04 15:00")))
     assert request.occurrence == "2026-12-04T15:00:00Z"
 
@@ -266,7 +272,10 @@ def test_its_status_tells_the_last_occurrence_what_became_of_it_and_the_next_one
     # WHEN it runs past 14:30 (taken) and 14:45 (failing until the time is up)
     Scheduler(parse_schedule("cron(0/15 * * * ? *)"), invoke, lambda: clock.now, wait, 0.5, 8.0, status).run()
     # THEN while waiting for 14:45 it says 14:30 was invoked and 14:45 is due; during the outage, 15:00 is next
-    assert {"last_occurrence": "2026-11-25T14:30:00+00:00", "last_outcome": "invoked",
-            "next_due": "2026-11-25T14:45:00+00:00"}.items() <= seen[1].items()  # fmt: skip
+    assert {
+        "last_occurrence": "2026-11-25T14:30:00+00:00",
+        "last_outcome": "invoked",
+        "next_due": "2026-11-25T14:45:00+00:00",
+    }.items() <= seen[1].items()
     assert seen[-1]["next_due"] == "2026-11-25T15:00:00+00:00" and seen[-1]["last_outcome"] == "invoked"
     assert seen[-1]["schedule"] == "cron(0/15 * * * ? *)" and seen[-1]["status"] == "ok"

@@ -106,8 +106,14 @@ class KafkaDeadLetterSink:
     def depth(self) -> tuple[int, float | None]:
         """How many letters wait (beyond the offsets orders-dlq's group committed), for ingest_order's /metrics;
         no age (it would take reading the first letter of each partition): None."""
-        consumer = Consumer({**kafka_client_config(self._settings), "group.id": TOOL_GROUP,
-                             "enable.auto.commit": False, "client.id": "orders-dlq-depth"})  # fmt: skip
+        consumer = Consumer(
+            {
+                **kafka_client_config(self._settings),
+                "group.id": TOOL_GROUP,
+                "enable.auto.commit": False,
+                "client.id": "orders-dlq-depth",
+            }
+        )
         try:
             topic = consumer.list_topics(self._topic, timeout=5).topics.get(self._topic)
             if topic is None or topic.error is not None:

@@ -135,8 +135,11 @@ def letter_value(body: dict[str, Any]) -> bytes | None:
 def letter_headers(body: dict[str, Any]) -> list[tuple[str, bytes]]:
     """The record's headers as the letter kept them."""
     pairs = body.get("headers") or []
-    return [(name, _unb64(value) or b"") for name, value in (p for p in pairs if isinstance(p, list) and len(p) == 2)
-            if isinstance(name, str)]  # fmt: skip
+    return [
+        (name, _unb64(value) or b"")
+        for name, value in (p for p in pairs if isinstance(p, list) and len(p) == 2)
+        if isinstance(name, str)
+    ]
 
 
 def letter_is_whole(body: dict[str, Any]) -> bool:
@@ -146,5 +149,10 @@ def letter_is_whole(body: dict[str, Any]) -> bool:
     value_ok = (body.get("value") is None and body.get("value_bytes") == 0) or (
         value is not None and len(value) == body.get("value_bytes") and not body.get("value_truncated")
     )
-    return bool(key_ok and value_ok and not body.get("headers_truncated") and not body.get("minimal")
-                and isinstance(body.get("headers"), list))  # fmt: skip
+    return bool(
+        key_ok
+        and value_ok
+        and not body.get("headers_truncated")
+        and not body.get("minimal")
+        and isinstance(body.get("headers"), list)
+    )

@@ -135,8 +135,11 @@ def _served_form(stored: str) -> bytes:
         return Order.model_validate_json(stored).to_json()
     except ValidationError as exc:
         document = json.loads(stored)
-        log.warning("order %s no longer passes the model (%d errors); served as stored", document.get("order_uid"),
-                    exc.error_count())  # fmt: skip
+        log.warning(
+            "order %s no longer passes the model (%d errors); served as stored",
+            document.get("order_uid"),
+            exc.error_count(),
+        )
         created = document.get("date_created")
         if isinstance(created, str) and created.endswith(".000000Z"):  # as Order's timestamps are written
             document["date_created"] = created.removesuffix(".000000Z") + "Z"
@@ -321,8 +324,12 @@ class OrderStore:
         conn = self.connect()
         try:
             conn.run("START TRANSACTION")
-            conn.run(_INSERT_ORDERS, orders=f"[{document.decode()}]", shas=content_sha256(document),
-                     version=CANONICAL_VERSION)  # fmt: skip
+            conn.run(
+                _INSERT_ORDERS,
+                orders=f"[{document.decode()}]",
+                shas=content_sha256(document),
+                version=CANONICAL_VERSION,
+            )
         except DatabaseError as exc:
             sqlstate, message = _server_error(exc)
             if sqlstate.startswith(_DATA_SQLSTATE_CLASSES):

@@ -92,8 +92,13 @@ class DeadLetterQueue:
         waiting = sum(int(attributes.get(name, 0)) for name in names)
         if not int(attributes.get("ApproximateNumberOfMessages", 0)):
             return waiting, None
-        answer = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=SQS_BATCH, VisibilityTimeout=0,
-                                        WaitTimeSeconds=0, AttributeNames=["SentTimestamp"])  # fmt: skip
+        answer = client.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=SQS_BATCH,
+            VisibilityTimeout=0,
+            WaitTimeSeconds=0,
+            AttributeNames=["SentTimestamp"],
+        )
         sent_ms = [int(m["Attributes"]["SentTimestamp"]) for m in answer.get("Messages", []) if "Attributes" in m]
         if not sent_ms:
             return waiting, None
@@ -130,10 +135,12 @@ class DeadLetterQueue:
             refused = {i: f for i, f in failed.items() if f.get("SenderFault")}
             if refused:
                 # The queue refused these letters as they are: each goes as the minimal letter, which it always takes.
-                log.warning("SQS refused %d dead letters (%s); sending minimal letters", len(refused),
-                            list(refused.values()))  # fmt: skip
-            pending = {i: (pending[i][0], minimal_letter(pending[i][0]) if i in refused else pending[i][1])
-                       for i in failed}  # fmt: skip
+                log.warning(
+                    "SQS refused %d dead letters (%s); sending minimal letters", len(refused), list(refused.values())
+                )
+            pending = {
+                i: (pending[i][0], minimal_letter(pending[i][0]) if i in refused else pending[i][1]) for i in failed
+            }
             if not pending:
                 return []
         log.warning("SQS failed %d dead letters %d times", len(pending), SEND_ATTEMPTS)
@@ -190,9 +197,12 @@ class SqsMailbox:
         # again, as they are now held once more; only an empty answer means nothing is there.
         for _ in range(REPEATS_ASKED):
             messages = self._client.receive_message(
-                QueueUrl=self._url, MaxNumberOfMessages=max(1, min(SQS_BATCH, most)), VisibilityTimeout=self._hold_s,
-                WaitTimeSeconds=self._wait_s, AttributeNames=["SentTimestamp"],
-            ).get("Messages", [])  # fmt: skip
+                QueueUrl=self._url,
+                MaxNumberOfMessages=max(1, min(SQS_BATCH, most)),
+                VisibilityTimeout=self._hold_s,
+                WaitTimeSeconds=self._wait_s,
+                AttributeNames=["SentTimestamp"],
+            ).get("Messages", [])
             letters = self._new(messages)
             if letters or not messages:
                 return letters
@@ -201,9 +211,12 @@ class SqsMailbox:
     def _new(self, messages: list[dict[str, Any]]) -> list[ReceivedLetter]:
         letters = []
         for message in messages:
-            letter = ReceivedLetter(message["MessageId"], message["Body"],
-                                    int(message.get("Attributes", {}).get("SentTimestamp", "0")),
-                                    message["ReceiptHandle"])  # fmt: skip
+            letter = ReceivedLetter(
+                message["MessageId"],
+                message["Body"],
+                int(message.get("Attributes", {}).get("SentTimestamp", "0")),
+                message["ReceiptHandle"],
+            )
             if letter.letter_id not in self._handles:
                 letters.append(letter)
             # A letter back in view after the hold is held again, not handed out twice; SQS takes only the

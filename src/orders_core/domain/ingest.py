@@ -83,13 +83,24 @@ class StoredBatch:
 
 
 def _dead_letter(
-    record: KafkaRecord, reason: str, message: str, errors: list[dict[str, str]] | None = None,
+    record: KafkaRecord,
+    reason: str,
+    message: str,
+    errors: list[dict[str, str]] | None = None,
     order_uid: str | None = None,
-) -> DeadLetter:  # fmt: skip
+) -> DeadLetter:
     return DeadLetter(
-        reason=reason, message=message, topic=record.topic, partition=record.partition, offset=record.offset,
-        key=record.key, value=record.value, errors=errors or [], order_uid=order_uid, headers=record.headers,
-    )  # fmt: skip
+        reason=reason,
+        message=message,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        errors=errors or [],
+        order_uid=order_uid,
+        headers=record.headers,
+    )
 
 
 def check_record(record: KafkaRecord) -> Order | DeadLetter:
@@ -128,9 +139,12 @@ def _screened(record: KafkaRecord, raw: bytes) -> DeadLetter | None:
         return None
     uid = document.get("order_uid")
     return _dead_letter(
-        record, "invalid", f"order failed validation ({found} errors, the first {len(listed)} listed)", listed,
+        record,
+        "invalid",
+        f"order failed validation ({found} errors, the first {len(listed)} listed)",
+        listed,
         order_uid=uid if isinstance(uid, str) else None,
-    )  # fmt: skip
+    )
 
 
 def _document(
@@ -168,9 +182,12 @@ def _refusal(record: KafkaRecord, raw: bytes, validation_error: ValidationError 
         count += 1
     uid = document.get("order_uid")
     return _dead_letter(
-        record, "invalid", f"order failed validation ({count} errors)", errors,
+        record,
+        "invalid",
+        f"order failed validation ({count} errors)",
+        errors,
         order_uid=uid if isinstance(uid, str) else None,
-    )  # fmt: skip
+    )
 
 
 def _in_order(records: list[KafkaRecord]) -> list[KafkaRecord]:

@@ -87,6 +87,9 @@ class Market:
         return category.low * scale, category.high * scale
 
 
+# The market tables below keep their hand alignment (`# fmt: skip`): one city a line and one category a
+# block read as the tables they are; the formatter would spread each call over a dozen lines. The only
+# formatter markers in the code.
 _LETTER_SIZES: Final = ("XS", "S", "M", "L", "XL")
 _EU_SHOE_SIZES: Final = ("37", "38", "39", "40", "41", "42", "43", "44")
 _NO_SIZE: Final = ("0",)

@@ -159,8 +159,12 @@ class LookupService:
 
     def busy(self, route: Route) -> HttpResponse:
         """The answer to a read that found too many others waiting for PostgreSQL."""
-        answer = error(503, "unavailable", "Too many lookups are waiting for the database; try again shortly.",
-                       **{"Retry-After": "1"})  # fmt: skip
+        answer = error(
+            503,
+            "unavailable",
+            "Too many lookups are waiting for the database; try again shortly.",
+            **{"Retry-After": "1"},
+        )
         return self._with_cors(answer, route.origin)
 
     def _route(
@@ -201,8 +205,9 @@ class LookupService:
             found = self._orders.stored(order_uid)
         except StoreUnavailable:
             log.warning("store unavailable for %s", order_uid)
-            return error(503, "unavailable", "Orders cannot be read right now; try again shortly.",
-                         **{"Retry-After": "5"})  # fmt: skip
+            return error(
+                503, "unavailable", "Orders cannot be read right now; try again shortly.", **{"Retry-After": "5"}
+            )
         if isinstance(found, Found):
             return self._order_answer(found.body, found.tier, route)
         return self._not_found(route, Tier.DATABASE)
@@ -252,8 +257,11 @@ class LookupService:
         memcached = self._cache.health()
         healthy = postgres == "ok"
         status = "ok" if healthy and memcached in ("ok", "disabled") else "degraded" if healthy else "unavailable"
-        return json_response(200 if healthy else 503, {"status": status, "postgres": postgres,
-                             "memcached": memcached}, **{"Cache-Control": "no-store"})  # fmt: skip
+        return json_response(
+            200 if healthy else 503,
+            {"status": status, "postgres": postgres, "memcached": memcached},
+            **{"Cache-Control": "no-store"},
+        )
 
     def _with_cors(self, response: HttpResponse, origin: str | None) -> HttpResponse:
         allowed = self._cors_origins

@@ -276,8 +276,16 @@ class LookupApp:
         seconds = time.perf_counter() - started
         self.invocations.note(method, path, status, tier_name, seconds, request_id)
         if status >= 500:
-            log.warning("lookup answered", extra={"function": self._function, "request_id": request_id,
-                        "method": method, "path": path[:MAX_LOGGED_PATH], "status": status})  # fmt: skip
+            log.warning(
+                "lookup answered",
+                extra={
+                    "function": self._function,
+                    "request_id": request_id,
+                    "method": method,
+                    "path": path[:MAX_LOGGED_PATH],
+                    "status": status,
+                },
+            )
         if len(self.invocations) >= FLUSH_AT:
             self.flush()
 

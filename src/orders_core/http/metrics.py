@@ -103,12 +103,20 @@ _PROMETHEUS: dict[str, Counter | Histogram] = {
     GENERATED_INVALID: Counter(GENERATED_INVALID, "Deliberately invalid orders among those produced"),
 }
 # Gauges of each worker process, added up over the live ones when scraped (prometheus_client's "livesum").
-_STORE_QUEUE = Gauge(LOOKUP_STORE_QUEUE, "Lookups waiting for or holding a PostgreSQL read thread",
-                     multiprocess_mode="livesum")  # fmt: skip
-_STORE_QUEUE_CAPACITY = Gauge(LOOKUP_STORE_QUEUE_CAPACITY, "Lookups the PostgreSQL read queue takes before it "
-                              "answers 503", multiprocess_mode="livesum")  # fmt: skip
-_POSTGRES_CONNECTIONS = Gauge(POSTGRES_CONNECTIONS, "Open PostgreSQL connections, by pool (primary, replica)",
-                              ["pool"], multiprocess_mode="livesum")  # fmt: skip
+_STORE_QUEUE = Gauge(
+    LOOKUP_STORE_QUEUE, "Lookups waiting for or holding a PostgreSQL read thread", multiprocess_mode="livesum"
+)
+_STORE_QUEUE_CAPACITY = Gauge(
+    LOOKUP_STORE_QUEUE_CAPACITY,
+    "Lookups the PostgreSQL read queue takes before it answers 503",
+    multiprocess_mode="livesum",
+)
+_POSTGRES_CONNECTIONS = Gauge(
+    POSTGRES_CONNECTIONS,
+    "Open PostgreSQL connections, by pool (primary, replica)",
+    ["pool"],
+    multiprocess_mode="livesum",
+)
 
 
 def route_of(path: str) -> str:
@@ -293,8 +301,10 @@ class DeadLetterQueueCollector(Collector):
         if figures is None:
             return
         messages, oldest_s = figures
-        yield GaugeMetricFamily(DEAD_LETTER_QUEUE_MESSAGES, "Dead letters waiting in the queue (approximate)",
-                                value=messages)  # fmt: skip
+        yield GaugeMetricFamily(
+            DEAD_LETTER_QUEUE_MESSAGES, "Dead letters waiting in the queue (approximate)", value=messages
+        )
         if oldest_s is not None:
-            yield GaugeMetricFamily(DEAD_LETTER_QUEUE_OLDEST_SECONDS, "Age of the oldest dead letter seen waiting",
-                                    value=oldest_s)  # fmt: skip
+            yield GaugeMetricFamily(
+                DEAD_LETTER_QUEUE_OLDEST_SECONDS, "Age of the oldest dead letter seen waiting", value=oldest_s
+            )

@@ -87,25 +87,40 @@ def _order_path() -> dict[str, Any]:
         "503": _error("The order is not cached and PostgreSQL cannot be reached.", **_RETRY),
     }
     parameters = [
-        {"name": "order_uid", "in": "path", "required": True, "example": "b563feb7b2b84b6test",
-         "schema": {"type": "string", "pattern": ORDER_UID_PATTERN}},
+        {
+            "name": "order_uid",
+            "in": "path",
+            "required": True,
+            "example": "b563feb7b2b84b6test",
+            "schema": {"type": "string", "pattern": ORDER_UID_PATTERN},
+        },
         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
-    ]  # fmt: skip
+    ]
     get = {"operationId": "getOrder", "summary": "One order by its order_uid", "responses": responses}
     return {"parameters": parameters, "get": get}
 
 
 def _list_path(limit_max: int) -> dict[str, Any]:
-    limit = {"name": "limit", "in": "query", "required": False,
-             "schema": {"type": "integer", "minimum": 1, "maximum": limit_max, "default": 20}}  # fmt: skip
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": limit_max, "default": 20},
+    }
     responses = {
         "200": _json("Order summaries, the last stored first.", "RecentOrders"),
         "400": _error("limit is not a whole number in range."),
         "404": _error("Listing orders is turned off in this deployment."),
         "503": _error("PostgreSQL cannot be reached.", **_RETRY),
     }
-    return {"get": {"operationId": "listOrders", "summary": "The newest orders", "parameters": [limit],
-                    "responses": responses}}  # fmt: skip
+    return {
+        "get": {
+            "operationId": "listOrders",
+            "summary": "The newest orders",
+            "parameters": [limit],
+            "responses": responses,
+        }
+    }
 
 
 @cache

@@ -196,20 +196,25 @@ class Figures:
             for key, value in self.counters.items()
         }
         gauges = {
-            key: {k: _number(v) for k, v in sorted(value.items())} if isinstance(value, dict)
-            else None if value is None else _number(value)
+            key: {k: _number(v) for k, v in sorted(value.items())}
+            if isinstance(value, dict)
+            else None
+            if value is None
+            else _number(value)
             for key, value in self.gauges.items()
-        }  # fmt: skip
+        }
         histograms = {
             key: {
                 # [upper bound, cumulative count] by bound; "+Inf" is the last (JSON has no infinity: null)
-                "buckets": [[None if math.isinf(le) else _number(le), _number(count)]
-                            for le, count in sorted((float(le), n) for le, n in h["buckets"].items())],
+                "buckets": [
+                    [None if math.isinf(le) else _number(le), _number(count)]
+                    for le, count in sorted((float(le), n) for le, n in h["buckets"].items())
+                ],
                 "count": _number(h["count"]),
                 "sum": _number(h["sum"]),
             }
             for key, h in self.histograms.items()
-        }  # fmt: skip
+        }
         return {"counters": counters, "gauges": gauges, "histograms": histograms, "partitions": partitions}
 
 
