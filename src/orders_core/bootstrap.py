@@ -1,25 +1,27 @@
-"""Clients made once per warm instance and reused by every invocation, created on first use so that
-importing a function touches no network. Tests call ``reset()`` after changing the environment."""
+"""The composition root: the one place concrete adapters are named and wired, each handed only the settings
+it needs (``narrow``). Clients are made once per warm instance and reused by every invocation, created on
+first use so that importing a function touches no network. Tests call ``reset()`` after changing the
+environment."""
 
 from __future__ import annotations
 
 from functools import cache
 
 from orders_core.adapters import kafka_admin, postgres
-from orders_core.adapters.cache import OrderCache
+from orders_core.adapters.cache import CacheSettings, OrderCache
 from orders_core.adapters.kafka_dlq import KafkaDeadLetterSink, KafkaMailbox
-from orders_core.adapters.postgres import OrderStore
+from orders_core.adapters.postgres import OrderStore, PostgresSettings
 from orders_core.adapters.sqs import DeadLetterQueue, SqsMailbox
-from orders_core.config import Settings, get_settings
+from orders_core.config import Settings, get_settings, narrow
 from orders_core.domain.ingest import IngestService
 from orders_core.domain.ports import DeadLetterMailbox
 from orders_core.http import metrics
-from orders_core.http.api import LookupService
+from orders_core.http.api import LookupService, LookupSettings
 
 
 @cache
 def order_store() -> OrderStore:
-    return OrderStore(get_settings(), metrics.postgres_connections("primary"))
+    return OrderStore(narrow(get_settings(), PostgresSettings), metrics.postgres_connections("primary"))
 
 
 @cache
@@ -30,12 +32,12 @@ def replica_store() -> OrderStore | None:
         return None
     port = settings.pg_replica_port or settings.pg_port
     replica = settings.model_copy(update={"pg_host": settings.pg_replica_host, "pg_port": port})
-    return OrderStore(replica, metrics.postgres_connections("replica"))
+    return OrderStore(narrow(replica, PostgresSettings), metrics.postgres_connections("replica"))
 
 
 @cache
 def order_cache() -> OrderCache:
-    return OrderCache(get_settings(), metrics.memcached_error)
+    return OrderCache(narrow(get_settings(), CacheSettings), metrics.memcached_error)
 
 
 @cache
@@ -67,16 +69,17 @@ def ingest_service() -> IngestService:
 
 @cache
 def lookup_service() -> LookupService:
+    settings = narrow(get_settings(), LookupSettings)
     replica = replica_store()
     if replica is None:
-        return LookupService(get_settings(), order_store(), order_cache())
-    return LookupService(get_settings(), replica, order_cache(), primary=order_store())
+        return LookupService(settings, order_store(), order_cache())
+    return LookupService(settings, replica, order_cache(), primary=order_store())
 
 
 def provision() -> list[str]:
     """The stack's provisioning: the migrations, then the topic (both idempotent); what each step did."""
     settings = get_settings()
-    return [postgres.migrate(settings), kafka_admin.ensure_topic(settings)]
+    return [postgres.migrate(narrow(settings, PostgresSettings)), kafka_admin.ensure_topic(settings)]
 
 
 def reset() -> None:

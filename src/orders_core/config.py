@@ -6,11 +6,14 @@ where libpq has a standard name). Defaults are the local stack's fixed ports; th
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Shape = TypeVar("Shape")
 
 
 class Settings(BaseSettings):
@@ -290,6 +293,12 @@ class Settings(BaseSettings):
     @property
     def memcached_server_list(self) -> list[str]:
         return [s.strip() for s in self.memcached_servers.split(",") if s.strip()]
+
+
+def narrow(settings: Settings, shape: type[Shape]) -> Shape:
+    """The few settings an adapter needs (``shape``, a dataclass of Settings' field and property names), taken
+    from ``settings``: the composition root hands each adapter these, never the whole Settings."""
+    return shape(**{field.name: getattr(settings, field.name) for field in dataclasses.fields(shape)})  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=1)

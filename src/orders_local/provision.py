@@ -13,9 +13,9 @@ from collections.abc import Callable
 from orders_core.adapters.kafka_admin import TopicRefused, ensure_topic
 from orders_core.adapters.kafka_client import KafkaAuthError
 from orders_core.adapters.kafka_dlq import dead_letter_topics, ensure_topics
-from orders_core.adapters.postgres import migrate
+from orders_core.adapters.postgres import PostgresSettings, migrate
 from orders_core.adapters.sqs import ensure_queue
-from orders_core.config import Settings, get_settings
+from orders_core.config import Settings, get_settings, narrow
 from orders_core.http.logs import configure_logging
 
 log = logging.getLogger("orders_local.provision")
@@ -34,7 +34,7 @@ def ensure_dead_letter_queue(settings: Settings) -> str:
 def run(steps: tuple[str, ...], wait_s: float, settings: Settings) -> None:
     """Run each step, retrying while its service is still starting, for at most ``wait_s`` seconds."""
     actions: dict[str, Callable[[Settings], str]] = {
-        "migrate": migrate,
+        "migrate": lambda settings: migrate(narrow(settings, PostgresSettings)),
         "topic": ensure_topics_of_orders,
         "queue": ensure_dead_letter_queue,
     }

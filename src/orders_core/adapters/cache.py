@@ -17,13 +17,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 from pymemcache.client.rendezvous import RendezvousHash
 
-from orders_core.config import Settings
 from orders_core.domain.ports import Tier
 
 log = logging.getLogger(__name__)
@@ -111,10 +111,24 @@ def _server(address: str) -> tuple[str, int]:
     return (host or address, int(port) if port else 11211)
 
 
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """What the two tiers need: memcached's servers and limits, and the in-process tier's bounds."""
+
+    memcached_server_list: list[str]
+    memcached_timeout_s: float
+    memcached_pool_size: int
+    cache_ttl_s: int
+    cache_negative_ttl_s: int
+    cache_lru_size: int
+    cache_lru_ttl_s: float
+    cache_lru_max_bytes: int
+
+
 class OrderCache:
     """Read-through cache of canonical order JSON by ``order_uid``."""
 
-    def __init__(self, settings: Settings, on_error: Callable[[str], None] | None = None) -> None:
+    def __init__(self, settings: CacheSettings, on_error: Callable[[str], None] | None = None) -> None:
         """``on_error`` is called with the operation (get, set, add, set_many) of each memcached call that failed."""
         self._settings = settings
         self._on_error = on_error

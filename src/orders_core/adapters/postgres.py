@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -20,7 +21,6 @@ from pg8000.exceptions import DatabaseError, InterfaceError
 from pydantic import ValidationError
 
 from orders_core.adapters.secrets import SecretPassword
-from orders_core.config import Settings
 from orders_core.domain.model import CANONICAL_VERSION, Order
 from orders_core.domain.ports import OrderSummary, StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
 
@@ -152,12 +152,31 @@ def _server_error(error: DatabaseError) -> tuple[str, str]:
     return str(details.get("C", "")), str(details.get("M", error))
 
 
+@dataclass(frozen=True, slots=True)
+class PostgresSettings:
+    """What the store needs: where PostgreSQL is, how long to wait, and where its password comes from."""
+
+    pg_host: str
+    pg_port: int
+    pg_user: str
+    pg_password: str
+    pg_database: str
+    pg_timeout_s: float
+    pg_statement_timeout_s: float
+    pg_lock_timeout_s: float
+    pg_password_secret_id: str | None
+    pg_password_secret_min_interval_s: float
+    pg_password_secret_timeout_s: float
+    aws_region: str
+    aws_endpoint_url: str | None
+
+
 class OrderStore:
     """Orders in PostgreSQL: batch insert, lookup by uid, the newest orders."""
 
     def __init__(
         self,
-        settings: Settings,
+        settings: PostgresSettings,
         on_connections: Callable[[int], None] | None = None,
         *,
         secret: SecretPassword | None = None,
@@ -355,7 +374,7 @@ class OrderStore:
         return [OrderSummary(*row) for row in rows]
 
 
-def migrate(settings: Settings) -> str:
+def migrate(settings: PostgresSettings) -> str:
     """Apply the migrations not applied yet (``orders-setup`` locally, the stack's provisioning in the cloud)."""
     conn = OrderStore(settings).connect()
     try:

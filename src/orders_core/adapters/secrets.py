@@ -14,16 +14,31 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orders_core.config import Settings
 from orders_core.domain.ports import StoreUnavailable
 
 
-def read_secret_password(settings: Settings) -> str:
+class SecretSettings(Protocol):
+    """Where the database password's secret is, and how often and how long to ask for it."""
+
+    @property
+    def pg_password_secret_id(self) -> str | None: ...
+    @property
+    def pg_password_secret_min_interval_s(self) -> float: ...
+    @property
+    def pg_password_secret_timeout_s(self) -> float: ...
+    @property
+    def aws_region(self) -> str: ...
+    @property
+    def aws_endpoint_url(self) -> str | None: ...
+
+
+def read_secret_password(settings: SecretSettings) -> str:
     """The ``password`` of the JSON secret ``PG_PASSWORD_SECRET_ID`` (an RDS secret's shape): one request,
     given up after ``PG_PASSWORD_SECRET_TIMEOUT_S`` to connect and as long again to answer."""
     timeout = settings.pg_password_secret_timeout_s
@@ -52,7 +67,10 @@ class SecretPassword:
     the one read (a rotation), one read at a time and at most once per interval."""
 
     def __init__(
-        self, settings: Settings, read: Callable[[], str] | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: SecretSettings,
+        read: Callable[[], str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._read = read or (lambda: read_secret_password(settings))
         self._interval_s = settings.pg_password_secret_min_interval_s

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from orders_core.config import Settings
 from orders_core.domain.lookup import MISSING, Found, OrderLookup
 from orders_core.domain.model import ORDER_UID_RE
 from orders_core.domain.ports import OrderLookupCache, OrderReader, StoreUnavailable, Tier
@@ -73,13 +72,25 @@ def _internal_error(route: object) -> HttpResponse:
     return error(500, "internal", "The server failed to answer; please try again.")
 
 
+@dataclass(frozen=True, slots=True)
+class LookupSettings:
+    """What the lookup API needs: who may call it from a page, what it lists, and where /ops reads from."""
+
+    cors_origins: frozenset[str]
+    recent_orders_enabled: bool
+    recent_orders_max: int
+    cache_negative_ttl_s: int
+    ops_metrics_sources: dict[str, str]
+    ops_scrape_timeout_s: float
+
+
 class LookupService:
     """Answers in three steps: :meth:`route` (no I/O), :meth:`answer_from_cache` (memcached at most, with
     its short timeout: safe on an event loop), :meth:`answer_from_store` (PostgreSQL). :meth:`handle` runs
     them in turn; an ASGI server runs the last one in a thread."""
 
     def __init__(
-        self, settings: Settings, store: OrderReader, cache: OrderLookupCache, primary: OrderReader | None = None
+        self, settings: LookupSettings, store: OrderReader, cache: OrderLookupCache, primary: OrderReader | None = None
     ) -> None:
         self._settings = settings
         self._store = store
