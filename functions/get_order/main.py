@@ -19,24 +19,18 @@ worker's figures, with the PostgreSQL read queue in use), EMF on Lambda.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 from orders_core import bootstrap as runtime
 from orders_core.config import get_settings
 from orders_core.http import logs, metrics
-from orders_core.http.api import Route
-from orders_core.http.asgi import LookupApp
+from orders_core.http.asgi import LookupApp, StorePool, metrics_answer
 from orders_core.http.limits import asgi_body_refusal, flask_body
 from orders_core.http.on_lambda import LambdaConventions
-from orders_core.http.responses import HttpResponse, error
+from orders_core.http.responses import HttpResponse
 
 T = TypeVar("T")
 
@@ -112,61 +106,7 @@ def http_entry(request: flask.Request) -> FlaskAnswer:
     return (answer.body, answer.status, answer.headers)
 
 
-class StoreReads(Protocol):
-    """What the pool needs of the lookup (``LookupService``)."""
-
-    def answer_from_store(self, route: Route) -> HttpResponse: ...
-    def busy(self, route: Route) -> HttpResponse: ...
-
-
-class _Lane:
-    """Threads off the event loop with a bounded queue: work that would wait behind ``queue_max`` others is
-    refused at once (None) instead of piling up in memory."""
-
-    def __init__(self, threads: int, queue_max: int, name: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
-        self._capacity = threads + queue_max
-        self._pending = 0  # only touched on the event loop's thread: no lock
-
-    async def run(self, work: Callable[[], T]) -> T | None:
-        if self._pending >= self._capacity:
-            return None
-        self._pending += 1
-        metrics.store_queue(self._pending, self._capacity)
-        try:
-            # run_in_executor does not carry context variables: the work logs as part of its request all the same.
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, contextvars.copy_context().run, work
-            )
-        finally:
-            self._pending -= 1
-            metrics.store_queue(self._pending, self._capacity)
-
-
-class StorePool:
-    """The threads that read PostgreSQL for one worker's event loop, with a bounded queue: a read that would
-    wait behind ``lookup_queue_max`` others is answered 503 at once instead of piling up in memory.
-
-    ``/health`` has a thread of its own: behind a queue of lookups it would time out and report the instance
-    unready exactly when it is busy serving."""
-
-    HEALTH_QUEUE_MAX = 4  # a health check waits behind at most this many others, never behind lookups
-
-    def __init__(self, threads: int, queue_max: int) -> None:
-        self._reads = _Lane(threads, queue_max, "get-order-store")
-        self._health = _Lane(1, self.HEALTH_QUEUE_MAX, "get-order-health")
-
-    async def answer(self, service: StoreReads, route: Route) -> HttpResponse:
-        lane = self._health if route.resource == "health" else self._reads
-        answer = await lane.run(functools.partial(service.answer_from_store, route))
-        return service.busy(route) if answer is None else answer
-
-
 _store_pool: StorePool | None = None
-# Collecting the metrics reads every worker's files (multiprocess mode): never on the event loop, where a
-# flood of scrapes would stall every lookup. One thread; scrapes beyond a few waiting answer 503.
-_metrics_lane: _Lane | None = None
-METRICS_QUEUE_MAX = 4
 
 
 def _pool() -> StorePool:
@@ -177,22 +117,12 @@ def _pool() -> StorePool:
     return _store_pool
 
 
-async def _metrics_answer(method: str) -> HttpResponse:
-    global _metrics_lane
-    if _metrics_lane is None:
-        _metrics_lane = _Lane(1, METRICS_QUEUE_MAX, "get-order-metrics")
-    answer = await _metrics_lane.run(functools.partial(metrics.endpoint, method))
-    if answer is None:
-        return error(503, "unavailable", "Too many scrapes at once; try again shortly.", **{"Retry-After": "1"})
-    return answer
-
-
 async def asgi(request: Request) -> Response:
     scope = request.scope
     method, path = scope["method"], scope["path"]
     if path == metrics.PATH:
         started = time.perf_counter()
-        answer = await _metrics_answer(method)
+        answer = await metrics_answer(method, get_settings().prometheus_multiproc_dir)
         metrics.to_prometheus(metrics.request_samples(path, answer.status, None, time.perf_counter() - started))
         return _asgi_response(answer)
     started = time.perf_counter()

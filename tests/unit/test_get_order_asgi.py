@@ -70,11 +70,11 @@ def test_a_slow_metrics_scrape_does_not_stall_the_event_loop(app: Any, monkeypat
     finished: list[str] = []
     real = metrics.endpoint
 
-    def slow_endpoint(method: str) -> HttpResponse:
+    def slow_endpoint(method: str, *collectors: Any, **options: Any) -> HttpResponse:
         collecting.set()
         release.wait(10)  # a safety net only: the test releases it as soon as the lookup is answered
         finished.append("scrape")
-        return real(method)
+        return real(method, *collectors, **options)
 
     monkeypatch.setattr(metrics, "endpoint", slow_endpoint)
 

@@ -6,8 +6,8 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from functions.get_order.main import StorePool
 from orders_core.http.api import Route
+from orders_core.http.asgi import StorePool
 from orders_core.http.responses import HttpResponse
 
 

@@ -27,14 +27,14 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO, TypeVar
 from urllib.parse import parse_qsl
 
 from orders_core.config import Settings
 from orders_core.domain.ports import Tier
 from orders_core.http import logs, metrics
 from orders_core.http.api import LookupService, Route, server_timing
-from orders_core.http.responses import HttpResponse
+from orders_core.http.responses import HttpResponse, error
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -48,6 +48,7 @@ _WANTED_HEADERS = frozenset((b"origin", b"if-none-match", _REQUEST_ID.encode()))
 _ENCODED_ORDERS_MAX = 4096  # orders whose encoded headers are kept (a few hundred bytes each, no bodies)
 _PLAIN = re.compile(rf"[A-Za-z0-9/_.~:-]{{0,{MAX_LOGGED_PATH}}}")  # nothing JSON escapes, and short
 log = logging.getLogger("get_order")
+T = TypeVar("T")
 
 
 class StoreReads(Protocol):
@@ -57,27 +58,70 @@ class StoreReads(Protocol):
     def busy(self, route: Route) -> HttpResponse: ...
 
 
-class StorePool:
-    """The threads that read PostgreSQL for one worker's event loop, with a bounded queue: a read that would
-    wait behind ``queue_max`` others is answered 503 at once instead of piling up in memory."""
+class _Lane:
+    """Threads off the event loop with a bounded queue: work that would wait behind ``queue_max`` others is
+    refused at once (None) instead of piling up in memory. ``report`` is told the work in flight and the
+    capacity as they change (the read queue's saturation)."""
 
-    def __init__(self, threads: int, queue_max: int) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="get-order-store")
+    def __init__(
+        self, threads: int, queue_max: int, name: str, report: Callable[[int, int], None] | None = None
+    ) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._capacity = threads + queue_max
         self._pending = 0  # only touched on the event loop's thread: no lock
+        self._report = report
 
-    async def answer(self, service: StoreReads, route: Route) -> HttpResponse:
+    async def run(self, work: Callable[[], T]) -> T | None:
         if self._pending >= self._capacity:
-            return service.busy(route)
+            return None
         self._pending += 1
-        metrics.store_queue(self._pending, self._capacity)
+        if self._report is not None:
+            self._report(self._pending, self._capacity)
         try:
-            # run_in_executor does not carry context variables: the read logs as part of its request all the same.
-            read = functools.partial(contextvars.copy_context().run, service.answer_from_store, route)
-            return await asyncio.get_running_loop().run_in_executor(self._executor, read)
+            # run_in_executor does not carry context variables: the work logs as part of its request all the same.
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, contextvars.copy_context().run, work
+            )
         finally:
             self._pending -= 1
-            metrics.store_queue(self._pending, self._capacity)
+            if self._report is not None:
+                self._report(self._pending, self._capacity)
+
+
+class StorePool:
+    """The threads that read PostgreSQL for one worker's event loop, with a bounded queue: a read that would
+    wait behind ``queue_max`` others is answered 503 at once instead of piling up in memory.
+
+    ``/health`` has a thread of its own: behind a queue of lookups it would time out and report the instance
+    unready exactly when it is busy serving."""
+
+    HEALTH_QUEUE_MAX = 4  # a health check waits behind at most this many others, never behind lookups
+
+    def __init__(self, threads: int, queue_max: int) -> None:
+        self._reads = _Lane(threads, queue_max, "get-order-store", metrics.store_queue)
+        self._health = _Lane(1, self.HEALTH_QUEUE_MAX, "get-order-health")
+
+    async def answer(self, service: StoreReads, route: Route) -> HttpResponse:
+        lane = self._health if route.resource == "health" else self._reads
+        answer = await lane.run(functools.partial(service.answer_from_store, route))
+        return service.busy(route) if answer is None else answer
+
+
+# Collecting the metrics reads every worker's files (multiprocess mode): never on the event loop, where a
+# flood of scrapes would stall every lookup. One thread a worker; scrapes beyond a few waiting answer 503.
+METRICS_QUEUE_MAX = 4
+_metrics_lane: _Lane | None = None
+
+
+async def metrics_answer(method: str, multiproc_dir: str | None) -> HttpResponse:
+    """``GET /metrics`` of an ASGI worker, collected off its event loop."""
+    global _metrics_lane
+    if _metrics_lane is None:
+        _metrics_lane = _Lane(1, METRICS_QUEUE_MAX, "get-order-metrics")
+    answer = await _metrics_lane.run(functools.partial(metrics.endpoint, method, multiproc_dir=multiproc_dir))
+    if answer is None:
+        return error(503, "unavailable", "Too many scrapes at once; try again shortly.", **{"Retry-After": "1"})
+    return answer
 
 
 class InvocationBuffer:
@@ -221,7 +265,7 @@ class LookupApp:
         method, path = scope["method"], scope["path"]
         if path == metrics.PATH:
             self.flush()  # this worker's own counts are current; the others' at most a quarter second old
-            scrape = metrics.endpoint(method, multiproc_dir=self._settings().prometheus_multiproc_dir)
+            scrape = await metrics_answer(method, self._settings().prometheus_multiproc_dir)
             await self._send(send, method, scrape.status, _encode_headers(scrape), scrape.body)
             return
         headers: dict[str, str] = {}
