@@ -31,6 +31,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from orders_core.adapters.kafka_client import KafkaAuthError, refusal
 from orders_core.adapters.kafka_dlq import ensure_topics, kafka_client_config, open_topic_producer
 from orders_core.adapters.kafka_event import BadEvent, decode_event
 from orders_core.adapters.kafka_records import record_of
@@ -605,6 +606,20 @@ def _say(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
+    try:
+        return _run(args)
+    except (KafkaAuthError, KafkaException) as exc:
+        # A refused login or certificate surfaces from whichever client call met it first (the admin client's
+        # future, a watermark query, a transaction): retrying cannot help, so say what to check and stop.
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        why = str(exc) if isinstance(exc, KafkaAuthError) else (refusal(error) if error is not None else None)
+        if why is None:
+            raise
+        _say(why)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     settings = get_settings()
     cluster = f"Kafka cluster {settings.kafka_bootstrap_servers}"
     now = datetime.now(UTC)

@@ -53,13 +53,15 @@ def api_cors_checked(get_order_url: str, front_url: str) -> str:
     return get_order_url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
+    # Package scope: Playwright's sync API keeps an event loop running in this thread until it stops, and the
+    # tests after these ones run their own (asyncio.run refuses to start inside a running loop).
     with sync_playwright() as instance:
         yield instance
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"Chromium is required for the browser tests and was not found at {CHROMIUM}")

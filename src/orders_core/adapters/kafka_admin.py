@@ -56,7 +56,7 @@ def ensure_topic(settings: Settings) -> str:
         request_timeout=10,
     )[name]
     try:
-        _result(admin, future, 15)
+        admin_result(admin, future, 15)
     except KafkaException as exc:
         error = exc.args[0]
         if error.code() in _REFUSED:
@@ -95,7 +95,7 @@ def topic_differences(partitions: int, replicas: int, has_partitions: int, has_r
     return differences
 
 
-def _result(admin: AdminClient, future: Future[None], timeout_s: float) -> None:
+def admin_result(admin: AdminClient, future: Future[None], timeout_s: float) -> None:
     """Wait for an admin request, serving the client's callbacks meanwhile: a refused login or certificate
     raises at once (the error callback) instead of when the request times out."""
     deadline = time.monotonic() + timeout_s

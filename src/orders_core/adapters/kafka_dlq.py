@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from orders_core.adapters.kafka_admin import admin_result
 from orders_core.adapters.kafka_client import client_config
 from orders_core.adapters.letters import encode_letter, minimal_letter
 from orders_core.config import Settings
@@ -48,7 +49,7 @@ def ensure_topics(settings: Settings, topics: Sequence[tuple[str, int, dict[str,
     done = []
     for name, future in admin.create_topics(new, operation_timeout=10, request_timeout=10).items():
         try:
-            future.result(timeout=15)
+            admin_result(admin, future, 15)
             done.append(f"topic {name} created")
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
