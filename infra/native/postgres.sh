@@ -18,13 +18,15 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 # PG_REPLICA_OF=host:port: a streaming replica of that primary, copied with pg_basebackup on first run
-# (-R writes the standby settings), read-only, kept up to date by the primary's WAL.
+# (-R writes the standby settings; a fast checkpoint, or it waits for the primary's next spread one, minutes),
+# read-only, kept up to date by the primary's WAL.
 if [ -n "${PG_REPLICA_OF:-}" ] && [ ! -s "$data_dir/PG_VERSION" ]; then
     mkdir -p "$data_dir"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$data_dir"
     chmod 700 "$data_dir"
     "${as_owner[@]}" env PGPASSWORD="$password" "$bin_dir/pg_basebackup" \
-        -h "${PG_REPLICA_OF%:*}" -p "${PG_REPLICA_OF##*:}" -U "$user" -D "$data_dir" -R -X stream >/dev/null
+        -h "${PG_REPLICA_OF%:*}" -p "${PG_REPLICA_OF##*:}" -U "$user" \
+        -D "$data_dir" -R -X stream --checkpoint=fast >/dev/null
 fi
 
 if [ ! -s "$data_dir/PG_VERSION" ]; then

@@ -76,8 +76,12 @@ def counted_by_both_workers(
             assert time.monotonic() < deadline, f"one worker took every request: {per_worker(service, name, labels)}"
             list(pool.map(lambda _: send(), range(16)))
             sent += 16
+    expected = before + sent * each
+    # get_order adds its counts four times a second (InvocationBuffer): let the last block land, then each scrape,
+    # answered by either worker, must see them all.
+    services.wait_until(lambda: scraped(base, name, labels) == expected, 5, f"{name} to reach {expected}", 0.05)
     for _ in range(6):  # each scrape is answered by either worker
-        assert scraped(base, name, labels) == before + sent * each
+        assert scraped(base, name, labels) == expected
     return sent
 
 
@@ -95,15 +99,16 @@ def running(stack_env: dict[str, str], work_dir: Path) -> Iterator[Callable[...,
 
 
 def test_get_order_metrics_add_up_both_workers_and_each_request_logs_its_id(
-    running: Callable[..., services.Service],
+    running: Callable[..., services.Service], work_dir: Path
 ) -> None:
-    service = running("get_order", FUNCTION_TARGET="asgi", LOG_LEVEL="INFO")
+    service = running("get_order", LOG_LEVEL="INFO")
     base = f"http://127.0.0.1:{service.port}"
-    request = urllib.request.Request(f"{base}/orders/{uuid.uuid4().hex}", headers={"Function-Execution-Id": "asgi-1"})
+    invocations = work_dir / "get_order-invocations.log"  # where services.function points INVOCATION_LOG
+    request = urllib.request.Request(f"{base}/orders/{uuid.uuid4().hex}", headers={"Function-Execution-Id": "probe-1"})
     with pytest.raises(HTTPError):
         urllib.request.urlopen(request, timeout=60)
-    services.wait_until(lambda: '"request_id":"asgi-1"' in service.log_path.read_text(), 30, "the request's log line")
-    [line] = [json.loads(text) for text in service.log_path.read_text().splitlines() if '"asgi-1"' in text]
+    services.wait_until(lambda: '"request_id":"probe-1"' in invocations.read_text(), 30, "the request's log line")
+    [line] = [json.loads(text) for text in invocations.read_text().splitlines() if '"probe-1"' in text]
     assert (line["function"], line["message"], line["status"]) == ("get_order", "lookup answered", 404)
 
     def lookup_unknown() -> None:
