@@ -207,6 +207,25 @@ def test_the_ingest_lambda_handler_logs_with_its_lambda_context_and_flushes_one_
     assert [letter["request_id"] for letter in drain(settings)] == ["c0ffee00-aws-request"]
 
 
+def test_a_lambda_invocation_leaves_the_log_level_to_the_next_logging_setup(
+    make_order: Any, settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN the ingest handled once on Lambda at LOG_LEVEL=WARNING (Powertools' Logger made) WHEN the module is
+    loaded again at INFO (as a warm process serving the functions-framework entry) THEN its INFO lines are written:
+    the level is the root logger's, not one Powertools pinned on the function's logger."""
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    runtime.reset()
+    load(INGEST).handler(batch(make_order), lambda_context("quiet-1", "ingest_order"))
+    monkeypatch.setenv("LOG_LEVEL", "INFO")
+    runtime.reset()
+    ingest = functions_framework.create_app(target="http_entry", source=INGEST).test_client()
+    capsys.readouterr()
+    assert ingest.post("/", json=batch(make_order, 60), headers={HEADER: "loud-1"}).status_code == 200
+    [line] = log_lines(capsys.readouterr().err, "batch ingested")
+    assert line["request_id"] == "loud-1"
+    drain(settings)
+
+
 def test_lookup_logs_one_line_per_request_and_counts_answers_by_status_and_tier(
     lookup: flask.testing.FlaskClient, stored_order: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

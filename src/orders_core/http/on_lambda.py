@@ -81,10 +81,12 @@ class LambdaConventions:
             self._logger = Logger(
                 service=self.function, level=self._log_level, logger_handler=handler, logger_formatter=formatter
             )
-            # Powertools attaches its handler to the logger named as the service (ours too, FUNCTION): on the root
-            # instead, it writes every logger's lines, and each once.
+            # Powertools attaches its handler to the logger named as the service (ours too, FUNCTION), and sets that
+            # logger's level: on the root instead, it writes every logger's lines, each once, at the root's level
+            # (the one logging setup may change later, as the functions-framework entry's does).
             named = logging.getLogger(self.function)
             for attached in list(named.handlers):
                 named.removeHandler(attached)
+            named.setLevel(logging.NOTSET)
             logging.basicConfig(level=self._log_level, handlers=[handler], force=True)
         return self._logger
