@@ -211,10 +211,11 @@ def inject_faults(
     stack: Stack, targets: tuple[str, ...], until: float, rng: random.Random, gap_s: tuple[float, float]
 ) -> list[Fault]:
     """SIGKILL the targets at random moments until ``until`` (monotonic), one at a time, each restarted on its
-    port and data directory after a random pause. Rounds in random order: every target is hit as often."""
+    port and data directory after a random pause. Rounds in random order: every target is hit as often, and
+    each at least once, however slow the restarts (the first round ends past ``until`` if it must)."""
     faults: list[Fault] = []
     plan: list[str] = []
-    while time.monotonic() + gap_s[1] < until:
+    while len(faults) < len(targets) or time.monotonic() + gap_s[1] < until:
         time.sleep(rng.uniform(*gap_s))
         if not plan:
             plan = rng.sample(targets, len(targets))
@@ -424,8 +425,9 @@ def run_chaos(
         services.wait_until(lambda: stored_count(settings) > 0, 120, "the first order stored", 0.2)
         print(f"chaos: {duration_s:.0f} s, {rate:.0f} orders/s, killing {', '.join(targets)}", flush=True)
         # Faults stop a little before the traffic, so each one has orders after it to measure recovery by.
-        faults = inject_faults(stack, targets, started + duration_s - min(10.0, duration_s / 5), rng, gap_s)
-        time.sleep(max(0.0, started + duration_s - time.monotonic()))
+        after_last = min(10.0, duration_s / 5)
+        faults = inject_faults(stack, targets, started + duration_s - after_last, rng, gap_s)
+        time.sleep(max(started + duration_s - time.monotonic(), after_last))
         unacknowledged = producer.finish(timeout=120)
         traffic_ended = time.monotonic()
         behind = wait_caught_up(settings, catch_up_s)
