@@ -235,7 +235,7 @@ class Reading:
             while len(page) < size and self.seen + len(page) < self.snapshot:
                 if page and time.monotonic() - began > self.fill_s:
                     break
-                want = min(10, size - len(page), self.snapshot - self.seen - len(page))
+                want = min(size - len(page), self.snapshot - self.seen - len(page))
                 if limit is not None:
                     want = min(want, limit - self.seen - len(page))
                 if want <= 0:

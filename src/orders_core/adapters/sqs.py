@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -30,6 +31,10 @@ SEND_ATTEMPTS, RETRY_PAUSE_S = 3, 0.1
 ACT_ATTEMPTS = 3
 # A reader asks again this often when an answer holds only letters it received before.
 REPEATS_ASKED = 50
+# SQS calls a reader makes at once (receives filling one page, deletes or releases of one): a call answers in
+# milliseconds to tens of them, and a page of 100 letters is 10 of each. boto3's client is thread-safe and keeps
+# as many connections (max_pool_connections, 10 by default).
+PARALLEL_CALLS = 10
 
 
 def make_sqs_client(settings: Settings) -> Any:
@@ -183,6 +188,8 @@ class SqsMailbox:
         self._endpoint = settings.aws_endpoint_url or f"AWS SQS ({settings.aws_region})"
         self._hold_s, self._wait_s = hold_s, wait_s
         self._handles: dict[str, str] = {}  # every letter received in this run: its latest receipt handle
+        self._held_until: dict[str, float] = {}  # ... and when its latest hold ends (monotonic)
+        self._pool = ThreadPoolExecutor(PARALLEL_CALLS, thread_name_prefix="sqs-mailbox")
 
     def describe(self) -> str:
         return f"SQS queue {self._url} at {self._endpoint}"
@@ -193,22 +200,29 @@ class SqsMailbox:
         return int(attributes[names[0]]) + int(attributes[names[1]])
 
     def receive(self, most: int) -> list[ReceivedLetter]:
-        # Letters back in view after the hold may fill whole answers (a queue hands out its oldest first): ask
-        # again, as they are now held once more; only an empty answer means nothing is there.
+        # Up to 10 letters a call (SQS's limit), the calls for more made at once. Letters back in view after the
+        # hold may fill whole answers (a queue hands out its oldest first): ask again, as they are now held once
+        # more; only empty answers mean nothing is there.
+        asks = [SQS_BATCH] * (most // SQS_BATCH) + ([most % SQS_BATCH] if most % SQS_BATCH else [])
         for _ in range(REPEATS_ASKED):
-            messages = self._client.receive_message(
-                QueueUrl=self._url,
-                MaxNumberOfMessages=max(1, min(SQS_BATCH, most)),
-                VisibilityTimeout=self._hold_s,
-                WaitTimeSeconds=self._wait_s,
-                AttributeNames=["SentTimestamp"],
-            ).get("Messages", [])
-            letters = self._new(messages)
+            answers = list(self._pool.map(self._receive_messages, asks or [1]))
+            messages = [message for answer in answers for message in answer]
+            letters = self._new(messages, time.monotonic() + self._hold_s)
             if letters or not messages:
                 return letters
         return []
 
-    def _new(self, messages: list[dict[str, Any]]) -> list[ReceivedLetter]:
+    def _receive_messages(self, most: int) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._client.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=most,
+            VisibilityTimeout=self._hold_s,
+            WaitTimeSeconds=self._wait_s,
+            AttributeNames=["SentTimestamp"],
+        ).get("Messages", [])
+        return answer
+
+    def _new(self, messages: list[dict[str, Any]], held_until: float) -> list[ReceivedLetter]:
         letters = []
         for message in messages:
             letter = ReceivedLetter(
@@ -222,38 +236,50 @@ class SqsMailbox:
             # A letter back in view after the hold is held again, not handed out twice; SQS takes only the
             # latest receipt handle of a message, so that is the one deleting or releasing it uses.
             self._handles[letter.letter_id] = letter.handle
+            self._held_until[letter.letter_id] = held_until
         return letters
 
     def delete(self, letters: Sequence[ReceivedLetter]) -> list[ReceivedLetter]:
         return self._act(letters, "delete_message_batch", {})
 
     def release(self, letters: Sequence[ReceivedLetter]) -> list[ReceivedLetter]:
-        return self._act(letters, "change_message_visibility_batch", {"VisibilityTimeout": 0})
+        # A letter whose hold has ended is in view again already: no call for it (a short hold over a long
+        # queue would otherwise cost as many calls as reading it did).
+        now = time.monotonic()
+        held = [letter for letter in letters if self._held_until.get(letter.letter_id, now + 1) > now]
+        return self._act(held, "change_message_visibility_batch", {"VisibilityTimeout": 0})
 
     def _act(self, letters: Sequence[ReceivedLetter], call: str, extra: dict[str, Any]) -> list[ReceivedLetter]:
-        """Delete or release in batches of 10; the entries SQS reports ``Failed`` are tried again, and those
-        still failing (a receipt handle gone stale: the letter was received by another reader) are returned."""
-        failed: list[ReceivedLetter] = []
-        for start in range(0, len(letters), SQS_BATCH):
-            pending = dict(enumerate(letters[start : start + SQS_BATCH]))
-            for attempt in range(ACT_ATTEMPTS):
-                if attempt:
-                    time.sleep(RETRY_PAUSE_S * attempt)
-                entries = [
-                    {"Id": str(i), "ReceiptHandle": self._handles.get(letter.letter_id, letter.handle), **extra}
-                    for i, letter in pending.items()
-                ]
-                answer = getattr(self._client, call)(QueueUrl=self._url, Entries=entries)
-                pending = {int(f["Id"]): pending[int(f["Id"])] for f in answer.get("Failed", [])}
-                if not pending:
-                    break
-            if pending:
-                log.warning("SQS %s failed for %d letters", call, len(pending))
-                failed += pending.values()
-        return failed
+        """Delete or release in batches of 10, several at once; the entries SQS reports ``Failed`` are tried
+        again, and those still failing (a receipt handle gone stale: the letter was received by another reader)
+        are returned."""
+        batches = [letters[start : start + SQS_BATCH] for start in range(0, len(letters), SQS_BATCH)]
+        return [
+            letter
+            for failed in self._pool.map(lambda batch: self._act_on(batch, call, extra), batches)
+            for letter in failed
+        ]
+
+    def _act_on(self, batch: Sequence[ReceivedLetter], call: str, extra: dict[str, Any]) -> list[ReceivedLetter]:
+        pending = dict(enumerate(batch))
+        for attempt in range(ACT_ATTEMPTS):
+            if attempt:
+                time.sleep(RETRY_PAUSE_S * attempt)
+            entries = [
+                {"Id": str(i), "ReceiptHandle": self._handles.get(letter.letter_id, letter.handle), **extra}
+                for i, letter in pending.items()
+            ]
+            answer = getattr(self._client, call)(QueueUrl=self._url, Entries=entries)
+            pending = {int(f["Id"]): pending[int(f["Id"])] for f in answer.get("Failed", [])}
+            if not pending:
+                return []
+        log.warning("SQS %s failed for %d letters", call, len(pending))
+        return list(pending.values())
 
     def close(self) -> None:
         self._handles.clear()
+        self._held_until.clear()
+        self._pool.shutdown()
 
 
 def ensure_queue(settings: Settings) -> str:
