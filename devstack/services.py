@@ -59,7 +59,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
 
 
 class Service:
-    """One long-running process: started, stopped (SIGTERM), killed (SIGKILL), restarted."""
+    """One long-running process: started, stopped (SIGTERM, or its own stop signal), killed (SIGKILL), restarted."""
 
     def __init__(
         self,
@@ -70,6 +70,7 @@ class Service:
         log_dir: Path,
         ready: Callable[[], bool] | None = None,
         start_timeout: float = 60.0,
+        stop_signal: int = signal.SIGTERM,
     ) -> None:
         self.name = name
         self.argv = argv
@@ -78,6 +79,7 @@ class Service:
         self.log_path = log_dir / f"{name}.log"
         self._ready = ready or (lambda: port_open(port))
         self.start_timeout = start_timeout
+        self.stop_signal = stop_signal
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Service:
@@ -111,7 +113,7 @@ class Service:
     def stop(self, timeout: float = 20.0) -> int | None:
         if self.process is None:
             return None
-        self.signal(signal.SIGTERM)
+        self.signal(self.stop_signal)
         try:
             code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -155,7 +157,10 @@ def postgres(work: Path, replica_of: int | None = None) -> Service:
             return False
         return True
 
-    return Service(name, [str(ROOT / "infra/native/postgres.sh")], env, port, work, accepts_connections)
+    # SIGINT, PostgreSQL's fast shutdown: its SIGTERM waits for every client to hang up (a pool never does).
+    return Service(
+        name, [str(ROOT / "infra/native/postgres.sh")], env, port, work, accepts_connections, stop_signal=signal.SIGINT
+    )
 
 
 def memcached(work: Path) -> Service:
