@@ -43,6 +43,7 @@ class Pipeline:
             "TRIGGER_BATCH_WINDOW_S": "0.05",
             "TRIGGER_RETRY_MAX_S": "1",
             "LOG_LEVEL": "INFO",
+            "TRIGGER_INSTANCE_ID": "trigger-1",  # a static member, as make up runs it: restarted, it resumes at once
         }
         ensure_topic(Settings(**{"kafka_bootstrap_servers": bootstrap, "kafka_topic": self.topic}))
         self.trigger = services.trigger(self.env, work_dir)
