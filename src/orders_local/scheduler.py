@@ -62,8 +62,11 @@ class Rate:
     every: timedelta
 
     def occurrences(self, start: datetime) -> Iterator[datetime]:
-        # A rate schedule runs as soon as it exists, then every period.
-        moment = start
+        # A rate schedule runs as soon as it exists, then every period. Its occurrences fall on multiples of the
+        # period since the epoch (UTC): a restarted scheduler then names the occurrence it was in, not a new one at
+        # the moment it came back, and runs it again with the same time, so its orders are the same (stored once).
+        period = self.every.total_seconds()
+        moment = datetime.fromtimestamp(start.timestamp() // period * period, start.tzinfo)
         while True:
             yield moment
             moment += self.every

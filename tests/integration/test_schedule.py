@@ -60,7 +60,7 @@ def test_a_scheduled_invocation_waits_for_the_function_and_produces_the_schedule
     generate = services.function("generate_orders", {**stack_env, **kafka_env}, work_dir)
     schedule_env = {
         "GENERATE_URL": f"http://127.0.0.1:{generate.port}",
-        "GENERATE_SCHEDULE": "rate(1 hour)",  # runs at once; the next occurrence is beyond the test
+        "GENERATE_SCHEDULE": "rate(7 days)",  # runs at once; the next occurrence (a Thursday, 00:00 UTC) is later
         "GENERATE_SCHEDULE_COUNT": str(COUNT),
         "GENERATE_SCHEDULE_RETRY_MAX_S": "1",
         "LOG_LEVEL": "INFO",

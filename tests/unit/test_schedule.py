@@ -37,10 +37,11 @@ WEEK_AFTER = "2026-11-30 18:00"  # Monday
 # (expression, start, its first occurrences); for the expressions in FINITE, all of them.
 ACCEPTED: list[tuple[str, datetime, list[str]]] = [
     # A rate runs at once, then every period.
-    ("rate(1 minute)", START, ["2026-11-25 14:20:30", "2026-11-25 14:21:30", "2026-11-25 14:22:30"]),
-    ("rate(5 minutes)", START, ["2026-11-25 14:20:30", "2026-11-25 14:25:30"]),
-    ("rate(1 hour)", START, ["2026-11-25 14:20:30", "2026-11-25 15:20:30"]),
-    ("rate(2 days)", START, ["2026-11-25 14:20:30", "2026-11-27 14:20:30"]),
+    # A rate's occurrences are multiples of its period since the epoch: the first is the one started in (due now).
+    ("rate(1 minute)", START, ["2026-11-25 14:20:00", "2026-11-25 14:21:00", "2026-11-25 14:22:00"]),
+    ("rate(5 minutes)", START, ["2026-11-25 14:20:00", "2026-11-25 14:25:00"]),
+    ("rate(1 hour)", START, ["2026-11-25 14:00:00", "2026-11-25 15:00:00"]),
+    ("rate(2 days)", START, ["2026-11-25 00:00:00", "2026-11-27 00:00:00"]),  # day 20,782 since 1970-01-01
     ("cron(0 10 * * ? *)", START, ["2026-11-26 10:00", "2026-11-27 10:00", "2026-11-28 10:00"]),
     ("cron(0/15 * * * ? *)", START, ["2026-11-25 14:30", "2026-11-25 14:45", "2026-11-25 15:00"]),
     ("cron(5,35 14 * * ? *)", START, ["2026-11-25 14:35", "2026-11-26 14:05", "2026-11-26 14:35"]),
@@ -198,8 +199,8 @@ def test_an_outage_longer_than_the_period_skips_occurrences_instead_of_piling_th
     # WHEN the scheduler runs for five minutes
     calls, done = run("rate(1 minute)", 5, up)
     # THEN every occurrence was tried, retries stopped as the next one came due, none invoked twice
-    assert {at("2026-11-25 14:20:30"), at("2026-11-25 14:21:30"), at("2026-11-25 14:22:30")} <= set(calls)
-    assert done == [at(f"2026-11-25 {t}") for t in ("14:23:01.5", "14:23:30", "14:24:30", "14:25:30")]
+    assert {at("2026-11-25 14:20:30"), at("2026-11-25 14:21:00"), at("2026-11-25 14:22:00")} <= set(calls)
+    assert done == [at(f"2026-11-25 {t}") for t in ("14:23:00", "14:24:00", "14:25:00")]
     assert all(b > a for a, b in itertools.pairwise(calls))
 
 
@@ -213,7 +214,16 @@ def test_occurrences_that_pass_during_a_slow_invocation_are_skipped() -> None:
         return True
 
     Scheduler(parse_schedule("rate(1 minute)"), slow_invoke, lambda: clock.now, clock.wait, 0.5, 8.0).run()
-    assert calls == [at("2026-11-25 14:20:30"), at("2026-11-25 14:22:30")]
+    assert calls == [at("2026-11-25 14:20:30"), at("2026-11-25 14:22:00"), at("2026-11-25 14:24:00")]  # not 14:21
+
+
+def test_a_restarted_scheduler_names_the_occurrence_it_was_in_so_its_orders_are_the_same() -> None:
+    # GIVEN a rate schedule that ran its occurrence at 14:20:30, then the scheduler restarted at 14:23:40
+    schedule = parse_schedule("rate(5 minutes)")
+    before, after = first(schedule, 2, START), first(schedule, 2, at("2026-11-25 14:23:40"))
+    # THEN the restarted one runs the same occurrence again (the same seed: the ingest stores its orders once)
+    # and then the same next one, rather than a new occurrence at 14:23:40 and every five minutes from there
+    assert before == after == [at("2026-11-25 14:20:00"), at("2026-11-25 14:25:00")]
 
 
 def test_a_one_time_schedule_runs_once_and_keeps_the_process_up() -> None:
