@@ -78,7 +78,10 @@ def dlq(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 def test_orders_travel_the_sasl_ssl_listener_end_to_end_and_a_refused_one_is_redriven(
-    secured_env: dict[str, str], make_order: Callable[..., dict[str, Any]], work_dir: Path
+    secured_env: dict[str, str],
+    make_order: Callable[..., dict[str, Any]],
+    work_dir: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """GIVEN only KAFKA_* variables naming the SASL_SSL listener, its SCRAM user and its CA WHEN orders-setup makes
     the topic, the generator produces, and the trigger feeds the ingest THEN every order is stored; AND a record
@@ -88,6 +91,7 @@ def test_orders_travel_the_sasl_ssl_listener_end_to_end_and_a_refused_one_is_red
     assert setup.returncode == 0, setup.stderr
     assert f"topic {secured_env['KAFKA_TOPIC']} created" in setup.stderr
     trigger = services.trigger(secured_env, work_dir, name="trigger-sasl-ssl").start()
+    request.addfinalizer(trigger.stop)  # also when an assertion fails before the end
     db = services.connect_db(int(secured_env["PGPORT"]))
     db.run("ALTER TABLE orders ADD CONSTRAINT no_blocked_sasl CHECK (customer_id <> 'blocked-sasl') NOT VALID")
     try:
@@ -114,7 +118,6 @@ def test_orders_travel_the_sasl_ssl_listener_end_to_end_and_a_refused_one_is_red
         services.wait_until(lambda: stored([blocked["order_uid"]]) == 1, 60, "the redriven order stored", 0.2)
         assert dlq(secured_env, "stats")["letters"] == 0
     finally:
-        trigger.stop()
         db.close()
 
 
