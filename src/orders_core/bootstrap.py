@@ -9,9 +9,10 @@ from functools import cache
 
 from orders_core.adapters import kafka_admin, postgres
 from orders_core.adapters.cache import CacheSettings, OrderCache
-from orders_core.adapters.kafka_dlq import KafkaDeadLetterSink, KafkaMailbox
+from orders_core.adapters.kafka_admin import KafkaTopicSettings
+from orders_core.adapters.kafka_dlq import KafkaDeadLetterSettings, KafkaDeadLetterSink, KafkaMailbox
 from orders_core.adapters.postgres import OrderStore, PostgresSettings
-from orders_core.adapters.sqs import DeadLetterQueue, SqsMailbox
+from orders_core.adapters.sqs import DeadLetterQueue, SqsMailbox, SqsSettings
 from orders_core.config import Settings, get_settings, narrow
 from orders_core.domain.ingest import IngestService
 from orders_core.domain.ports import DeadLetterMailbox
@@ -44,7 +45,9 @@ def order_cache() -> OrderCache:
 def dead_letter_queue() -> DeadLetterQueue | KafkaDeadLetterSink:
     """Where refused records go (DEAD_LETTER_SINK): the SQS queue, or the Kafka topic DLQ_TOPIC."""
     settings = get_settings()
-    return KafkaDeadLetterSink(settings) if settings.dead_letter_sink == "kafka" else DeadLetterQueue(settings)
+    if settings.dead_letter_sink == "kafka":
+        return KafkaDeadLetterSink(narrow(settings, KafkaDeadLetterSettings))
+    return DeadLetterQueue(narrow(settings, SqsSettings))
 
 
 def dead_letter_mailbox(settings: Settings, hold_s: int = 120, wait_s: int = 1) -> DeadLetterMailbox:
@@ -52,8 +55,8 @@ def dead_letter_mailbox(settings: Settings, hold_s: int = 120, wait_s: int = 1) 
     them; SQS holds a letter received for ``hold_s`` and waits up to ``wait_s`` for one (a topic needs neither:
     its reader reads to the end it saw at the start)."""
     if settings.dead_letter_sink == "kafka":
-        return KafkaMailbox(settings)
-    return SqsMailbox(settings, hold_s=hold_s, wait_s=wait_s)
+        return KafkaMailbox(narrow(settings, KafkaDeadLetterSettings))
+    return SqsMailbox(narrow(settings, SqsSettings), hold_s=hold_s, wait_s=wait_s)
 
 
 @cache
@@ -79,7 +82,8 @@ def lookup_service() -> LookupService:
 def provision() -> list[str]:
     """The stack's provisioning: the migrations, then the topic (both idempotent); what each step did."""
     settings = get_settings()
-    return [postgres.migrate(narrow(settings, PostgresSettings)), kafka_admin.ensure_topic(settings)]
+    migrated = postgres.migrate(narrow(settings, PostgresSettings))
+    return [migrated, kafka_admin.ensure_topic(narrow(settings, KafkaTopicSettings))]
 
 
 def reset() -> None:

@@ -31,8 +31,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from orders_core.adapters.kafka_client import KafkaAuthError, refusal
-from orders_core.adapters.kafka_dlq import ensure_topics, kafka_client_config, open_topic_producer
+from orders_core.adapters.kafka_client import KafkaAuthError, KafkaSettings, client_config, refusal
+from orders_core.adapters.kafka_dlq import KafkaDeadLetterSettings, ensure_topics, open_topic_producer
 from orders_core.adapters.kafka_event import BadEvent, decode_event
 from orders_core.adapters.kafka_records import record_of
 from orders_core.adapters.letters import (
@@ -43,7 +43,7 @@ from orders_core.adapters.letters import (
     letter_value,
 )
 from orders_core.bootstrap import dead_letter_mailbox
-from orders_core.config import Settings, get_settings
+from orders_core.config import Settings, get_settings, narrow
 from orders_core.domain.ports import DeadLetterMailbox, KafkaRecord, ReceivedLetter
 
 HOLD_S = 120  # letters read stay invisible to other readers this long while the tool works on them (SQS)
@@ -107,10 +107,10 @@ class Ledger:
         self._count_at: dict[str, int] = {}  # a redriven copy's place -> redrives behind it
 
     def load(self) -> Ledger:
-        ensure_topics(self._settings, [(self.topic, 1, {"cleanup.policy": "compact"})])
+        ensure_topics(narrow(self._settings, KafkaDeadLetterSettings), [(self.topic, 1, {"cleanup.policy": "compact"})])
         consumer = Consumer(
             {
-                **kafka_client_config(self._settings),
+                **client_config(narrow(self._settings, KafkaSettings)),
                 "group.id": "orders-dlq-ledger",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
@@ -315,7 +315,7 @@ def reread(settings: Settings, body: dict[str, Any]) -> Produced:
     """The record at the letter's place, read back from Kafka: key, value and every header as written."""
     consumer = Consumer(
         {
-            **kafka_client_config(settings),
+            **client_config(narrow(settings, KafkaSettings)),
             "group.id": "orders-dlq-reread",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
@@ -350,7 +350,7 @@ class Replayer:
     def __init__(self, settings: Settings, ledger: Ledger) -> None:
         self._settings = settings
         self._ledger = ledger
-        self._producer = open_topic_producer(settings, TRANSACTIONAL_ID)
+        self._producer = open_topic_producer(narrow(settings, KafkaDeadLetterSettings), TRANSACTIONAL_ID)
 
     def produce(self, jobs: Sequence[tuple[str, str, Produced, int]]) -> tuple[set[str], dict[str, str]]:
         """``jobs``: (source coordinates, topic, record, redrives it will have). Returns the sources committed,

@@ -10,11 +10,11 @@ import sys
 import time
 from collections.abc import Callable
 
-from orders_core.adapters.kafka_admin import TopicRefused, ensure_topic
+from orders_core.adapters.kafka_admin import KafkaTopicSettings, TopicRefused, ensure_topic
 from orders_core.adapters.kafka_client import KafkaAuthError
-from orders_core.adapters.kafka_dlq import dead_letter_topics, ensure_topics
+from orders_core.adapters.kafka_dlq import KafkaDeadLetterSettings, dead_letter_topics, ensure_topics
 from orders_core.adapters.postgres import PostgresSettings, migrate
-from orders_core.adapters.sqs import ensure_queue
+from orders_core.adapters.sqs import SqsSettings, ensure_queue
 from orders_core.config import Settings, get_settings, narrow
 from orders_core.http.logs import configure_logging
 
@@ -24,11 +24,13 @@ STEPS = ("migrate", "topic", "queue")
 
 def ensure_topics_of_orders(settings: Settings) -> str:
     """The orders' topic, and beside it the dead letters' (DEAD_LETTER_SINK=kafka) and orders-dlq's ledger."""
-    return "; ".join([ensure_topic(settings), *ensure_topics(settings, dead_letter_topics(settings))])
+    letters = narrow(settings, KafkaDeadLetterSettings)
+    topics = ensure_topics(letters, dead_letter_topics(letters))
+    return "; ".join([ensure_topic(narrow(settings, KafkaTopicSettings)), *topics])
 
 
 def ensure_dead_letter_queue(settings: Settings) -> str:
-    return f"queue {ensure_queue(settings)}"
+    return f"queue {ensure_queue(narrow(settings, SqsSettings))}"
 
 
 def run(steps: tuple[str, ...], wait_s: float, settings: Settings) -> None:

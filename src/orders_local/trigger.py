@@ -35,10 +35,10 @@ from collections.abc import Sequence
 import urllib3
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from orders_core.adapters.kafka_client import client_config, refusal
+from orders_core.adapters.kafka_client import KafkaSettings, client_config, refusal
 from orders_core.adapters.kafka_event import encode_events, failed_offsets
 from orders_core.adapters.kafka_records import record_of
-from orders_core.config import Settings, get_settings
+from orders_core.config import Settings, get_settings, narrow
 from orders_core.domain.ports import KafkaRecord
 from orders_core.http.logs import configure_logging
 from orders_local.trigger_status import TriggerStatus, serve_status
@@ -115,7 +115,7 @@ class Trigger:
         )
         self._consumer = Consumer(
             {
-                **client_config(settings),
+                **client_config(narrow(settings, KafkaSettings)),
                 "group.id": settings.kafka_group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,

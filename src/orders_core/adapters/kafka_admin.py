@@ -15,12 +15,12 @@ import logging
 import socket
 import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from orders_core.adapters.kafka_client import client_config
-from orders_core.config import Settings
+from orders_core.adapters.kafka_client import KafkaSettings, client_config
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,20 @@ _REFUSED = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class KafkaTopicSettings(KafkaSettings):
+    """The orders' topic as the settings shape it, and the cluster it is on."""
+
+    kafka_topic: str
+    kafka_topic_partitions: int
+    kafka_topic_replication_factor: int
+
+
 class TopicRefused(Exception):
     """The cluster will not create the topic as the settings ask: fix the settings (or the cluster's ACLs)."""
 
 
-def ensure_topic(settings: Settings) -> str:
+def ensure_topic(settings: KafkaTopicSettings) -> str:
     """Create KAFKA_TOPIC with KAFKA_TOPIC_PARTITIONS partitions and KAFKA_TOPIC_REPLICATION_FACTOR replicas, or
     find it there (warning of each difference); what was done. A refused login or certificate raises
     :class:`~orders_core.adapters.kafka_client.KafkaAuthError` at once."""

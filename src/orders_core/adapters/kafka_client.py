@@ -11,10 +11,12 @@ here raises :class:`KafkaAuthError` instead, out of the ``poll()``, ``consume()`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -22,24 +24,28 @@ from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from confluent_kafka import KafkaError
+from pydantic import SecretStr
 
-from orders_core.config import Settings
 
-# The settings a client's connection depends on: two settings equal in these can share a client.
-CONNECTION_FIELDS = (
-    "kafka_bootstrap_servers",
-    "kafka_security_protocol",
-    "kafka_sasl_mechanism",
-    "kafka_sasl_username",
-    "kafka_sasl_password",
-    "kafka_sasl_secret_arn",
-    "kafka_ssl_ca_location",
-    "kafka_ssl_certificate_location",
-    "kafka_ssl_key_location",
-    "kafka_ssl_key_password",
-    "kafka_ssl_secret_arn",
-    "aws_region",
-)
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """What a Kafka client needs to reach the cluster: its address, how it logs in and whom it trusts (librdkafka's
+    names), and the AWS region and endpoint of the secrets and of MSK IAM. Two clients equal in these can be one."""
+
+    kafka_bootstrap_servers: str
+    kafka_security_protocol: str
+    kafka_sasl_mechanism: str | None
+    kafka_sasl_username: str | None
+    kafka_sasl_password: SecretStr | None
+    kafka_sasl_secret_arn: str | None
+    kafka_ssl_ca_location: str | None
+    kafka_ssl_certificate_location: str | None
+    kafka_ssl_key_location: str | None
+    kafka_ssl_key_password: SecretStr | None
+    kafka_ssl_secret_arn: str | None
+    aws_region: str
+    aws_endpoint_url: str | None
+
 
 FLUSH_SLICE_S = 0.2
 
@@ -62,9 +68,9 @@ class KafkaSecretUnavailable(RuntimeError):
     """The credentials could not be read from Secrets Manager (retry later, or fix the secret)."""
 
 
-def connection_key(settings: Settings) -> tuple[Any, ...]:
-    """What identifies a client's connection among these settings (to cache one client per cluster and login)."""
-    return tuple(getattr(settings, name) for name in CONNECTION_FIELDS)
+def connection_key(settings: KafkaSettings) -> tuple[Any, ...]:
+    """What identifies a client's connection (to cache one client per cluster and login)."""
+    return tuple(getattr(settings, field.name) for field in dataclasses.fields(KafkaSettings))
 
 
 def refusal(error: KafkaError) -> str | None:
@@ -98,7 +104,7 @@ def msk_iam_token(region: str, _oauthbearer_config: str | None = None) -> tuple[
     return token, expiry_ms / 1000
 
 
-def _read_secret(settings: Settings, secret_id: str, required: tuple[str, ...]) -> dict[str, Any]:
+def _read_secret(settings: KafkaSettings, secret_id: str, required: tuple[str, ...]) -> dict[str, Any]:
     """The JSON object of a Secrets Manager secret, with a string for each ``required`` key."""
     config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
     client = boto3.client(
@@ -117,14 +123,14 @@ def _read_secret(settings: Settings, secret_id: str, required: tuple[str, ...]) 
     return fields
 
 
-def read_sasl_secret(settings: Settings) -> tuple[str, str]:
+def read_sasl_secret(settings: KafkaSettings) -> tuple[str, str]:
     """The ``username`` and ``password`` of the JSON secret ``KAFKA_SASL_SECRET_ARN`` (MSK SCRAM's shape)."""
     assert settings.kafka_sasl_secret_arn
     fields = _read_secret(settings, settings.kafka_sasl_secret_arn, ("username", "password"))
     return fields["username"], fields["password"]
 
 
-def read_tls_secret(settings: Settings) -> dict[str, str]:
+def read_tls_secret(settings: KafkaSettings) -> dict[str, str]:
     """librdkafka's in-memory client certificate and key from the secret ``KAFKA_SSL_SECRET_ARN``, in the
     event source mapping's format for mutual TLS (``certificate``, ``privateKey``, ``privateKeyPassword``)."""
     assert settings.kafka_ssl_secret_arn
@@ -136,10 +142,10 @@ def read_tls_secret(settings: Settings) -> dict[str, str]:
 
 
 def client_config(
-    settings: Settings,
+    settings: KafkaSettings,
     *,
-    read_secret: Callable[[Settings], tuple[str, str]] = read_sasl_secret,
-    read_tls: Callable[[Settings], dict[str, str]] = read_tls_secret,
+    read_secret: Callable[[KafkaSettings], tuple[str, str]] = read_sasl_secret,
+    read_tls: Callable[[KafkaSettings], dict[str, str]] = read_tls_secret,
     sign: Callable[[str, str | None], tuple[str, float]] = msk_iam_token,
 ) -> dict[str, Any]:
     """librdkafka properties to reach the cluster of ``settings``: address, security, credentials, and an

@@ -15,15 +15,15 @@ import re
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from orders_core.adapters.kafka_admin import admin_result
-from orders_core.adapters.kafka_client import client_config
+from orders_core.adapters.kafka_client import KafkaSettings, client_config
 from orders_core.adapters.letters import encode_letter, minimal_letter
-from orders_core.config import Settings
 from orders_core.domain.ports import DeadLetter, DeadLetterUnavailable, ReceivedLetter
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,22 @@ DELIVERY_TIMEOUT_S = 10.0  # a letter not acknowledged by then is handed back: i
 METADATA_MAX = 3800  # bytes of commit metadata (the broker's offset.metadata.max.bytes is 4096 by default)
 
 
-def kafka_client_config(settings: Settings) -> dict[str, Any]:
-    """What every Kafka client of the dead letters needs to reach the cluster: the project's one client config
-    (address, TLS, SASL), made when the client is."""
-    return client_config(settings)
+@dataclass(frozen=True, slots=True)
+class KafkaDeadLetterSettings(KafkaSettings):
+    """What the dead letters' Kafka side needs beyond the cluster: their topic, orders-dlq's ledger, where the
+    letters go, and the replication of the topics it makes."""
+
+    dlq_topic: str
+    dlq_ledger_topic: str
+    dead_letter_sink: str
+    kafka_topic_replication_factor: int
 
 
-def ensure_topics(settings: Settings, topics: Sequence[tuple[str, int, dict[str, str]]]) -> list[str]:
+def ensure_topics(settings: KafkaDeadLetterSettings, topics: Sequence[tuple[str, int, dict[str, str]]]) -> list[str]:
     """Create each ``(name, partitions, config)`` topic that is missing; what was done, one phrase each."""
     host, _, port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
     socket.create_connection((host, int(port)), timeout=2).close()  # not the client's log of refused attempts
-    admin = AdminClient({**kafka_client_config(settings), "socket.timeout.ms": 5000})
+    admin = AdminClient({**client_config(settings), "socket.timeout.ms": 5000})
     replicas = settings.kafka_topic_replication_factor
     new = [NewTopic(name, num_partitions=n, replication_factor=replicas, config=config) for name, n, config in topics]
     done = []
@@ -58,7 +63,7 @@ def ensure_topics(settings: Settings, topics: Sequence[tuple[str, int, dict[str,
     return done
 
 
-def dead_letter_topics(settings: Settings) -> list[tuple[str, int, dict[str, str]]]:
+def dead_letter_topics(settings: KafkaDeadLetterSettings) -> list[tuple[str, int, dict[str, str]]]:
     """The topics of the dead letters: the letters' own (when they go to Kafka) and orders-dlq's ledger."""
     ledger = (settings.dlq_ledger_topic, 1, {"cleanup.policy": "compact"})
     if settings.dead_letter_sink != "kafka":
@@ -75,7 +80,7 @@ def letter_key(letter: DeadLetter) -> bytes:
 class KafkaDeadLetterSink:
     """Produces dead letters to ``DLQ_TOPIC`` (acks=all, idempotent) and waits for each one's delivery report."""
 
-    def __init__(self, settings: Settings, producer: Any = None) -> None:
+    def __init__(self, settings: KafkaDeadLetterSettings, producer: Any = None) -> None:
         self._settings = settings
         self._topic = settings.dlq_topic
         self._producer: Any = producer
@@ -84,7 +89,7 @@ class KafkaDeadLetterSink:
         if self._producer is None:
             self._producer = Producer(
                 {
-                    **kafka_client_config(self._settings),
+                    **client_config(self._settings),
                     "enable.idempotence": True,
                     "acks": "all",
                     "linger.ms": 5,
@@ -109,7 +114,7 @@ class KafkaDeadLetterSink:
         no age (it would take reading the first letter of each partition): None."""
         consumer = Consumer(
             {
-                **kafka_client_config(self._settings),
+                **client_config(self._settings),
                 "group.id": TOOL_GROUP,
                 "enable.auto.commit": False,
                 "client.id": "orders-dlq-depth",
@@ -235,12 +240,12 @@ class KafkaMailbox:
     """The letters' topic read by the group ``orders-dlq-tool`` (``DeadLetterMailbox``), up to its end when the
     reader started. Letters not deleted stay for the next reader; this one receives each once."""
 
-    def __init__(self, settings: Settings, group: str = TOOL_GROUP, poll_s: float = 10.0) -> None:
+    def __init__(self, settings: KafkaDeadLetterSettings, group: str = TOOL_GROUP, poll_s: float = 10.0) -> None:
         self._topic, self._poll_s, self._group = settings.dlq_topic, poll_s, group
         self._cluster = settings.kafka_bootstrap_servers
         self._consumer = Consumer(
             {
-                **kafka_client_config(settings),
+                **client_config(settings),
                 "group.id": group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -373,11 +378,11 @@ def _place(letter: ReceivedLetter) -> tuple[int, int]:
     return int(partition), int(offset)
 
 
-def open_topic_producer(settings: Settings, transactional_id: str) -> Producer:
+def open_topic_producer(settings: KafkaDeadLetterSettings, transactional_id: str) -> Producer:
     """A transactional producer for orders-dlq: records and its ledger entries are written together or not."""
     producer = Producer(
         {
-            **kafka_client_config(settings),
+            **client_config(settings),
             "enable.idempotence": True,
             "acks": "all",
             "transactional.id": transactional_id,

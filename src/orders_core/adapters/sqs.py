@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -18,7 +19,6 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orders_core.adapters.letters import MAX_LETTER_BYTES, encode_letter, minimal_letter
-from orders_core.config import Settings
 from orders_core.domain.ports import DeadLetter, DeadLetterUnavailable, ReceivedLetter
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,17 @@ REPEATS_ASKED = 50
 PARALLEL_CALLS = 10
 
 
-def make_sqs_client(settings: Settings) -> Any:
+@dataclass(frozen=True, slots=True)
+class SqsSettings:
+    """What the dead-letter queue's adapters need: the queue (its URL, else its name) and where AWS is."""
+
+    dlq_queue_name: str
+    dlq_queue_url: str | None
+    aws_region: str
+    aws_endpoint_url: str | None
+
+
+def make_sqs_client(settings: SqsSettings) -> Any:
     """An SQS client with short timeouts, for the endpoint of ``settings``: the local one (ElasticMQ, moto) when
     it names one, real AWS otherwise.
 
@@ -60,7 +70,7 @@ def make_sqs_client(settings: Settings) -> Any:
 class DeadLetterQueue:
     """Sends dead letters to SQS; the client and queue URL are made on first use and kept."""
 
-    def __init__(self, settings: Settings, client: Any = None) -> None:
+    def __init__(self, settings: SqsSettings, client: Any = None) -> None:
         self._settings = settings
         self._lock = threading.Lock()
         self._client: Any = client
@@ -180,7 +190,7 @@ class SqsMailbox:
     ``hold_s``; a letter SQS hands out again after that (or after another reader released it) is not handed to
     this reader twice."""
 
-    def __init__(self, settings: Settings, hold_s: int = 120, wait_s: int = 1, client: Any = None) -> None:
+    def __init__(self, settings: SqsSettings, hold_s: int = 120, wait_s: int = 1, client: Any = None) -> None:
         self._client = client or make_sqs_client(settings)
         self._url: str = (
             settings.dlq_queue_url or self._client.get_queue_url(QueueName=settings.dlq_queue_name)["QueueUrl"]
@@ -282,7 +292,7 @@ class SqsMailbox:
         self._pool.shutdown()
 
 
-def ensure_queue(settings: Settings) -> str:
+def ensure_queue(settings: SqsSettings) -> str:
     """Create the dead-letter queue if it is missing (local stacks); returns its URL."""
     client = make_sqs_client(settings)
     url: str = client.create_queue(QueueName=settings.dlq_queue_name, Attributes={"MessageRetentionPeriod": "1209600"})[

@@ -22,13 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from orders_core.adapters.kafka_client import (
     KafkaAuthError,
+    KafkaSettings,
     client_config,
     connection_key,
     flush,
     raise_if_refused,
     refusal,
 )
-from orders_core.config import Settings
+from orders_core.config import Settings, narrow
 from orders_core.domain.model import Timestamp
 from orders_core.generator.builder import DEFAULT_MAX_ITEMS, iter_flagged_orders
 
@@ -172,13 +173,14 @@ def get_producer(settings: Settings) -> Any:
     """The process-wide producer for these settings (created on first use, then reused)."""
     from confluent_kafka import Producer
 
-    key = (*connection_key(settings), _timeout_ms(settings))
+    connection = narrow(settings, KafkaSettings)
+    key = (*connection_key(connection), _timeout_ms(settings))
     with _producers_lock:
         producer = _producers.get(key)
         if producer is None:
             producer = _producers[key] = Producer(
                 {
-                    **client_config(settings),
+                    **client_config(connection),
                     "client.id": "orders-generate",
                     "enable.idempotence": True,
                     "acks": "all",
