@@ -30,16 +30,18 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import urllib3
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from orders_core import bootstrap
 from orders_core.adapters.kafka_client import KafkaSettings, client_config, refusal
 from orders_core.adapters.kafka_event import encode_events, failed_offsets
 from orders_core.adapters.kafka_records import record_of
 from orders_core.config import Settings, get_settings, narrow
-from orders_core.domain.ports import KafkaRecord
+from orders_core.domain.ingest import dead_letter
+from orders_core.domain.ports import DeadLetterSink, KafkaRecord
 from orders_core.http.logs import configure_logging
 from orders_local.trigger_status import TriggerStatus, serve_status
 
@@ -102,8 +104,11 @@ class PartitionWorker:
 
 
 class Trigger:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, dead_letters: Callable[[], DeadLetterSink] = bootstrap.dead_letter_queue
+    ) -> None:
         self.settings = settings
+        self.dead_letters = dead_letters  # made on first use: most runs never need it
         self.stopping = threading.Event()
         self.failure: BaseException | None = None
         self.status = TriggerStatus(settings.kafka_topic)
@@ -204,13 +209,9 @@ class Trigger:
             try:
                 records, body = next(encode_events(batch[taken:], s.kafka_bootstrap_servers, s.trigger_max_event_bytes))
                 if len(body) > s.trigger_max_event_bytes:
-                    log.warning(
-                        "%s alone makes a %d-byte event, over the %d-byte limit: sending it anyway",
-                        records[0].label,
-                        len(body),
-                        s.trigger_max_event_bytes,
-                    )
-                took = self.invoke(records, body)
+                    took = self.dead_letter_oversized(records[0], len(body))
+                else:
+                    took = self.invoke(records, body)
                 if took:
                     self.accepted(worker, records[took - 1])
                 taken += took
@@ -226,6 +227,20 @@ class Trigger:
                 break
             delay = min(delay * 2, s.trigger_retry_max_s)
         return taken
+
+    def dead_letter_oversized(self, record: KafkaRecord, event_bytes: int) -> int:
+        """A record that alone makes an event over the payload limit can never be invoked with: the function would
+        refuse it on every try and hold up its partition forever. The platform sends such a record to its on-failure
+        destination; so does this stand-in, to the dead letters (``too_large``), then goes on. Raises when they
+        cannot take it, so it is retried like any delivery."""
+        limit = self.settings.trigger_max_event_bytes
+        message = f"the record alone makes a {event_bytes}-byte event, over the {limit}-byte invocation payload limit"
+        self.dead_letters().send([dead_letter(record, "too_large", message)])
+        self.status.too_large.inc()
+        log.warning(
+            "%s: %s; dead-lettered", record.label, message, extra={"record": record.label, "reason": "too_large"}
+        )
+        return 1
 
     def accepted(self, worker: PartitionWorker, last_taken: KafkaRecord) -> None:
         """Note a partition's offset as committable, if the worker still owns it (the consumer commits)."""

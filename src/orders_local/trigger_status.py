@@ -103,6 +103,11 @@ class TriggerStatus:
             "Records delivered without a part that could not be read (headers whose name is not UTF-8).",
             registry=self.registry,
         )
+        self.too_large = Counter(
+            metrics.TRIGGER_RECORDS_TOO_LARGE,
+            "Records that alone make an event over the payload limit: dead-lettered by the trigger (too_large).",
+            registry=self.registry,
+        )
         self.registry.register(_PartitionCollector(self))
 
     def fail(self, reason: str) -> None:

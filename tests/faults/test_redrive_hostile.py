@@ -10,7 +10,7 @@ from typing import Any
 
 import flask.testing
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from orders_core import bootstrap as runtime
 from orders_core.adapters.kafka_dlq import ensure_topics
@@ -18,6 +18,7 @@ from orders_core.adapters.kafka_event import build_event
 from orders_core.config import Settings, get_settings
 from orders_core.domain.ports import KafkaRecord
 from orders_local import dlq_cli
+from tests.support.topics import read_all
 
 HEADERS = {
     # 40 headers, names repeated and empty, values empty and binary: a letter once kept 16, cut to 256 bytes.
@@ -26,21 +27,6 @@ HEADERS = {
     # Too large for a letter: the letter says so, and the redrive reads the record back from Kafka.
     "too large for a letter": [(f"big-{i}", bytes([i]) * 1500) for i in range(12)],
 }
-
-
-def read_all(bootstrap: str, topic: str) -> list[Any]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.partition.eof": True})
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    records: list[Any] = []
-    try:
-        while True:
-            message = consumer.poll(10)
-            assert message is not None, "the topic did not answer"
-            if message.error():
-                return records
-            records.append(message)
-    finally:
-        consumer.close()
 
 
 def as_record(message: Any) -> KafkaRecord:

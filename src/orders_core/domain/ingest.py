@@ -82,7 +82,7 @@ class StoredBatch:
     failure: str | None = None
 
 
-def _dead_letter(
+def dead_letter(
     record: KafkaRecord,
     reason: str,
     message: str,
@@ -109,7 +109,7 @@ def check_record(record: KafkaRecord) -> Order | DeadLetter:
         return _check(record)
     except Exception as exc:  # a parser or rule that fails must not stop the partition behind this record
         log.exception("checking the record at %s failed unexpectedly", record.label)
-        return _dead_letter(record, "internal", f"the record could not be checked: {exc.__class__.__name__}")
+        return dead_letter(record, "internal", f"the record could not be checked: {exc.__class__.__name__}")
 
 
 def _check(record: KafkaRecord) -> Order | DeadLetter:
@@ -138,7 +138,7 @@ def _screened(record: KafkaRecord, raw: bytes) -> DeadLetter | None:
     if not found:
         return None
     uid = document.get("order_uid")
-    return _dead_letter(
+    return dead_letter(
         record,
         "invalid",
         f"order failed validation ({found} errors, the first {len(listed)} listed)",
@@ -155,17 +155,17 @@ def _document(
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return _dead_letter(record, "not_utf8", f"value is not UTF-8 text: {exc.reason} at byte {exc.start}")
+        return dead_letter(record, "not_utf8", f"value is not UTF-8 text: {exc.reason} at byte {exc.start}")
     try:
         document = read_json(text) if strict else json.loads(text)
     except DuplicateKey as exc:
         return {}, exc
     except json.JSONDecodeError as exc:
-        return _dead_letter(record, "not_json", f"value is not JSON: {exc.msg} at line {exc.lineno} col {exc.colno}")
+        return dead_letter(record, "not_json", f"value is not JSON: {exc.msg} at line {exc.lineno} col {exc.colno}")
     except RecursionError:
-        return _dead_letter(record, "not_json", "value is JSON nested too deeply to read")
+        return dead_letter(record, "not_json", "value is JSON nested too deeply to read")
     if not isinstance(document, dict):
-        return _dead_letter(record, "not_object", f"value is JSON {type(document).__name__}, not an order object")
+        return dead_letter(record, "not_object", f"value is JSON {type(document).__name__}, not an order object")
     return document, None
 
 
@@ -181,7 +181,7 @@ def _refusal(record: KafkaRecord, raw: bytes, validation_error: ValidationError 
         errors.insert(0, {"field": duplicate.key, "message": "appears more than once in one object: ambiguous"})
         count += 1
     uid = document.get("order_uid")
-    return _dead_letter(
+    return dead_letter(
         record,
         "invalid",
         f"order failed validation ({count} errors)",
@@ -249,7 +249,7 @@ class IngestService:
                 report.duplicates += 1
             else:
                 message = f"order {order.order_uid} was stored before with other content; orders are immutable"
-                letters.append((record, _dead_letter(record, "conflict", message, order_uid=order.order_uid)))
+                letters.append((record, dead_letter(record, "conflict", message, order_uid=order.order_uid)))
         self._write_through(fresh)
         letters, held = _behind_failures(letters, report.failed)
         report.failed = _in_order([*report.failed, *held])
@@ -317,7 +317,7 @@ class IngestService:
         if not stored and len({exc.sqlstate for *_, exc in refused}) == 1:
             self._unless_store_at_fault(refused[0][2])
         letters = [
-            (record, _dead_letter(record, "store_rejected", str(exc), order_uid=order.order_uid))
+            (record, dead_letter(record, "store_rejected", str(exc), order_uid=order.order_uid))
             for record, order, exc in refused
         ]
         return stored, letters

@@ -66,6 +66,7 @@ TRIGGER_CONSUMER_LAG_SECONDS = "orders_trigger_consumer_lag_seconds"
 TRIGGER_COMMITTED_OFFSET = "orders_trigger_committed_offset"
 TRIGGER_PARTITION_RETRYING = "orders_trigger_partition_retrying"
 TRIGGER_RECORDS_UNREADABLE = "orders_trigger_records_unreadable_total"
+TRIGGER_RECORDS_TOO_LARGE = "orders_trigger_records_too_large_total"
 
 # How often ingest_order's /metrics asks the dead-letter queue (a scrape in between reuses the last answer).
 DEAD_LETTER_READ_EVERY_S = 10.0

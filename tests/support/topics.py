@@ -1,0 +1,29 @@
+"""Reading a test's Kafka topic whole, from its first record to the end the broker has now."""
+
+from __future__ import annotations
+
+import uuid
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+
+def read_all(bootstrap: str, topic: str, partition: int = 0) -> list[Message]:
+    """Every record of one partition of ``topic``, in offset order."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.partition.eof": True})
+    consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+    records: list[Message] = []
+    try:
+        while True:
+            batch = consumer.consume(1000, 10)
+            assert batch, "the topic did not answer"
+            for message in batch:
+                if message.error():
+                    return records
+                records.append(message)
+    finally:
+        consumer.close()
+
+
+def topic_values(bootstrap: str, topic: str) -> list[bytes]:
+    """The values of every record of partition 0 of ``topic``."""
+    return [message.value() for message in read_all(bootstrap, topic)]
