@@ -47,7 +47,6 @@ class Settings(BaseSettings):
     # memcached; empty disables the shared tier (the in-process tier still works).
     memcached_servers: str = "127.0.0.1:11211"
     memcached_timeout_s: float = 0.25
-    memcached_pool_size: int = 16
     cache_ttl_s: int = 3600
     cache_negative_ttl_s: int = 5
     cache_lru_size: int = 2048

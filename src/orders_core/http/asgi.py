@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl
 from orders_core.config import Settings
 from orders_core.domain.ports import Tier
 from orders_core.http import logs, metrics
-from orders_core.http.api import LookupService, Route, server_timing
+from orders_core.http.api import LookupService, Route, etag_of, server_timing
 from orders_core.http.responses import HttpResponse, error
 
 Scope = MutableMapping[str, Any]
@@ -215,8 +215,10 @@ class LookupApp:
         self._pool: StorePool | None = None
         self._invocations: InvocationBuffer | None = None
         self._flusher: asyncio.TimerHandle | None = None
-        # An order's encoded headers, by (uid, tier): orders never change, so neither do their ETags.
-        self._encoded: dict[tuple[str, Tier], list[tuple[bytes, bytes]]] = {}
+        # The encoded headers of the orders this worker holds in process, by uid (``_order_headers``), and the
+        # headers every answer from a tier shares, by tier.
+        self._encoded: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._tier_headers: dict[Tier, list[tuple[bytes, bytes]]] = {}
         self._wanted: list[tuple[str, asyncio.Future[tuple[bytes | None, Tier | None]]]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -278,7 +280,7 @@ class LookupApp:
             # The hot path, a plain GET of an order this worker holds: its answer is the order and headers
             # encoded before; nothing else depends on the request (no CORS, no condition, no request id).
             uid = path[8:]
-            prepared = self._encoded.get((uid, Tier.LOCAL))
+            prepared = self._encoded.get(uid)
             if prepared is not None and (order := service.local_order(uid)) is not None:
                 await self._send(send, method, 200, [*prepared, _timing("local", started)], order)
                 self.invocations.note(method, path, 200, "local", time.perf_counter() - started, None)
@@ -300,15 +302,8 @@ class LookupApp:
             if tier is None:
                 answer = await self._store_pool().answer(service, routed)
             elif order is not None and routed.origin is None and routed.if_none_match is None:
-                # Orders never change: nor do their headers (ETag included), encoded once per order and tier.
-                encoded = self._encoded.get((uid, tier))
-                if encoded is None:
-                    if len(self._encoded) >= _ENCODED_ORDERS_MAX:
-                        self._encoded.clear()
-                    fixed = _encode_headers(service.cached_answer(routed, order, tier))
-                    encoded = self._encoded[uid, tier] = [h for h in fixed if h[0] != _SERVER_TIMING]
                 status, body, tier_name = 200, order, str(tier)
-                encoded = [*encoded, _timing(tier_name, started)]
+                encoded = [*self._order_headers(service, routed, order, tier), _timing(tier_name, started)]
             else:
                 answer = service.cached_answer(routed, order, tier)
         else:
@@ -332,6 +327,26 @@ class LookupApp:
             )
         if len(self.invocations) >= FLUSH_AT:
             self.flush()
+
+    def _order_headers(
+        self, service: LookupService, routed: Route, order: bytes, tier: Tier
+    ) -> list[tuple[bytes, bytes]]:
+        """The headers of a plain answer with ``order`` from ``tier``, but its Server-Timing. Orders never change:
+        an in-process order's headers are encoded once and kept while it is (the hot path above sends them);
+        any other's are the tier's own, encoded once, with its ETag and length."""
+        if tier is Tier.LOCAL:
+            encoded = self._encoded.get(routed.order_uid)
+            if encoded is None:
+                if len(self._encoded) >= _ENCODED_ORDERS_MAX:
+                    self._encoded.clear()
+                fixed = _encode_headers(service.cached_answer(routed, order, tier))
+                encoded = self._encoded[routed.order_uid] = [h for h in fixed if h[0] != _SERVER_TIMING]
+            return encoded
+        common = self._tier_headers.get(tier)
+        if common is None:
+            fixed = _encode_headers(service.cached_answer(routed, order, tier), with_length=False)
+            common = self._tier_headers[tier] = [h for h in fixed if h[0] not in (b"etag", _SERVER_TIMING)]
+        return [*common, (b"etag", etag_of(order).encode()), (b"content-length", str(len(order)).encode())]
 
     def _from_memcached(self, service: LookupService, uid: str) -> asyncio.Future[tuple[bytes | None, Tier | None]]:
         """What memcached holds for ``uid``, asked together with every other lookup that reaches this point
