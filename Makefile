@@ -17,8 +17,10 @@ down:
 	@if [ -f .local/stack.pid ]; then kill -TERM "$$(cat .local/stack.pid)" 2>/dev/null && echo "stopping the stack"; \
 	else echo "the stack is not running"; fi
 
+# Two workers (pytest-xdist), a module each at a time: most tests wait on services rather than compute, and each
+# worker starts services of its own on free ports, so they share nothing.
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadscope
 
 lint: install
 	$(BIN)/ruff check src functions tests bench devstack

@@ -107,7 +107,9 @@ def test_get_order_metrics_add_up_both_workers_and_each_request_logs_its_id(
     request = urllib.request.Request(f"{base}/orders/{uuid.uuid4().hex}", headers={"Function-Execution-Id": "probe-1"})
     with pytest.raises(HTTPError):
         urllib.request.urlopen(request, timeout=60)
-    services.wait_until(lambda: '"request_id":"probe-1"' in invocations.read_text(), 30, "the request's log line")
+    # The worker opens its log when it notes its first lookup, after answering it: the file may come a moment later.
+    logged = lambda: invocations.exists() and '"request_id":"probe-1"' in invocations.read_text()  # noqa: E731
+    services.wait_until(logged, 30, "the request's log line")
     [line] = [json.loads(text) for text in invocations.read_text().splitlines() if '"probe-1"' in text]
     assert (line["function"], line["message"], line["status"]) == ("get_order", "lookup answered", 404)
 

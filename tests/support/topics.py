@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
@@ -12,10 +13,12 @@ def read_all(bootstrap: str, topic: str, partition: int = 0) -> list[Message]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.partition.eof": True})
     consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
     records: list[Message] = []
+    deadline = time.monotonic() + 30
     try:
         while True:
-            batch = consumer.consume(1000, 10)
-            assert batch, "the topic did not answer"
+            # Short waits: consume() waits its whole timeout for a batch that is not full.
+            batch = consumer.consume(1000, 0.2)
+            assert batch or time.monotonic() < deadline, "the topic did not answer"
             for message in batch:
                 if message.error():
                     return records
