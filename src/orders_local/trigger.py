@@ -5,7 +5,9 @@ It consumes the orders topic in its own consumer group with manual commits, batc
 ``TRIGGER_MAX_EVENT_BYTES``), POSTs the Lambda Kafka event to the ingest function — one invocation at a
 time per partition, partitions in parallel, as the platform does — and commits a partition only past
 records the function took: a 200 whose partial batch response names records of the batch, or none. Any
-other answer retries the whole batch, with exponential backoff, forever: a record is never skipped.
+other answer retries the whole batch, with exponential backoff, forever: a record is never skipped. A record
+that alone makes an event over the limit, which no invocation could carry, goes to the dead letters
+(``too_large``) as the platform sends it to its on-failure destination.
 
 Only a partition whose deliveries are retrying is paused; the others keep flowing. A rebalance drops what
 was consumed before it, and a partition no longer assigned is never committed. SIGTERM finishes the

@@ -92,7 +92,7 @@ class DeadLetterUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    reason: str  # not_utf8 | not_json | not_object | invalid | conflict | store_rejected | internal
+    reason: str  # not_utf8 | not_json | not_object | invalid | conflict | store_rejected | internal | too_large
     message: str
     topic: str
     partition: int
