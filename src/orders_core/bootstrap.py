@@ -6,18 +6,22 @@ environment."""
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from orders_core.adapters import kafka_admin, postgres
+from orders_core.adapters import postgres
 from orders_core.adapters.cache import CacheSettings, OrderCache
-from orders_core.adapters.kafka_admin import KafkaTopicSettings
-from orders_core.adapters.kafka_dlq import KafkaDeadLetterSettings, KafkaDeadLetterSink, KafkaMailbox
 from orders_core.adapters.postgres import OrderStore, PostgresSettings
-from orders_core.adapters.sqs import DeadLetterQueue, SqsMailbox, SqsSettings
 from orders_core.config import Settings, get_settings, narrow
 from orders_core.domain.ingest import IngestService
 from orders_core.domain.ports import DeadLetterMailbox
 from orders_core.http import metrics
 from orders_core.http.api import LookupService, LookupSettings
+
+# The dead letters' and the topic's adapters are imported where they are made: get_order never uses them, and
+# with boto3 and confluent-kafka behind them they were two thirds of its cold start's imports.
+if TYPE_CHECKING:
+    from orders_core.adapters.kafka_dlq import KafkaDeadLetterSink
+    from orders_core.adapters.sqs import DeadLetterQueue
 
 
 @cache
@@ -46,7 +50,11 @@ def dead_letter_queue() -> DeadLetterQueue | KafkaDeadLetterSink:
     """Where refused records go (DEAD_LETTER_SINK): the SQS queue, or the Kafka topic DLQ_TOPIC."""
     settings = get_settings()
     if settings.dead_letter_sink == "kafka":
+        from orders_core.adapters.kafka_dlq import KafkaDeadLetterSettings, KafkaDeadLetterSink
+
         return KafkaDeadLetterSink(narrow(settings, KafkaDeadLetterSettings))
+    from orders_core.adapters.sqs import DeadLetterQueue, SqsSettings
+
     return DeadLetterQueue(narrow(settings, SqsSettings))
 
 
@@ -55,7 +63,11 @@ def dead_letter_mailbox(settings: Settings, hold_s: int = 120, wait_s: int = 1) 
     them; SQS holds a letter received for ``hold_s`` and waits up to ``wait_s`` for one (a topic needs neither:
     its reader reads to the end it saw at the start)."""
     if settings.dead_letter_sink == "kafka":
+        from orders_core.adapters.kafka_dlq import KafkaDeadLetterSettings, KafkaMailbox
+
         return KafkaMailbox(narrow(settings, KafkaDeadLetterSettings))
+    from orders_core.adapters.sqs import SqsMailbox, SqsSettings
+
     return SqsMailbox(narrow(settings, SqsSettings), hold_s=hold_s, wait_s=wait_s)
 
 
@@ -81,9 +93,11 @@ def lookup_service() -> LookupService:
 
 def provision() -> list[str]:
     """The stack's provisioning: the migrations, then the topic (both idempotent); what each step did."""
+    from orders_core.adapters import kafka_admin
+
     settings = get_settings()
     migrated = postgres.migrate(narrow(settings, PostgresSettings))
-    return [migrated, kafka_admin.ensure_topic(narrow(settings, KafkaTopicSettings))]
+    return [migrated, kafka_admin.ensure_topic(narrow(settings, kafka_admin.KafkaTopicSettings))]
 
 
 def reset() -> None:

@@ -16,10 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from orders_core.domain.ports import StoreUnavailable
 
 
@@ -41,6 +37,11 @@ class SecretSettings(Protocol):
 def read_secret_password(settings: SecretSettings) -> str:
     """The ``password`` of the JSON secret ``PG_PASSWORD_SECRET_ID`` (an RDS secret's shape): one request,
     given up after ``PG_PASSWORD_SECRET_TIMEOUT_S`` to connect and as long again to answer."""
+    # Imported here: boto3 is a good part of a cold start, and only a deployment whose password is a secret needs it.
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
     timeout = settings.pg_password_secret_timeout_s
     config = Config(
         connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1, "mode": "standard"}
