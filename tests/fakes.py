@@ -122,9 +122,9 @@ class FakeLookupCache:
             return self.orders[order_uid], Tier.MEMCACHED
         return None, Tier.MEMCACHED if order_uid in self.missing else None
 
-    def get_many(self, order_uids: list[str], remote: bool = True) -> dict[str, tuple[bytes | None, Tier]]:
+    def get_many(self, order_uids: list[str]) -> dict[str, tuple[bytes | None, Tier]]:
         found: dict[str, tuple[bytes | None, Tier]] = {}
-        for order_uid in order_uids if remote else []:  # this fake has one tier, the shared one
+        for order_uid in order_uids:  # this fake has one tier, the shared one
             body, tier = self.get(order_uid)
             if tier is not None:
                 found[order_uid] = (body, tier)

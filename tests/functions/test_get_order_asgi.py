@@ -125,10 +125,9 @@ def test_lookups_in_flight_ask_memcached_once_together(
     asked: list[list[str]] = []
     get_many = cache.get_many
 
-    def spy(order_uids: list[str], remote: bool = True) -> Any:
-        if remote:
-            asked.append(sorted(order_uids))
-        return get_many(order_uids, remote)
+    def spy(order_uids: list[str]) -> Any:
+        asked.append(sorted(order_uids))
+        return get_many(order_uids)
 
     monkeypatch.setattr(cache, "get_many", spy)
 

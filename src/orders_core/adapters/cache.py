@@ -185,9 +185,9 @@ class OrderCache:
         """The order when this process's tier holds it; nothing else is asked."""
         return self.local.get(KEY_PREFIX + order_uid)
 
-    def get_many(self, order_uids: list[str], remote: bool = True) -> dict[str, tuple[bytes | None, Tier]]:
+    def get_many(self, order_uids: list[str]) -> dict[str, tuple[bytes | None, Tier]]:
         """What :meth:`get` answers for each uid a tier knows (missing: neither knows it), asking memcached
-        once for all the uids the in-process tier does not hold (unless not ``remote``)."""
+        once for all the uids the in-process tier does not hold."""
         found: dict[str, tuple[bytes | None, Tier]] = {}
         remote_keys: dict[str, str] = {}
         for order_uid in order_uids:
@@ -197,7 +197,7 @@ class OrderCache:
                 found[order_uid] = (value, Tier.LOCAL)
             else:
                 remote_keys[key] = order_uid
-        client = self._memcached() if remote and remote_keys else None
+        client = self._memcached() if remote_keys else None
         if client is None:
             return found
         try:

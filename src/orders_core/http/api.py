@@ -138,12 +138,12 @@ class LookupService:
             log.exception("in-process cache lookup of %s failed", order_uid)
             return None
 
-    def cached_orders(self, order_uids: list[str], remote: bool = True) -> dict[str, tuple[bytes | None, Tier]]:
+    def cached_orders(self, order_uids: list[str]) -> dict[str, tuple[bytes | None, Tier]]:
         """For an adapter that gathers the lookups in flight: each uid a cache tier knows, with its order (or
-        None: known missing) and the tier; one memcached round trip for them all (none unless ``remote``).
+        None: known missing) and the tier; one memcached round trip for them all.
         Never raises."""
         try:
-            return self._cache.get_many(order_uids, remote)
+            return self._cache.get_many(order_uids)
         except Exception:
             log.exception("cache lookup of %d orders failed", len(order_uids))
             return {}

@@ -297,8 +297,8 @@ class LookupApp:
             answer = routed
         elif routed.resource == "order":
             uid = routed.order_uid
-            found = service.cached_orders([uid], remote=False).get(uid) or await self._from_memcached(service, uid)
-            order, tier = found
+            local = service.local_order(uid)
+            order, tier = (local, Tier.LOCAL) if local is not None else await self._from_memcached(service, uid)
             if tier is None:
                 answer = await self._store_pool().answer(service, routed)
             elif order is not None and routed.origin is None and routed.if_none_match is None:
