@@ -26,10 +26,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from devstack import services
-from orders_core.adapters.kafka_dlq import KafkaDeadLetterSettings, ensure_topics
+from orders_core.adapters.kafka_dlq import ensure_topics
 from orders_core.adapters.kafka_event import decode_event
 from orders_core.adapters.letters import decode_letter
-from orders_core.config import Settings, narrow
+from orders_core.config import Settings
 from orders_core.domain.ports import KafkaRecord
 from orders_local.provision import ensure_topic
 from tests.support.topics import topic_values
@@ -362,13 +362,7 @@ def test_events_stay_within_the_size_limit_and_a_record_over_it_alone_is_dead_le
         DLQ_TOPIC=letters_topic,
         TRIGGER_STATUS_PORT=str(services.free_port()),
     )
-    ensure_topics(
-        narrow(
-            Settings(kafka_bootstrap_servers=kafka_bootstrap, dlq_topic=letters_topic, dead_letter_sink="kafka"),
-            KafkaDeadLetterSettings,
-        ),
-        [(letters_topic, 1, {})],
-    )
+    ensure_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap), [(letters_topic, 1, {})])
     r.stand_in.taken[0].add(20)  # accounted for by its letter, read below: the commit watch may pass it
     r.produce(0, 20, size=3000)
     r.produce(0, 1, size=40_000)

@@ -8,10 +8,10 @@ import uuid
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 
-def read_all(bootstrap: str, topic: str, partition: int = 0) -> list[Message]:
-    """Every record of one partition of ``topic``, in offset order."""
+def read_all(bootstrap: str, topic: str) -> list[Message]:
+    """Every record of partition 0 of ``topic``, in offset order."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.partition.eof": True})
-    consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     records: list[Message] = []
     deadline = time.monotonic() + 30
     try:

@@ -331,22 +331,21 @@ class LookupApp:
     def _order_headers(
         self, service: LookupService, routed: Route, order: bytes, tier: Tier
     ) -> list[tuple[bytes, bytes]]:
-        """The headers of a plain answer with ``order`` from ``tier``, but its Server-Timing. Orders never change:
-        an in-process order's headers are encoded once and kept while it is (the hot path above sends them);
-        any other's are the tier's own, encoded once, with its ETag and length."""
-        if tier is Tier.LOCAL:
-            encoded = self._encoded.get(routed.order_uid)
-            if encoded is None:
-                if len(self._encoded) >= _ENCODED_ORDERS_MAX:
-                    self._encoded.clear()
-                fixed = _encode_headers(service.cached_answer(routed, order, tier))
-                encoded = self._encoded[routed.order_uid] = [h for h in fixed if h[0] != _SERVER_TIMING]
-            return encoded
+        """The headers of a plain answer with ``order`` from ``tier``, but its Server-Timing: the tier's own,
+        encoded once, with the order's ETag and length. Orders never change: an in-process order's are kept
+        while it is (the hot path above sends them)."""
+        if tier is Tier.LOCAL and (kept := self._encoded.get(routed.order_uid)) is not None:
+            return kept
         common = self._tier_headers.get(tier)
         if common is None:
             fixed = _encode_headers(service.cached_answer(routed, order, tier), with_length=False)
             common = self._tier_headers[tier] = [h for h in fixed if h[0] not in (b"etag", _SERVER_TIMING)]
-        return [*common, (b"etag", etag_of(order).encode()), (b"content-length", str(len(order)).encode())]
+        headers = [*common, (b"etag", etag_of(order).encode()), (b"content-length", str(len(order)).encode())]
+        if tier is Tier.LOCAL:
+            if len(self._encoded) >= _ENCODED_ORDERS_MAX:
+                self._encoded.clear()
+            self._encoded[routed.order_uid] = headers
+        return headers
 
     def _from_memcached(self, service: LookupService, uid: str) -> asyncio.Future[tuple[bytes | None, Tier | None]]:
         """What memcached holds for ``uid``, asked together with every other lookup that reaches this point
