@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flask.testing
@@ -13,8 +15,10 @@ import pytest
 
 from devstack.stack import drain
 from orders_core import bootstrap as runtime
-from orders_core.adapters.postgres import OrderStore
+from orders_core.adapters.postgres import COPY_COLUMNS, OrderStore, content_sha256, copy_rows
 from orders_core.config import Settings
+from orders_core.domain.model import Order
+from orders_core.domain.ports import StoreOutcome
 from tests.support.events import aws_partial_response, kafka_event, order_bytes
 
 SOURCE = "functions/ingest_order/main.py"
@@ -337,3 +341,43 @@ def test_an_order_hashed_in_an_older_canonical_form_is_compared_by_content(
     assert (redelivered["duplicates"], redelivered["dead_lettered"]) == (1, 0)
     changed = client.post("/", json=kafka_event([order_bytes({**order, "entry": "OTHER"})])).json
     assert changed["dead_lettered"] == 1 and [letter["reason"] for letter in drain(settings)] == ["conflict"]
+
+
+def test_strings_copy_would_read_as_its_own_syntax_are_stored_and_served_unchanged(
+    client: flask.testing.FlaskClient, store: OrderStore, make_order: Any
+) -> None:
+    """Orders are written with COPY, whose text format gives a tab, a newline, a backslash and ``\\N`` meanings
+    of their own: in a value they are only text."""
+    tricky = make_order(entry="\\N", internal_signature="a\tb\nc\rd\\e\\.\n\\.", customer_id="«ü» ✓ \\x41")
+    tricky["delivery"]["address"] = "line 1\nline 2\t\\"
+    tricky["items"][0]["name"] = "\\"
+    plain = make_order()
+    response = client.post("/", json=kafka_event([order_bytes(tricky), order_bytes(plain)]))
+    assert response.json["stored"] == 2
+    for order in (tricky, plain):
+        assert json.loads(store.get_order_json(order["order_uid"]) or b"") == order
+
+
+def test_a_batch_racing_another_writer_of_one_of_its_orders_stores_the_rest_and_counts_it_a_duplicate(
+    store: OrderStore, make_order: Any, settings: Settings
+) -> None:
+    """GIVEN another session that wrote one of the batch's orders and has not committed yet WHEN the batch is
+    stored and the other session commits THEN the batch waits for it, is refused a unique key by PostgreSQL,
+    is written again, and every order is stored once: that one as a duplicate."""
+    raced, other = (Order.model_validate_json(order_bytes(make_order())) for _ in range(2))
+    writer = store.connect()
+    writer.run("START TRANSACTION")
+    for table, data in copy_rows([(raced, content_sha256(raced.to_json()))]).items():
+        writer.run(f"COPY {table} ({', '.join(COPY_COLUMNS[table])}) FROM STDIN", stream=[data])
+    with ThreadPoolExecutor(1) as pool:
+        outcomes = pool.submit(store.store_orders, [raced, other])
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'orders'"
+        watcher, deadline = store.connect(), time.monotonic() + 10
+        while watcher.run(waiting)[0][0] == 0 and time.monotonic() < deadline:  # within its 1 s lock_timeout
+            time.sleep(0.01)
+        watcher.close()
+        writer.run("COMMIT")
+        assert outcomes.result(timeout=10) == [StoreOutcome.DUPLICATE, StoreOutcome.STORED]
+    writer.close()
+    for order in (raced, other):
+        assert store.get_order_json(order.order_uid) == order.to_json()

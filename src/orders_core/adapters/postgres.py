@@ -10,11 +10,13 @@ import contextlib
 import hashlib
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
 import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
@@ -35,62 +37,73 @@ _STATEMENT_TIMEOUT = "57014"  # query_canceled: statement_timeout ran out
 _AUTH_REJECTED = "28P01"  # invalid_password: wrong password (e.g. rotated since it was read)
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def content_sha256(order_json: bytes) -> str:
     return hashlib.sha256(order_json).hexdigest()
 
 
-# The batch travels as one JSON array of canonical orders and PostgreSQL takes it apart: one round trip,
-# and no per-value encoding in Python.
-_INSERT_ORDERS = """
-WITH input AS (
-    SELECT doc, doc->>'order_uid' AS order_uid, sha
-    FROM jsonb_array_elements(CAST(:orders AS jsonb)) WITH ORDINALITY AS e(doc, n)
-    JOIN unnest(string_to_array(:shas, ',')) WITH ORDINALITY AS s(sha, n) USING (n)
-), new_orders AS (
-    INSERT INTO orders (order_uid, track_number, entry, locale, internal_signature, customer_id,
-                        delivery_service, shardkey, sm_id, date_created, oof_shard, content_sha256,
-                        content_hash_version)
-    SELECT order_uid, doc->>'track_number', doc->>'entry', doc->>'locale', doc->>'internal_signature',
-           doc->>'customer_id', doc->>'delivery_service', doc->>'shardkey', (doc->>'sm_id')::integer,
-           (doc->>'date_created')::timestamptz, doc->>'oof_shard', decode(sha, 'hex'), CAST(:version AS smallint)
-    FROM input
-    ON CONFLICT (order_uid) DO NOTHING
-    RETURNING order_uid
-), new_deliveries AS (
-    INSERT INTO deliveries (order_uid, name, phone, zip, city, address, region, email)
-    SELECT order_uid, d.name, d.phone, d.zip, d.city, d.address, d.region, d.email
-    FROM input JOIN new_orders USING (order_uid),
-         jsonb_to_record(doc->'delivery')
-             AS d(name text, phone text, zip text, city text, address text, region text, email text)
-), new_payments AS (
-    INSERT INTO payments (order_uid, transaction, request_id, currency, provider, amount, payment_dt, bank,
-                          delivery_cost, goods_total, custom_fee)
-    SELECT order_uid, p.transaction, p.request_id, p.currency, p.provider, p.amount, p.payment_dt, p.bank,
-           p.delivery_cost, p.goods_total, p.custom_fee
-    FROM input JOIN new_orders USING (order_uid),
-         jsonb_to_record(doc->'payment')
-             AS p(transaction text, request_id text, currency text, provider text, amount bigint,
-                  payment_dt bigint, bank text, delivery_cost bigint, goods_total bigint, custom_fee bigint)
-), new_items AS (
-    INSERT INTO items (order_uid, position, chrt_id, track_number, price, rid, name, sale, size,
-                       total_price, nm_id, brand, status)
-    SELECT order_uid, i.position - 1, i.chrt_id, i.track_number, i.price, i.rid, i.name, i.sale, i.size,
-           i.total_price, i.nm_id, i.brand, i.status
-    FROM input JOIN new_orders USING (order_uid),
-         ROWS FROM (jsonb_to_recordset(doc->'items')
-             AS (chrt_id bigint, track_number text, price bigint, rid text, name text, sale integer,
-                 size text, total_price bigint, nm_id bigint, brand text, status integer)) WITH ORDINALITY
-             AS i(chrt_id, track_number, price, rid, name, sale, size, total_price, nm_id, brand, status,
-                  position)
-)
-SELECT order_uid FROM new_orders
-"""
+# A batch is written with COPY, the fastest way PostgreSQL takes rows (several times a multi-row INSERT's speed
+# here): the orders not stored yet are found first, in the same transaction, and only they are copied. COPY
+# cannot skip a row that is already there, so a batch racing another writer of one of its orders is refused
+# with a unique violation; it is then written again, and finds that order stored.
+COPY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "orders": (
+        "order_uid", "track_number", "entry", "locale", "internal_signature", "customer_id", "delivery_service",
+        "shardkey", "sm_id", "date_created", "oof_shard", "content_sha256", "content_hash_version",
+    ),
+    "deliveries": ("order_uid", "name", "phone", "zip", "city", "address", "region", "email"),
+    "payments": (
+        "order_uid", "transaction", "request_id", "currency", "provider", "amount", "payment_dt", "bank",
+        "delivery_cost", "goods_total", "custom_fee",
+    ),
+    "items": (
+        "order_uid", "position", "chrt_id", "track_number", "price", "rid", "name", "sale", "size", "total_price",
+        "nm_id", "brand", "status",
+    ),
+}  # fmt: skip
+_COPY = {table: f"COPY {table} ({', '.join(columns)}) FROM STDIN" for table, columns in COPY_COLUMNS.items()}
+_UNIQUE_VIOLATION = "23505"
+_WRITE_ATTEMPTS = 3  # a race with another writer costs one more; a third refusal is about the rows themselves
 
-_EXISTING_HASHES = """
+# Each table's values of an order (or of its part), in COPY_COLUMNS' order after the columns written apart.
+_order_values = attrgetter(*COPY_COLUMNS["orders"][:-2])
+_delivery_values = attrgetter(*COPY_COLUMNS["deliveries"][1:])
+_payment_values = attrgetter(*COPY_COLUMNS["payments"][1:])
+_item_values = attrgetter(*COPY_COLUMNS["items"][2:])
+# COPY's text format: a backslash, a tab (the delimiter), a newline or a carriage return inside a value is
+# written as an escape.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _escaped(value: object) -> str:
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def copy_rows(orders: Sequence[tuple[Order, str]]) -> dict[str, bytes]:
+    """The four tables' rows of ``orders`` (each with its content hash), in COPY's text format."""
+    rows: dict[str, list[str]] = {table: [] for table in COPY_COLUMNS}
+    orders_rows, deliveries, payments, items = rows.values()
+    suffix = f"\t{CANONICAL_VERSION}"
+    for order, sha in orders:
+        # JSON writes each of those characters with a backslash: an order whose canonical form has none has
+        # no value to escape (most orders), and str() is all each value needs.
+        text = _escaped if b"\\" in order.canonical_json else str
+        uid = text(order.order_uid)
+        orders_rows.append("\t".join(map(text, _order_values(order))) + f"\t\\\\x{sha}{suffix}")
+        deliveries.append(uid + "\t" + "\t".join(map(text, _delivery_values(order.delivery))))
+        payments.append(uid + "\t" + "\t".join(map(text, _payment_values(order.payment))))
+        for position, item in enumerate(order.items):
+            items.append(f"{uid}\t{position}\t" + "\t".join(map(text, _item_values(item))))
+    return {table: ("\n".join(lines) + "\n").encode() for table, lines in rows.items()}
+
+
+# The uids travel as one comma-separated text (no uid holds a comma): pg8000 escapes an array's elements one
+# by one in Python, which cost as much as writing the orders.
+_STORED_HASHES = """
 SELECT order_uid, encode(content_sha256, 'hex'), content_hash_version
-FROM orders WHERE order_uid = ANY(CAST(:uids AS text[]))
+FROM orders WHERE order_uid = ANY(string_to_array(:uids, ','))
 """
 
 _ORDER_JSON = """
@@ -206,22 +219,34 @@ class OrderStore:
     def connect(self) -> pg8000.native.Connection:
         s = self._settings
 
+        # The server must give up first, so that a slow statement is reported as a timeout (and its batch
+        # split) rather than as a dropped connection.
+        timeout = max(s.pg_timeout_s, s.pg_statement_timeout_s + 1)
+
         def open_with(password: str) -> pg8000.native.Connection:
-            return pg8000.native.Connection(
-                user=s.pg_user,
-                password=password,
-                host=s.pg_host,
-                port=s.pg_port,
-                database=s.pg_database,
-                # The server must give up first, so that a slow statement is reported as a timeout (and its
-                # batch split) rather than as a dropped connection.
-                timeout=max(s.pg_timeout_s, s.pg_statement_timeout_s + 1),
-                application_name="orders",
-                startup_params={
-                    "statement_timeout": str(round(s.pg_statement_timeout_s * 1000)),
-                    "lock_timeout": str(round(s.pg_lock_timeout_s * 1000)),
-                },
-            )
+            # pg8000's own socket keeps Nagle's algorithm on: the last small message of a statement (a COPY's
+            # end, a query after a large parameter) then waits for the server's delayed ACK, 40 ms on Linux.
+            sock = socket.create_connection((s.pg_host, s.pg_port), timeout)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                return pg8000.native.Connection(
+                    user=s.pg_user,
+                    password=password,
+                    host=s.pg_host,
+                    port=s.pg_port,
+                    database=s.pg_database,
+                    sock=sock,
+                    timeout=timeout,
+                    application_name="orders",
+                    startup_params={
+                        "statement_timeout": str(round(s.pg_statement_timeout_s * 1000)),
+                        "lock_timeout": str(round(s.pg_lock_timeout_s * 1000)),
+                    },
+                )
+            except BaseException:
+                sock.close()
+                raise
 
         try:
             password = self._password()
@@ -235,12 +260,12 @@ class OrderStore:
         except (InterfaceError, OSError, DatabaseError) as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL at {s.pg_host}:{s.pg_port}: {exc}") from exc
 
-    def _run(self, sql: str, **params: Any) -> list[list[Any]]:
-        """Run one statement on this thread's connection, prepared once per connection.
+    def _attempt(self, work: Callable[[pg8000.native.Connection], _T]) -> _T:
+        """Run ``work`` on this thread's connection, made on first use.
 
         Raises ``StoreRejected`` (the data), ``StoreTimeout`` or ``StoreUnavailable`` (the store). On a dropped
-        connection it reconnects and tries once more: every statement given here is safe to repeat (reads, or
-        inserts that skip orders already stored).
+        connection it reconnects and tries once more: all work given here is safe to repeat (reads, or writes
+        that skip orders already stored).
         """
         for attempt in (1, 2):
             try:
@@ -248,11 +273,7 @@ class OrderStore:
                 if getattr(local, "conn", None) is None:
                     local.conn, local.prepared = self.connect(), {}
                     self._count_connection(+1)
-                statement = local.prepared.get(sql)
-                if statement is None:
-                    statement = local.prepared[sql] = local.conn.prepare(sql)
-                rows: list[list[Any]] = statement.run(**params)
-                return rows
+                return work(local.conn)
             except DatabaseError as exc:
                 sqlstate, message = _server_error(exc)
                 if sqlstate.startswith(_DATA_SQLSTATE_CLASSES):
@@ -269,6 +290,18 @@ class OrderStore:
                     raise StoreUnavailable(f"PostgreSQL connection failed: {exc}") from exc
         raise AssertionError("unreachable")
 
+    def _run(self, sql: str, **params: Any) -> list[list[Any]]:
+        """Run one statement on this thread's connection, prepared once per connection."""
+
+        def run(conn: pg8000.native.Connection) -> list[list[Any]]:
+            statement = self._local.prepared.get(sql)
+            if statement is None:
+                statement = self._local.prepared[sql] = conn.prepare(sql)
+            rows: list[list[Any]] = statement.run(**params)
+            return rows
+
+        return self._attempt(run)
+
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
@@ -284,32 +317,29 @@ class OrderStore:
         self._run("SELECT 1")
 
     def store_orders(self, orders: Sequence[Order]) -> list[StoreOutcome]:
-        """Store a batch in one statement; returns each order's outcome, in the order given.
+        """Store a batch in one transaction; returns each order's outcome, in the order given.
 
         Orders stored before are kept as they are. Two orders with one uid in a batch: the first one wins,
         as if they had come one by one.
         """
         if not orders:
             return []
-        documents = [order.to_json() for order in orders]
-        shas = [content_sha256(document) for document in documents]
-        first_sha: dict[str, str] = {}
-        unique_documents: list[bytes] = []
-        for order, document, sha in zip(orders, documents, shas, strict=True):
-            if order.order_uid not in first_sha:
-                first_sha[order.order_uid] = sha
-                unique_documents.append(document)
-        batch_json = (b"[" + b",".join(unique_documents) + b"]").decode()
-        batch_shas = ",".join(first_sha.values())
-
-        rows = self._run(_INSERT_ORDERS, orders=batch_json, shas=batch_shas, version=CANONICAL_VERSION)
-        inserted = {row[0] for row in rows}
-        stored_sha = {uid: first_sha[uid] for uid in inserted}
-        earlier = [uid for uid in first_sha if uid not in inserted]
-        if earlier:
-            stored_sha.update(self._stored_hashes(earlier))
-            if len(stored_sha) < len(first_sha):  # deleted between the two statements: retry the batch
-                raise StoreUnavailable("orders changed while being stored; retry the batch")
+        shas = [content_sha256(order.to_json()) for order in orders]
+        first: dict[str, tuple[Order, str]] = {}
+        for order, sha in zip(orders, shas, strict=True):
+            first.setdefault(order.order_uid, (order, sha))
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                stored_before = self._attempt(lambda conn: self._in_transaction(conn, first))
+                break
+            except StoreRejected as exc:
+                if exc.sqlstate != _UNIQUE_VIOLATION or attempt == _WRITE_ATTEMPTS:
+                    raise
+                log.info("another writer stored an order of this batch first; writing the batch again")
+        stored_sha = {uid: sha for uid, (_, sha) in first.items() if uid not in stored_before}
+        stored_sha |= self._canonical_hashes(stored_before)
+        if len(stored_sha) < len(first):  # deleted since: retry the batch
+            raise StoreUnavailable("orders changed while being stored; retry the batch")
 
         outcomes: list[StoreOutcome] = []
         seen: set[str] = set()
@@ -317,38 +347,51 @@ class OrderStore:
             uid = order.order_uid
             if sha != stored_sha[uid]:
                 outcomes.append(StoreOutcome.CONFLICT)
-            elif uid in inserted and uid not in seen:
+            elif uid not in stored_before and uid not in seen:
                 outcomes.append(StoreOutcome.STORED)
             else:
                 outcomes.append(StoreOutcome.DUPLICATE)
             seen.add(uid)
         return outcomes
 
-    def _stored_hashes(self, order_uids: list[str]) -> dict[str, str]:
+    def _in_transaction(
+        self, conn: pg8000.native.Connection, orders: dict[str, tuple[Order, str]], *, commit: bool = True
+    ) -> dict[str, tuple[str, int]]:
+        """Copy the orders not stored yet, in one transaction committed (or always rolled back); returns the
+        hash and its canonical form's version of each order that was stored before."""
+        conn.run("START TRANSACTION")
+        try:
+            rows = conn.run(_STORED_HASHES, uids=",".join(orders))
+            stored_before = {uid: (sha, version) for uid, sha, version in rows}
+            new = [pair for uid, pair in orders.items() if uid not in stored_before]
+            if new:
+                for table, data in copy_rows(new).items():
+                    conn.run(_COPY[table], stream=[data])
+            conn.run("COMMIT" if commit else "ROLLBACK")
+        except BaseException:
+            with contextlib.suppress(Exception):  # a broken connection has nothing to roll back
+                conn.run("ROLLBACK")
+            raise
+        return stored_before
+
+    def _canonical_hashes(self, stored: dict[str, tuple[str, int]]) -> dict[str, str]:
         """The content hash of each stored order, in today's canonical form."""
         hashes: dict[str, str] = {}
-        for uid, sha, version in self._run(_EXISTING_HASHES, uids=order_uids):
+        for uid, (sha, version) in stored.items():
             if version != CANONICAL_VERSION:  # hashed in another canonical form: re-canonicalise the stored order
-                stored = self.get_order_json(uid)
-                if stored is None:
+                document = self.get_order_json(uid)
+                if document is None:
                     continue
-                sha = content_sha256(stored)
+                sha = content_sha256(document)
             hashes[uid] = sha
         return hashes
 
     def refusal_of(self, order: Order) -> StoreRejected | None:
         """How PostgreSQL refuses ``order`` for its content, or None when it takes it: tried on a connection of
         its own, in a transaction that is always rolled back, so nothing is ever stored."""
-        document = order.to_json()
         conn = self.connect()
         try:
-            conn.run("START TRANSACTION")
-            conn.run(
-                _INSERT_ORDERS,
-                orders=f"[{document.decode()}]",
-                shas=content_sha256(document),
-                version=CANONICAL_VERSION,
-            )
+            self._in_transaction(conn, {order.order_uid: (order, content_sha256(order.to_json()))}, commit=False)
         except DatabaseError as exc:
             sqlstate, message = _server_error(exc)
             if sqlstate.startswith(_DATA_SQLSTATE_CLASSES):
@@ -357,8 +400,7 @@ class OrderStore:
         except (InterfaceError, OSError) as exc:
             raise StoreUnavailable(f"PostgreSQL connection failed: {exc}") from exc
         finally:
-            with contextlib.suppress(Exception):  # a broken connection has nothing to roll back
-                conn.run("ROLLBACK")
+            with contextlib.suppress(Exception):  # a broken connection cannot be closed cleanly
                 conn.close()
         return None
 
