@@ -61,3 +61,27 @@ def test_the_generator_fills_exactly_the_models_fields() -> None:
     assert set(document["delivery"]) == set(Delivery.model_fields)
     assert set(document["payment"]) == set(Payment.model_fields)
     assert {key for item in document["items"] for key in item} == set(Item.model_fields)
+
+
+@pytest.mark.parametrize("escaped", [False, True], ids=["plain", "escaped"])
+def test_each_value_is_copied_into_its_own_column(escaped: bool) -> None:
+    [(_uid, value)] = list(iter_orders(1, seed=5))
+    document = json.loads(value)
+    if escaped:  # a value COPY must read escaped sends the whole order down the escaping path
+        document["entry"] = "a\tb\\c"
+    order = Order.model_validate_json(json.dumps(document))
+    rows = postgres.copy_rows([(order, "ab" * 32)])
+    parts = {"orders": order, "deliveries": order.delivery, "payments": order.payment}
+    for table, part in parts.items():
+        [line] = rows[table].decode().splitlines()
+        copied = dict(zip(postgres.COPY_COLUMNS[table], line.split("\t"), strict=True))
+        for field in scalar_fields(table):
+            expected = str(getattr(part, field))
+            assert copied[field] == (expected.replace("\\", "\\\\").replace("\t", "\\t") if escaped else expected)
+        assert copied["order_uid"] == order.order_uid
+    lines = rows["items"].decode().splitlines()
+    assert len(lines) == len(order.items)
+    for position, (line, item) in enumerate(zip(lines, order.items, strict=True)):
+        copied = dict(zip(postgres.COPY_COLUMNS["items"], line.split("\t"), strict=True))
+        assert copied["position"] == str(position) and copied["order_uid"] == order.order_uid
+        assert all(copied[field] == str(getattr(item, field)) for field in scalar_fields("items"))

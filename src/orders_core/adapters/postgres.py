@@ -15,12 +15,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from operator import attrgetter
 from typing import Any, TypeVar
 
 import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from orders_core.adapters.secrets import SecretPassword
 from orders_core.domain.model import CANONICAL_VERSION, Order
@@ -67,35 +66,69 @@ _COPY = {table: f"COPY {table} ({', '.join(columns)}) FROM STDIN" for table, col
 _UNIQUE_VIOLATION = "23505"
 _WRITE_ATTEMPTS = 3  # a race with another writer costs one more; a third refusal is about the rows themselves
 
-# Each table's values of an order (or of its part), in COPY_COLUMNS' order after the columns written apart.
-_order_values = attrgetter(*COPY_COLUMNS["orders"][:-2])
-_delivery_values = attrgetter(*COPY_COLUMNS["deliveries"][1:])
-_payment_values = attrgetter(*COPY_COLUMNS["payments"][1:])
-_item_values = attrgetter(*COPY_COLUMNS["items"][2:])
 # COPY's text format: a backslash, a tab (the delimiter), a newline or a carriage return inside a value is
 # written as an escape.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _escaped(value: object) -> str:
-    return str(value).translate(_COPY_ESCAPES)
+class _Escaped:
+    """An order, or a part of one, whose every value reads as text escaped for COPY."""
+
+    __slots__ = ("_part",)
+
+    def __init__(self, part: Any) -> None:
+        self._part = part
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._part, name)
+        if isinstance(value, BaseModel):
+            return _Escaped(value)
+        if isinstance(value, list):
+            return [_Escaped(item) for item in value]
+        return str(value).translate(_COPY_ESCAPES)
+
+
+# One row of each table, in COPY_COLUMNS' order (a unit test holds them to it). f-strings: twice as fast as
+# joining the values, and this runs for every order stored.
+def _order_row(o: Any, sha: str) -> str:
+    return (
+        f"{o.order_uid}\t{o.track_number}\t{o.entry}\t{o.locale}\t{o.internal_signature}\t{o.customer_id}\t"
+        f"{o.delivery_service}\t{o.shardkey}\t{o.sm_id}\t{o.date_created}\t{o.oof_shard}\t\\\\x{sha}\t"
+        f"{CANONICAL_VERSION}"
+    )
+
+
+def _delivery_row(uid: str, d: Any) -> str:
+    return f"{uid}\t{d.name}\t{d.phone}\t{d.zip}\t{d.city}\t{d.address}\t{d.region}\t{d.email}"
+
+
+def _payment_row(uid: str, p: Any) -> str:
+    return (
+        f"{uid}\t{p.transaction}\t{p.request_id}\t{p.currency}\t{p.provider}\t{p.amount}\t{p.payment_dt}\t"
+        f"{p.bank}\t{p.delivery_cost}\t{p.goods_total}\t{p.custom_fee}"
+    )
+
+
+def _item_row(uid: str, position: int, i: Any) -> str:
+    return (
+        f"{uid}\t{position}\t{i.chrt_id}\t{i.track_number}\t{i.price}\t{i.rid}\t{i.name}\t{i.sale}\t{i.size}\t"
+        f"{i.total_price}\t{i.nm_id}\t{i.brand}\t{i.status}"
+    )
 
 
 def copy_rows(orders: Sequence[tuple[Order, str]]) -> dict[str, bytes]:
     """The four tables' rows of ``orders`` (each with its content hash), in COPY's text format."""
     rows: dict[str, list[str]] = {table: [] for table in COPY_COLUMNS}
     orders_rows, deliveries, payments, items = rows.values()
-    suffix = f"\t{CANONICAL_VERSION}"
     for order, sha in orders:
         # JSON writes each of those characters with a backslash: an order whose canonical form has none has
-        # no value to escape (most orders), and str() is all each value needs.
-        text = _escaped if b"\\" in order.canonical_json else str
-        uid = text(order.order_uid)
-        orders_rows.append("\t".join(map(text, _order_values(order))) + f"\t\\\\x{sha}{suffix}")
-        deliveries.append(uid + "\t" + "\t".join(map(text, _delivery_values(order.delivery))))
-        payments.append(uid + "\t" + "\t".join(map(text, _payment_values(order.payment))))
-        for position, item in enumerate(order.items):
-            items.append(f"{uid}\t{position}\t" + "\t".join(map(text, _item_values(item))))
+        # no value to escape (most orders).
+        o: Any = _Escaped(order) if b"\\" in order.canonical_json else order
+        uid = o.order_uid
+        orders_rows.append(_order_row(o, sha))
+        deliveries.append(_delivery_row(uid, o.delivery))
+        payments.append(_payment_row(uid, o.payment))
+        items.extend(_item_row(uid, position, item) for position, item in enumerate(o.items))
     return {table: ("\n".join(lines) + "\n").encode() for table, lines in rows.items()}
 
 
