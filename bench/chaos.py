@@ -318,8 +318,9 @@ class LetterCollector(threading.Thread):
         self.stopping = threading.Event()
 
     def drain(self) -> None:
-        # A short visibility: a letter received just before the endpoint died is soon received again.
-        self.letters += drain(self.settings, visibility_s=5)
+        # A short visibility: a letter received just before the endpoint died is soon received again. Added as
+        # they come: the queue dying between two batches must not take the letters already removed with it.
+        drain(self.settings, visibility_s=5, into=self.letters)
 
     def run(self) -> None:
         while not self.stopping.wait(2.0):

@@ -79,11 +79,12 @@ def running(*names: str, kind: str = "bench") -> Iterator[tuple[dict[str, str], 
         yield env, work, started
 
 
-def drain(settings: Settings, visibility_s: int = 30) -> list[dict[str, Any]]:
+def drain(settings: Settings, visibility_s: int = 30, into: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Every dead letter waiting (in the queue or on the topic of ``DEAD_LETTER_SINK``), removed from it. On SQS, a
-    letter received just before the endpoint died is received again after ``visibility_s``."""
+    letter received just before the endpoint died is received again after ``visibility_s``. ``into`` is where
+    they are added as they come: a caller that goes on after a failure keeps the letters removed before it."""
     mailbox = dead_letter_mailbox(settings, hold_s=visibility_s, wait_s=0)
-    bodies: list[dict[str, Any]] = []
+    bodies: list[dict[str, Any]] = [] if into is None else into
     try:
         while letters := mailbox.receive(10):
             bodies += [decode_letter(letter.body) for letter in letters]
