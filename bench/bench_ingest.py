@@ -40,7 +40,7 @@ from devstack import services
 from devstack.stack import running
 from orders_core.adapters.kafka_admin import ensure_topic
 from orders_core.adapters.kafka_client import client_config
-from orders_core.adapters.postgres import COPY_COLUMNS, content_sha256, copy_rows
+from orders_core.adapters.postgres import COPY_STATEMENTS, content_sha256, copy_rows
 from orders_core.config import Settings
 from orders_core.domain.model import Order
 from orders_core.generator.builder import iter_orders
@@ -107,8 +107,8 @@ def copy_rate(db: pg8000.native.Connection, orders: list[tuple[str, bytes]]) -> 
     rows = copy_rows([(order, content_sha256(order.to_json())) for order in parsed])
     started = time.perf_counter()
     db.run("START TRANSACTION")
-    for table, columns in COPY_COLUMNS.items():
-        db.run(f"COPY {table} ({', '.join(columns)}) FROM STDIN", stream=io.BytesIO(rows[table]))
+    for table, statement in COPY_STATEMENTS.items():
+        db.run(statement, stream=io.BytesIO(rows[table]))
     db.run("COMMIT")
     return len(orders) / (time.perf_counter() - started)
 

@@ -15,7 +15,7 @@ import pytest
 
 from devstack.stack import drain
 from orders_core import bootstrap as runtime
-from orders_core.adapters.postgres import COPY_COLUMNS, OrderStore, content_sha256, copy_rows
+from orders_core.adapters.postgres import COPY_STATEMENTS, OrderStore, content_sha256, copy_rows
 from orders_core.config import Settings
 from orders_core.domain.model import Order
 from orders_core.domain.ports import StoreOutcome
@@ -368,7 +368,7 @@ def test_a_batch_racing_another_writer_of_one_of_its_orders_stores_the_rest_and_
     writer = store.connect()
     writer.run("START TRANSACTION")
     for table, data in copy_rows([(raced, content_sha256(raced.to_json()))]).items():
-        writer.run(f"COPY {table} ({', '.join(COPY_COLUMNS[table])}) FROM STDIN", stream=[data])
+        writer.run(COPY_STATEMENTS[table], stream=[data])
     with ThreadPoolExecutor(1) as pool:
         outcomes = pool.submit(store.store_orders, [raced, other])
         waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'orders'"

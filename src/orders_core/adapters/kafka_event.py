@@ -55,7 +55,6 @@ class _EventShape(TypedDict):
 
 
 _EVENT = TypeAdapter(_EventShape)
-_NOT_AN_EVENT = "expected a Kafka event: an object with 'records' grouped by topic-partition"
 
 
 def _b64(value: str | None, what: str) -> bytes | None:
@@ -72,7 +71,7 @@ def _describe(exc: ValidationError) -> str:
     if first["type"] == "json_invalid":
         return f"the event is not JSON: {first['msg']}"
     if len(first["loc"]) < 2:  # the event itself, or its records, is not what an event holds
-        return _NOT_AN_EVENT
+        return "expected a Kafka event: an object with 'records' grouped by topic-partition"
     where = "records" + "".join(f"[{part!r}]" for part in first["loc"][1:])
     return f"malformed Kafka event at {where}: {first['msg']} ({exc.error_count()} errors)"
 

@@ -62,7 +62,7 @@ COPY_COLUMNS: dict[str, tuple[str, ...]] = {
         "nm_id", "brand", "status",
     ),
 }  # fmt: skip
-_COPY = {table: f"COPY {table} ({', '.join(columns)}) FROM STDIN" for table, columns in COPY_COLUMNS.items()}
+COPY_STATEMENTS = {table: f"COPY {table} ({', '.join(columns)}) FROM STDIN" for table, columns in COPY_COLUMNS.items()}
 _UNIQUE_VIOLATION = "23505"
 _WRITE_ATTEMPTS = 3  # a race with another writer costs one more; a third refusal is about the rows themselves
 
@@ -399,7 +399,7 @@ class OrderStore:
             new = [pair for uid, pair in orders.items() if uid not in stored_before]
             if new:
                 for table, data in copy_rows(new).items():
-                    conn.run(_COPY[table], stream=[data])
+                    conn.run(COPY_STATEMENTS[table], stream=[data])
             conn.run("COMMIT" if commit else "ROLLBACK")
         except BaseException:
             with contextlib.suppress(Exception):  # a broken connection has nothing to roll back
