@@ -38,8 +38,8 @@ def test_a_delivery_thread_that_breaks_stops_the_trigger_instead_of_dying_silent
         raise MemoryError("unforeseen")
 
     trigger = FakeTrigger(broken)
-    worker = PartitionWorker(trigger, ("orders", 0))  # type: ignore[arg-type]
-    worker.batches.put(RECORDS)
+    worker = PartitionWorker(trigger, ("orders", 0), 100)  # type: ignore[arg-type]
+    worker.batches.offer(RECORDS)
     assert trigger.failed.wait(10)
     assert isinstance(trigger.failure, MemoryError)
     worker.stop()
@@ -131,3 +131,32 @@ def test_an_answer_quoted_in_the_log_stays_on_one_line_whatever_it_holds() -> No
     assert excerpt.isascii() and excerpt.isprintable() and len(excerpt.splitlines()) == 1
     assert excerpt.startswith('{"error": "x"}\\n2026-01-01 INFO')
     assert len(answer_excerpt(b"x" * 1000)) == 300
+
+
+def test_records_consumed_in_slices_while_a_batch_is_in_flight_go_out_in_whole_batches() -> None:
+    """GIVEN a batch in flight WHEN a backlog arrives in slices smaller than a batch (as consume() returns it,
+    spread over the partitions) THEN the slices join the batches waiting, up to the batch size, in order:
+    a backlog costs as few invocations as the platform would make."""
+    released = threading.Event()
+    delivered: list[list[int]] = []
+
+    def deliver(batch: list[KafkaRecord]) -> int:
+        delivered.append([record.offset for record in batch])
+        released.wait(10)
+        return len(batch)
+
+    worker = PartitionWorker(FakeTrigger(deliver), ("orders", 0), 4)  # type: ignore[arg-type]
+    backlog = [KafkaRecord("orders", 0, offset, 0, None, b"{}") for offset in range(14)]
+    assert worker.batches.offer(backlog[:1]) == 1
+    while not delivered:  # the first record is in flight alone
+        time.sleep(0.01)
+    pending: list[KafkaRecord] = []
+    for start in range(1, 14, 3):  # as the consumer hands over what each consume() returned
+        pending += backlog[start : start + 3]
+        del pending[: worker.batches.offer(pending)]
+    assert [record.offset for record in pending] == [9, 10, 11, 12, 13], "two whole batches wait, no more"
+    released.set()
+    while sum(map(len, delivered)) < 9:
+        time.sleep(0.01)
+    assert delivered == [[0], [1, 2, 3, 4], [5, 6, 7, 8]]
+    worker.stop()
