@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from orders_core import heap
 from orders_core.config import get_settings
 from orders_core.generator.producer import (
     GenerateRequest,
@@ -38,6 +39,7 @@ FUNCTION = "generate_orders"
 log = logging.getLogger(FUNCTION)
 _settings = get_settings()  # the process's logging and Lambda conventions, set once at import
 logs.configure_logging(_settings.log_format, _settings.log_level)
+heap.settle()  # after the imports: what they loaded is left out of every collection
 on_lambda = LambdaConventions(
     FUNCTION, _settings.powertools_metrics_namespace, _settings.log_level
 )  # Powertools' Logger and Metrics for the Lambda handler

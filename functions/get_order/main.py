@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 from orders_core import bootstrap as runtime
+from orders_core import heap
 from orders_core.config import get_settings
 from orders_core.http import logs, metrics
 from orders_core.http.asgi import LookupApp, StorePool, metrics_answer
@@ -61,6 +62,7 @@ MAX_LOGGED_PATH = 200
 log = logging.getLogger(FUNCTION)
 _settings = get_settings()  # the process's logging and Lambda conventions, set once at import
 logs.configure_logging(_settings.log_format, _settings.log_level)
+heap.settle()  # after the imports: what they loaded is left out of every collection
 on_lambda = LambdaConventions(
     FUNCTION, _settings.powertools_metrics_namespace, _settings.log_level
 )  # Powertools' Logger and Metrics for the Lambda handler

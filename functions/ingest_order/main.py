@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from orders_core import bootstrap as runtime
+from orders_core import heap
 from orders_core.adapters.kafka_event import BadEvent, decode_event
 from orders_core.config import get_settings
 from orders_core.domain.ingest import IngestReport
@@ -38,6 +39,7 @@ MAX_LOGGED_LETTERS = 50  # a batch of thousands of refused records still logs on
 log = logging.getLogger(FUNCTION)
 _settings = get_settings()  # the process's logging and Lambda conventions, set once at import
 logs.configure_logging(_settings.log_format, _settings.log_level)
+heap.settle()  # after the imports: what they loaded is left out of every collection
 on_lambda = LambdaConventions(
     FUNCTION, _settings.powertools_metrics_namespace, _settings.log_level
 )  # Powertools' Logger and Metrics for the Lambda handler

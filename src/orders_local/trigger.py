@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 import urllib3
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from orders_core import bootstrap
+from orders_core import bootstrap, heap
 from orders_core.adapters.kafka_client import KafkaSettings, client_config, refusal
 from orders_core.adapters.kafka_event import encode_events, failed_offsets
 from orders_core.adapters.kafka_records import record_of
@@ -507,6 +507,7 @@ class Trigger:
 def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    heap.settle()  # it holds up to a few batches of records per partition: the same churn as ingest_order's
     trigger = Trigger(settings)
     # Bound before consuming: a port taken by another process stops the trigger at once, saying so.
     server = None
