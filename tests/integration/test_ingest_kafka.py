@@ -221,6 +221,9 @@ def test_trigger_killed_mid_stream_loses_nothing_and_stores_once(
 ) -> None:
     orders = many_orders(3000)
     pipeline.produce_orders(orders)
+    # Batches of 100: with the default 1,000 the 3,000 orders are one batch a partition, and the three can
+    # all be stored before the kill lands.
+    pipeline.trigger.env["TRIGGER_BATCH_SIZE"] = "100"
     pipeline.trigger.start()
     services.wait_until(lambda: pipeline.stored_count(orders) > 300, 60, "ingest under way", 0.05)
     pipeline.trigger.kill()  # SIGKILL: no chance to commit what is in flight
