@@ -411,7 +411,7 @@ def test_a_batch_finds_its_stored_orders_by_key_in_a_table_not_analysed_since_it
             COPY_STATEMENTS["orders"], stream=[copy_rows([(o, content_sha256(o.to_json())) for o in grown])["orders"]]
         )
         counts = "SELECT seq_scan, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'orders'"
-        db.run("SELECT pg_stat_force_next_flush()")
+        db.run("SELECT pg_stat_force_next_flush()")  # the load's counts are shared before the next answer
         db.close()
         db = OrderStore(fresh).connect()
         before = db.run(counts)[0]
