@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -16,8 +17,8 @@ import pytest
 from devstack import services, stack
 from orders_core import bootstrap as runtime
 from orders_core.adapters.kafka_dlq import dead_letter_topics, ensure_topics
-from orders_core.adapters.postgres import OrderStore
-from orders_core.config import Settings, get_settings
+from orders_core.adapters.postgres import OrderStore, PostgresSettings, migrate
+from orders_core.config import Settings, get_settings, narrow
 from orders_core.domain.model import Order
 from orders_core.generator import producer
 from tests.support.events import FIXTURES
@@ -114,6 +115,21 @@ def dead_letter_settings(
 @pytest.fixture
 def store(settings: Settings) -> OrderStore:
     return runtime.order_store()
+
+
+@pytest.fixture
+def empty_database(settings: Settings) -> Iterator[PostgresSettings]:
+    """A database of its own, migrated and empty, for a test that changes it as a whole (its statistics, its
+    settings); dropped afterwards."""
+    admin, name = OrderStore(narrow(settings, PostgresSettings)).connect(), f"t_{uuid.uuid4().hex[:12]}"
+    admin.run(f"CREATE DATABASE {name}")
+    try:
+        own = dataclasses.replace(narrow(settings, PostgresSettings), pg_database=name)
+        migrate(own)
+        yield own
+    finally:
+        admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
 import json
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,15 +15,8 @@ import pytest
 
 from devstack.stack import drain
 from orders_core import bootstrap as runtime
-from orders_core.adapters.postgres import (
-    COPY_STATEMENTS,
-    OrderStore,
-    PostgresSettings,
-    content_sha256,
-    copy_rows,
-    migrate,
-)
-from orders_core.config import Settings, narrow
+from orders_core.adapters.postgres import COPY_STATEMENTS, OrderStore, PostgresSettings, content_sha256, copy_rows
+from orders_core.config import Settings
 from orders_core.domain.model import Order
 from orders_core.domain.ports import StoreOutcome
 from tests.support.events import aws_partial_response, kafka_event, order_bytes
@@ -393,39 +384,29 @@ def test_a_batch_racing_another_writer_of_one_of_its_orders_stores_the_rest_and_
 
 
 def test_a_batch_finds_its_stored_orders_by_key_in_a_table_not_analysed_since_it_grew(
-    settings: Settings, make_order: Any
+    empty_database: PostgresSettings, make_order: Any
 ) -> None:
     """GIVEN a database whose orders table grew to 20,000 orders with no ANALYZE since (a bulk load, or a table
     growing faster than autovacuum looks at it: the planner then reads it as small) WHEN a batch of 1,000 is
     stored THEN its look for the orders stored before probes the primary key rather than reading the whole
     table, whose cost would grow with every order ever stored."""
-    admin, name = OrderStore(narrow(settings, PostgresSettings)).connect(), f"plan_{uuid.uuid4().hex[:8]}"
-    admin.run(f"CREATE DATABASE {name}")
-    try:
-        fresh = dataclasses.replace(narrow(settings, PostgresSettings), pg_database=name)
-        migrate(fresh)
-        db = OrderStore(fresh).connect()
-        db.run("ALTER TABLE orders SET (autovacuum_enabled = off)")
-        grown = [Order.model_validate_json(order_bytes(make_order())) for _ in range(20_000)]
-        db.run(
-            COPY_STATEMENTS["orders"], stream=[copy_rows([(o, content_sha256(o.to_json())) for o in grown])["orders"]]
-        )
-        counts = "SELECT seq_scan, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'orders'"
-        db.run("SELECT pg_stat_force_next_flush()")  # the load's counts are shared before the next answer
-        db.close()
-        db = OrderStore(fresh).connect()
-        before = db.run(counts)[0]
+    db = OrderStore(empty_database).connect()
+    db.run("ALTER TABLE orders SET (autovacuum_enabled = off)")
+    grown = [Order.model_validate_json(order_bytes(make_order())) for _ in range(20_000)]
+    db.run(COPY_STATEMENTS["orders"], stream=[copy_rows([(o, content_sha256(o.to_json())) for o in grown])["orders"]])
+    counts = "SELECT seq_scan, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'orders'"
+    db.run("SELECT pg_stat_force_next_flush()")  # the load's counts are shared before the next answer
+    db.close()
+    db = OrderStore(empty_database).connect()
+    before = db.run(counts)[0]
 
-        store = OrderStore(fresh)
-        batch = [Order.model_validate_json(order_bytes(make_order())) for _ in range(1_000)]
-        assert store.store_orders(batch) == [StoreOutcome.STORED] * 1_000
-        store.close()  # a backend that ends reports its counts
-        deadline = time.monotonic() + 10
-        while (after := db.run(counts)[0])[1] < before[1] + 1_000 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        db.close()
-        assert after[1] == before[1] + 1_000
-        assert after[0] == before[0], "the orders table was read through to find the batch's stored orders"
-    finally:
-        admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    store = OrderStore(empty_database)
+    batch = [Order.model_validate_json(order_bytes(make_order())) for _ in range(1_000)]
+    assert store.store_orders(batch) == [StoreOutcome.STORED] * 1_000
+    store.close()  # a backend that ends reports its counts
+    deadline = time.monotonic() + 10
+    while (after := db.run(counts)[0])[1] < before[1] + 1_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    db.close()
+    assert after[1] == before[1] + 1_000
+    assert after[0] == before[0], "the orders table was read through to find the batch's stored orders"
