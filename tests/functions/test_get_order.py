@@ -251,9 +251,9 @@ def test_the_store_never_compiles_a_query_however_costly_the_planner_reckons_it(
     empty_database: PostgresSettings,
 ) -> None:
     """GIVEN a database where PostgreSQL would compile every query to machine code (its JIT, which it uses for
-    a plan it reckons costly: the listing's and an order's queries are, once their tables grew with no
-    ANALYZE since; the compile took 150 ms the first time and 5 ms each after, for a query that runs in
-    0.3 ms) WHEN the store's connection runs a query THEN nothing is compiled."""
+    a plan it reckons costly: the listing's query is, once the items table grew with no ANALYZE since; the
+    compile took 150 ms the first time and 5 ms each after, for a query that runs in 0.3 ms) WHEN the store's
+    connection runs a query THEN nothing is compiled."""
     admin = OrderStore(empty_database).connect()
     admin.run(f"ALTER DATABASE {empty_database.pg_database} SET jit_above_cost = 0")
     admin.close()
