@@ -37,9 +37,9 @@ DEFAULT_RECENT = 20
 STATIC_PATHS = ("/openapi.json", "/livez")  # answered without data
 
 
-def server_timing(tier: str, started: float) -> str:
-    """The ``Server-Timing`` value of an answer from ``tier`` (its X-Cache value) to a request routed at ``started``."""
-    return f"{_TIMING_PREFIX[tier]}{(time.perf_counter() - started) * 1000:.2f}"
+def server_timing(tier: str, seconds: float) -> str:
+    """The ``Server-Timing`` value of an answer from ``tier`` (its X-Cache value) that took ``seconds``."""
+    return f"{_TIMING_PREFIX[tier]}{seconds * 1000:.2f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +229,7 @@ class LookupService:
             "ETag": etag,
             "Cache-Control": ORDER_CACHE_CONTROL,
             "X-Cache": served_by,
-            "Server-Timing": server_timing(served_by, route.started),
+            "Server-Timing": server_timing(served_by, time.perf_counter() - route.started),
         }
         if route.if_none_match and _matches(route.if_none_match, etag):
             return HttpResponse(304, headers=headers)
@@ -238,7 +238,7 @@ class LookupService:
     def _not_found(self, route: Route, tier: Tier) -> HttpResponse:
         headers = {
             "Cache-Control": self._not_found_cache_control,
-            "Server-Timing": server_timing(str(tier), route.started),
+            "Server-Timing": server_timing(str(tier), time.perf_counter() - route.started),
         }
         return error(404, "not_found", f"No order with order_uid {route.order_uid}.", **headers)
 
