@@ -6,13 +6,16 @@ free ports (devstack), seeds ``ORDERS`` generated orders, then
 * times ``LookupService.handle`` of ``GET /orders/{uid}`` in-process for each tier: in-process LRU hit,
   memcached hit (LRU of size 0), PostgreSQL miss (both caches empty: the read plus filling both caches);
 * starts get_order exactly as the native runner does (infra/native/function.sh) and runs wrk from another
-  process (``-t2 -c50 -d10s --latency``, each load after a warm-up): cache hits rotating over every seeded
+  process (``-t2 -c50 --latency``, each load after a warm-up, in short slices taken in turn with the other
+  loads and the yardstick's, so that a change in the machine's speed touches every load alike): cache hits
+  rotating over every seeded
   uid (more than a worker's LRU holds: the memcached tier), hits over a hot set of 1,000 uids (the
   in-process LRU tier), then a 90/10 mix whose misses are fresh unknown uids (a 404 after one PostgreSQL
   query each, never answered from the negative cache).
 
 Writes the ``lookup_*`` and ``handler_*`` figures into ``bench/results.json``. WORKERS and THREADS pass
-through to function.sh; WRK_DURATION (default 10s) and WRK_CONNECTIONS (default 50) size the loads.
+through to function.sh; WRK_DURATION (a slice, default 1s), WRK_SLICES (a load's slices a round, default 5)
+and WRK_CONNECTIONS (default 50) size the loads.
 """
 
 from __future__ import annotations
@@ -252,9 +255,27 @@ class Loads:
         return run
 
 
-def http_rounds(env: dict[str, str], work: Path, uids: list[str], loads: Loads, rounds: int) -> dict[str, Any]:
+def combined(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """One load's figures from its slices: their answers over their time; the median of their percentiles."""
+    total = {key: sum(part[key] for part in slices) for key in ("requests", "duration_us", "ok", "not_found")}
+    answered = sum(part["rps"] * part["duration_us"] for part in slices) / 1e6  # the mix counts its expected answers
+    figures: dict[str, Any] = {**total, "rps": answered / (total["duration_us"] / 1e6), "slices": len(slices)}
+    for key in ("p50_us", "p90_us", "p99_us"):
+        figures[key] = statistics.median(part[key] for part in slices)
+    figures["max_us"] = max(part["max_us"] for part in slices)
+    if "miss_share" in slices[0]:
+        figures["miss_share"] = total["not_found"] / (total["ok"] + total["not_found"])
+    return figures
+
+
+def http_rounds(
+    env: dict[str, str], work: Path, uids: list[str], loads: Loads, rounds: int, slices: int
+) -> dict[str, Any]:
     """get_order and the yardstick (the same server line, a fixed body of an order's size), each load run
-    ``rounds`` times, interleaved, so a change in the machine's load touches both sides of each ratio."""
+    ``rounds`` times. Each round takes every load in ``slices`` short slices, in turn (yardstick, hot, hits,
+    mixed, then again): the machine's speed here changes within seconds (the same load measured up to 1.5
+    times faster from one second to the next), and whole runs of one load after another left one side of a
+    ratio in a fast spell and the other in a slow one (one round's hot ratio 0.58, the next 0.79)."""
     function = start_function(env, work)
     url = f"http://127.0.0.1:{function.port}"
     bare: services.Service | None = None
@@ -273,9 +294,12 @@ def http_rounds(env: dict[str, str], work: Path, uids: list[str], loads: Loads, 
         loads.run(url, "mixed", "3s")
         loads.run(bare_url, "bare", "3s")
         for _ in range(rounds):
-            runs["bare"].append(loads.run(bare_url, "bare"))
-            for load in ("hot", "hits", "mixed"):
-                runs[load].append(loads.run(url, load))
+            parts: dict[str, list[dict[str, Any]]] = {"bare": [], "hot": [], "hits": [], "mixed": []}
+            for _ in range(slices):
+                for load, part in parts.items():
+                    part.append(loads.run(bare_url if load == "bare" else url, load))
+            for load, part in parts.items():
+                runs[load].append(combined(part))
         runs["rss"] = {"get_order": peak_rss_mb(function), "bare": peak_rss_mb(bare)}
     finally:
         function.stop()
@@ -293,10 +317,10 @@ def put_in(settings: Settings, uids: list[str], source: OrderCache) -> None:
 
 
 def scale_out(
-    env: dict[str, str], work: Path, uids: list[str], loads: Loads, settings: Settings
+    env: dict[str, str], work: Path, uids: list[str], loads: Loads, settings: Settings, slices: int
 ) -> list[dict[str, Any]]:
     """Lookup req/s with 1, 2 and 4 workers (one memcached), and with one and two memcached servers (2 workers):
-    one run each of the hot set and of the memcached tier."""
+    one round each of the hot set and of the memcached tier, ``slices`` slices of each in turn."""
     table: list[dict[str, Any]] = []
     second = services.memcached(work).start()
     try:
@@ -313,11 +337,15 @@ def scale_out(
             url = f"http://127.0.0.1:{function.port}"
             try:
                 loads.run(url, "hits", "3s")
+                parts: dict[str, list[dict[str, Any]]] = {"hot": [], "hits": []}
+                for _ in range(slices):
+                    for load, part in parts.items():
+                        part.append(loads.run(url, load))
                 row = {
                     "workers": workers,
                     "memcached_servers": servers.count(",") + 1,
-                    "hot_rps": round(loads.run(url, "hot")["rps"]),
-                    "memcached_tier_rps": round(loads.run(url, "hits")["rps"]),
+                    "hot_rps": round(combined(parts["hot"])["rps"]),
+                    "memcached_tier_rps": round(combined(parts["hits"])["rps"]),
                 }
             finally:
                 function.stop()
@@ -336,7 +364,8 @@ def scale_out(
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    duration = os.environ.get("WRK_DURATION", "5s")
+    duration = os.environ.get("WRK_DURATION", "1s")
+    slices = int(os.environ.get("WRK_SLICES", "5"))
     connections = int(os.environ.get("WRK_CONNECTIONS", "50"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     with running("postgres", "memcached") as (env, work, started):
@@ -348,9 +377,9 @@ def main() -> None:
         print(f"{len(uids):,} orders seeded; machine {machine()}")
         tiers = handler_tiers(settings, uids)
         loads = Loads(work, uids, duration, connections)
-        http = http_rounds(env, work, uids, loads, rounds)
-        print("\nscale-out (one run each):")
-        table = scale_out(env, work, uids, loads, settings)
+        http = http_rounds(env, work, uids, loads, rounds, slices)
+        print(f"\nscale-out ({slices} slices of each load):")
+        table = scale_out(env, work, uids, loads, settings, slices)
         rss = {**http["rss"], **{name: peak_rss_mb(started[name]) for name in ("postgres", "memcached")}}
 
     p50 = {tier: statistics.median(samples) for tier, samples in tiers.items()}
@@ -366,7 +395,7 @@ def main() -> None:
         "threads": int(threads),
         "log_level": env["LOG_LEVEL"],
         "invocation_log": "file, written four times a second",
-        "wrk": f"-t{WRK_THREADS} -c{connections} -d{duration}",
+        "wrk": f"-t{WRK_THREADS} -c{connections} -d{duration}, {slices} slices a load a round, in turn",
         "orders": len(uids),
         "body_bytes": http["body_bytes"],
         "rounds": rounds,
