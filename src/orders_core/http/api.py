@@ -42,7 +42,9 @@ def server_timing(tier: str, seconds: float) -> str:
     return f"{_TIMING_PREFIX[tier]}{seconds * 1000:.2f}"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and every lookup that misses the
+# in-process tier makes one (about 1 µs against 0.2 here). Nothing changes a Route once made.
+@dataclass(slots=True)
 class Route:
     """A request that needs data: what it asks for, and what its answer depends on."""
 
