@@ -12,6 +12,7 @@ counted; each retry that fails is.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -106,6 +107,20 @@ class _SingleServer:
         return self._nodes[0] if self._nodes else None
 
 
+def _hash32(text: str, seed: int = 0) -> int:
+    """A 32-bit hash of ``text``, the same in every process, computed in C (blake2b, ``seed`` as its salt)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4, salt=seed.to_bytes(8)).digest())
+
+
+class _Rendezvous(RendezvousHash):
+    """HashClient's hasher for several servers: pymemcache's rendezvous hashing, each score a C hash. Its
+    default, murmur3 in pure Python, cost about 9 µs a score, and every key takes one per server: with two
+    servers a memcached-tier lookup cost about twice what it did with one."""
+
+    def __init__(self) -> None:
+        super().__init__(hash_function=_hash32)
+
+
 def _server(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return (host or address, int(port) if port else 11211)
@@ -147,7 +162,7 @@ class OrderCache:
             timeout = self._settings.memcached_timeout_s
             client = self._clients.client = HashClient(
                 self._servers,
-                hasher=_SingleServer if len(self._servers) == 1 else RendezvousHash,
+                hasher=_SingleServer if len(self._servers) == 1 else _Rendezvous,
                 connect_timeout=timeout,
                 timeout=timeout,
                 no_delay=True,
