@@ -112,7 +112,7 @@ def _hash32(text: str, seed: int = 0) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4, salt=seed.to_bytes(8)).digest())
 
 
-class _Rendezvous(RendezvousHash):
+class _Rendezvous(RendezvousHash):  # type: ignore[misc]  # pymemcache ships no types
     """HashClient's hasher for several servers: pymemcache's rendezvous hashing, each score a C hash. Its
     default, murmur3 in pure Python, cost about 9 µs a score, and every key takes one per server: with two
     servers a memcached-tier lookup cost about twice what it did with one."""
