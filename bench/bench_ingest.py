@@ -23,6 +23,7 @@ Usage: ``python -m bench.bench_ingest [ORDERS]`` (default 40,000); ``make bench`
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -49,6 +50,9 @@ from orders_core.generator.builder import iter_orders
 # What `make up` runs with that the test stack does not.
 AS_MAKE_UP = {"LOG_LEVEL": "INFO", "LOG_FORMAT": "text"}
 PARTITIONS = 3  # make up's topic (KAFKA_TOPIC_PARTITIONS)
+# The harness's own connection waits this long for an answer: a COPY of a whole run waits on this machine's
+# disk, and once took more than the 10 s the test stack allows.
+DB_TIMEOUT_S = 120.0
 
 
 def count_stored(db: pg8000.native.Connection, tag: str) -> int:
@@ -167,11 +171,16 @@ def drain(
         services.trigger({**trigger_env, "TRIGGER_INSTANCE_ID": f"bench-{n}"}, work, f"trigger-{n}")
         for n in range(triggers)
     ]
-    for trigger in started_triggers:
-        trigger.start()
-    # The rate comes from the commits' own times, not from when this sees the end.
-    wait_stored(started_triggers, db, tag, count)
-    return sustained_rate(db, tag), started_triggers
+    try:
+        for trigger in started_triggers:
+            trigger.start()
+        # The rate comes from the commits' own times, not from when this sees the end.
+        wait_stored(started_triggers, db, tag, count)
+        return sustained_rate(db, tag), started_triggers
+    except BaseException:  # no trigger outlives a failed run, to consume beside the next benchmark
+        for trigger in started_triggers:
+            trigger.kill()
+        raise
 
 
 def sustained_rate(db: pg8000.native.Connection, tag: str) -> float:
@@ -219,7 +228,7 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 40_000
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     defaults = Settings.model_construct()
-    with running("postgres", "memcached", "aws", "kafka") as (env, work, started):
+    with running("postgres", "memcached", "aws", "kafka") as (env, work, started), contextlib.ExitStack() as stack:
         env = {**env, **AS_MAKE_UP}
         postgres = started["postgres"]
         db = services.connect_db(postgres.port)
@@ -227,8 +236,9 @@ def main() -> None:
         db.close()
         postgres.stop()
         postgres.start()
-        db = services.connect_db(postgres.port)
+        db = services.connect_db(postgres.port, timeout=DB_TIMEOUT_S)
         ingest = services.function("ingest_order", env, work).start()
+        stack.callback(ingest.kill)  # stopped below; killed if the run fails, not left running after it
         ingest_url = f"http://127.0.0.1:{ingest.port}/"
         producer = Producer(
             {**client_config(Settings()), "linger.ms": 5, "enable.idempotence": True, "compression.type": "lz4"}
