@@ -254,6 +254,15 @@ class Loads:
             raise RuntimeError(f"{run['non_2xx_3xx']} of the {load} requests were not answered 200")
         return run
 
+    def in_turn(self, urls: dict[str, str], slices: int) -> dict[str, dict[str, Any]]:
+        """Each load of ``urls`` (load: its server) in ``slices`` slices, one of each in turn; each load's
+        figures from its slices (:func:`combined`)."""
+        parts: dict[str, list[dict[str, Any]]] = {load: [] for load in urls}
+        for _ in range(slices):
+            for load, url in urls.items():
+                parts[load].append(self.run(url, load))
+        return {load: combined(part) for load, part in parts.items()}
+
 
 def combined(slices: list[dict[str, Any]]) -> dict[str, Any]:
     """One load's figures from its slices: their answers over their time; the median of their percentiles."""
@@ -294,12 +303,10 @@ def http_rounds(
         loads.run(url, "mixed", "3s")
         loads.run(bare_url, "bare", "3s")
         for _ in range(rounds):
-            parts: dict[str, list[dict[str, Any]]] = {"bare": [], "hot": [], "hits": [], "mixed": []}
-            for _ in range(slices):
-                for load, part in parts.items():
-                    part.append(loads.run(bare_url if load == "bare" else url, load))
-            for load, part in parts.items():
-                runs[load].append(combined(part))
+            for load, figures in loads.in_turn(
+                {"bare": bare_url, "hot": url, "hits": url, "mixed": url}, slices
+            ).items():
+                runs[load].append(figures)
         runs["rss"] = {"get_order": peak_rss_mb(function), "bare": peak_rss_mb(bare)}
     finally:
         function.stop()
@@ -337,15 +344,12 @@ def scale_out(
             url = f"http://127.0.0.1:{function.port}"
             try:
                 loads.run(url, "hits", "3s")
-                parts: dict[str, list[dict[str, Any]]] = {"hot": [], "hits": []}
-                for _ in range(slices):
-                    for load, part in parts.items():
-                        part.append(loads.run(url, load))
+                figures = loads.in_turn({"hot": url, "hits": url}, slices)
                 row = {
                     "workers": workers,
                     "memcached_servers": servers.count(",") + 1,
-                    "hot_rps": round(combined(parts["hot"])["rps"]),
-                    "memcached_tier_rps": round(combined(parts["hits"])["rps"]),
+                    "hot_rps": round(figures["hot"]["rps"]),
+                    "memcached_tier_rps": round(figures["hits"]["rps"]),
                 }
             finally:
                 function.stop()

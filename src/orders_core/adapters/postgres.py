@@ -7,6 +7,7 @@ when the server dropped it. All queries are parameterised.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -43,20 +44,25 @@ _T = TypeVar("_T")
 
 # PostgreSQL's SSLRequest: a length of 8, then the request code; the server answers one byte, S or N.
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)
-# What pg8000 makes for every connection it is given no context for: encrypted when the server offers it,
-# nothing verified (libpq's sslmode=prefer). Made once: pg8000 makes it with ssl.create_default_context(), which
-# loads the system's CA certificates that a context verifying nothing never reads, 45 ms of CPU a connection
-# here: every thread's first query in a fresh instance, and every reconnection after a fault.
-_PREFER_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-_PREFER_TLS.check_hostname = False
-_PREFER_TLS.verify_mode = ssl.CERT_NONE
+
+
+@functools.cache
+def _prefer_tls() -> ssl.SSLContext:
+    """What pg8000 makes for every connection it is given no context for: encrypted when the server offers it,
+    nothing verified (libpq's sslmode=prefer). Made once a process, at its first connection (a lookup answered
+    from a cache never needs one): pg8000 makes it with ssl.create_default_context(), which loads the system's
+    CA certificates that a context verifying nothing never reads, 45 ms of CPU a connection here."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _encrypted_if_offered(sock: socket.socket, host: str) -> socket.socket:
     """The connection as pg8000 leaves it when given no context: TLS if the server takes it, else as it was."""
     sock.sendall(_SSL_REQUEST)
     if sock.recv(1) == b"S":
-        return _PREFER_TLS.wrap_socket(sock, server_hostname=host)
+        return _prefer_tls().wrap_socket(sock, server_hostname=host)
     return sock
 
 

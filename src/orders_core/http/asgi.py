@@ -299,10 +299,7 @@ class LookupApp:
             if prepared is not None and (order := service.local_order(uid)) is not None:
                 # Timed once, up to the answer's hand-over to the server: its Server-Timing and its log line.
                 seconds = time.perf_counter() - started
-                await send(
-                    {"type": "http.response.start", "status": 200, "headers": [*prepared, _timing("local", seconds)]}
-                )
-                await send({"type": "http.response.body", "body": order})
+                await self._send(send, method, 200, [*prepared, _timing("local", seconds)], order)
                 self._note((started, method, path, metrics.ORDER_ROUTE, 200, "local", seconds, None))
                 return
         request_id = headers.get(_REQUEST_ID)

@@ -164,14 +164,19 @@ Emit = Callable[[Sequence[Sample]], None]
 _series: dict[tuple[str, tuple[tuple[str, str], ...]], Counter | Histogram] = {}
 
 
+def _series_of(name: str, labels: Mapping[str, str]) -> Counter | Histogram:
+    key = (name, tuple(labels.items()))
+    series = _series.get(key)
+    if series is None:
+        metric = _PROMETHEUS[name]
+        series = _series[key] = metric.labels(**labels) if labels else metric
+    return series
+
+
 def to_prometheus(samples: Sequence[Sample]) -> None:
     """Add the samples to this process's Prometheus metrics (served on /metrics)."""
     for sample in samples:
-        key = (sample.name, tuple(sample.labels.items()))
-        series = _series.get(key)
-        if series is None:
-            metric = _PROMETHEUS[sample.name]
-            series = _series[key] = metric.labels(**sample.labels) if sample.labels else metric
+        series = _series_of(sample.name, sample.labels)
         if isinstance(series, Histogram):
             series.observe(sample.value)
         else:
@@ -249,8 +254,7 @@ def count_request_block(
 
 
 def _histogram(name: str, **labels: str) -> Histogram:
-    metric = _PROMETHEUS[name]
-    histogram = metric.labels(**labels) if labels else metric
+    histogram = _series_of(name, labels)
     assert isinstance(histogram, Histogram)
     return histogram
 
