@@ -85,7 +85,7 @@ def http_entry(request: flask.Request) -> FlaskAnswer:
     if request.path == "/health" and request.method in ("GET", "HEAD"):  # readiness: PostgreSQL and the queue
         return _flask(readiness(postgres=runtime.order_store().ping, queue=runtime.dead_letter_queue().ping))
     request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
-    with logs.invocation(FUNCTION, request_id):
+    with logs.invocation(FUNCTION, request_id), heap.batch_in_hand():
         answer = _answer(request, request_id)
     answer.headers[logs.REQUEST_ID_HEADER] = request_id
     return _flask(answer)
@@ -115,7 +115,7 @@ def _answer(request: flask.Request, request_id: str) -> HttpResponse:
 @on_lambda.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id = logs.request_id_from(getattr(context, "aws_request_id", None))
-    with logs.invocation(FUNCTION, request_id):
+    with logs.invocation(FUNCTION, request_id), heap.batch_in_hand():
         records = decode_event(event)
         report = _ingest(records, request_id, on_lambda.emit)
     if report.failed and len(report.failed) == len(records):
