@@ -9,7 +9,7 @@ Each round (three by default, ``BENCH_ROUNDS``):
   consumer joining its group is left out, and the harness asks the trigger whether it is done).
 - **Yardstick**: as many other orders of the same generator loaded into the same four tables by PostgreSQL's
   ``COPY``, one statement per table, in one transaction, their rows made beforehand: orders per second of the
-  ``COPY`` statements and the commit.
+  ``COPY`` statements and the commit, right before the drain and right after it, averaged.
 
 ``ingest_vs_postgres`` is the first over the second, per round. Then:
 
@@ -24,13 +24,16 @@ Usage: ``python -m bench.bench_ingest [ORDERS]`` (default 40,000); ``make bench`
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
+import statistics
 import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pg8000.native
@@ -133,18 +136,27 @@ def empty_tables(db: pg8000.native.Connection) -> None:
 # ------------------------------------------------------------------------------------------ the yardstick
 
 
-def copy_rate(db: pg8000.native.Connection, orders: list[tuple[str, bytes]]) -> float:
-    """Orders per second of loading ``orders`` into the four tables with COPY, in one transaction: the rows the
-    ingest would write, made beforehand."""
+def copy_rows_of(orders: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """The rows the ingest would write for ``orders``, made beforehand: the yardstick times only the load."""
     parsed = [Order.model_validate_json(value) for _, value in orders]
-    rows = copy_rows([(order, content_sha256(order.to_json())) for order in parsed])
+    return copy_rows([(order, content_sha256(order.to_json())) for order in parsed])
+
+
+def copy_rate(db: pg8000.native.Connection, rows: dict[str, bytes], count: int) -> float:
+    """Orders per second of loading ``count`` orders' ``rows`` into the four tables with COPY, in one
+    transaction, from empty tables."""
     empty_tables(db)
     started = time.perf_counter()
     db.run("START TRANSACTION")
     for table, statement in COPY_STATEMENTS.items():
         db.run(statement, stream=io.BytesIO(rows[table]))
     db.run("COMMIT")
-    return len(orders) / (time.perf_counter() - started)
+    return count / (time.perf_counter() - started)
+
+
+def copy_into(rates: list[float], db: pg8000.native.Connection, rows: dict[str, bytes], count: int) -> None:
+    """``copy_rate``, its rate added to ``rates``."""
+    rates.append(copy_rate(db, rows, count))
 
 
 # ------------------------------------------------------------------------------------------ end to end
@@ -160,11 +172,15 @@ def drain(
     seed: int,
     partitions: int = PARTITIONS,
     triggers: int = 1,
+    just_before: Callable[[], object] | None = None,
 ) -> tuple[float, list[services.Service]]:
     """Orders per second of ``triggers`` draining a backlog of ``count`` orders on ``partitions`` partitions.
-    Returns the rate and the triggers, still running (for their memory), to be stopped by the caller."""
+    Returns the rate and the triggers, still running (for their memory), to be stopped by the caller.
+    ``just_before`` runs once the backlog is in Kafka, right before the drain starts."""
     topic, tag = make_topic(env, partitions), uuid.uuid4().hex[:12]
     produce(producer, topic, tagged_orders(count, seed, tag))
+    if just_before is not None:
+        just_before()
     empty_tables(db)
     trigger_env = {**env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}", "INGEST_URL": ingest_url}
     started_triggers = [
@@ -248,15 +264,28 @@ def main() -> None:
         bare: list[float] = []
         rss: dict[str, Any] = {}
         for round_ in range(rounds):
-            rate, triggers = drain(env, work, db, producer, ingest_url, count, seed=7 + round_)
+            # The yardstick right before the drain and right after it, averaged: the machine's speed drifts
+            # within a round, and a yardstick on one side only would carry that drift into the ratio.
+            rows, copies = copy_rows_of(tagged_orders(count, 1_000 + round_, "copy")), list[float]()
+            rate, triggers = drain(
+                env,
+                work,
+                db,
+                producer,
+                ingest_url,
+                count,
+                seed=7 + round_,
+                just_before=functools.partial(copy_into, copies, db, rows, count),
+            )
             rss["trigger"] = peak_rss_mb(triggers[0])
             for trigger in triggers:
                 trigger.stop()
+            copies.append(copy_rate(db, rows, count))
             end_to_end.append(rate)
-            bare.append(copy_rate(db, tagged_orders(count, 1_000 + round_, "copy")))
+            bare.append(statistics.fmean(copies))
             print(
                 f"  round {round_ + 1}: end to end {end_to_end[-1]:,.0f} orders/s, COPY {bare[-1]:,.0f} orders/s "
-                f"= {end_to_end[-1] / bare[-1]:.2f}"
+                f"(before {copies[0]:,.0f}, after {copies[1]:,.0f}) = {end_to_end[-1] / bare[-1]:.2f}"
             )
         latencies = [latency(env, work, db, producer, ingest_url, seed=50 + round_) for round_ in range(rounds)]
         print(

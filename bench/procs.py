@@ -1,8 +1,9 @@
-"""What the benchmarks learn about the processes they start: peak memory, and the machine's load."""
+"""What the benchmarks learn about the processes they start, and about the machine: peak memory, its load, its speed."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from devstack.services import Service
@@ -48,7 +49,26 @@ def peak_rss_mb(service: Service) -> dict[str, float]:
     return peaks
 
 
+def speed_gauge_ms() -> float:
+    """Milliseconds of one fixed piece of pure Python (the best of three): how fast this machine runs Python
+    right now. Figures of two runs compare only as far as their gauges do; this machine's has moved 2× from
+    one session to the next."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for n in range(300_000):
+            total += n * n % 7
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 def machine() -> dict[str, float]:
-    """CPUs and the load average (1 and 5 minutes) now: how shared the machine was."""
+    """CPUs, the load average (1 and 5 minutes) and the speed gauge now: how shared and how fast the machine was."""
     one, five, _ = os.getloadavg()
-    return {"cpus": float(os.cpu_count() or 0), "load_1m": round(one, 2), "load_5m": round(five, 2)}
+    return {
+        "cpus": float(os.cpu_count() or 0),
+        "load_1m": round(one, 2),
+        "load_5m": round(five, 2),
+        "speed_gauge_ms": speed_gauge_ms(),
+    }
