@@ -398,7 +398,7 @@ def main() -> None:
         "workers": int(workers),
         "threads": int(threads),
         "log_level": env["LOG_LEVEL"],
-        "invocation_log": "file, written four times a second",
+        "invocation_log": "file, written twenty times a second",
         "wrk": f"-t{WRK_THREADS} -c{connections} -d{duration}, {slices} slices a load a round, in turn",
         "orders": len(uids),
         "body_bytes": http["body_bytes"],

@@ -10,7 +10,7 @@ Four adapters over one core:
 * ``handler`` for an AWS Lambda function URL (payload format 2.0).
 * ``app``, a plain ASGI application (``orders_core.http.asgi``) that any ASGI server runs: what ``make up``
   and compose serve, under granian, since functions-framework's ASGI app costs more than the lookup itself
-  (docs/benchmarks.md). Its lines go to the invocation log, in blocks four times a second.
+  (docs/benchmarks.md). Its lines go to the invocation log, in blocks twenty times a second.
 
 Each request logs one line (status, cache tier, duration) and is counted by route (``/orders/{order_uid}``,
 ``/health``, ``/ops``…; the lookup figures count order lookups only): ``GET /metrics`` locally (every gunicorn

@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     # get_order's ASGI adapter: reads waiting for a PostgreSQL thread beyond this answer 503 at once, so a flood
     # queues neither memory nor latency without bound.
     lookup_queue_max: int = Field(256, ge=1)
-    # Where get_order's plain ASGI app (`make up`, compose) writes its line per lookup, in blocks four times a second:
+    # Where get_order's plain ASGI app (`make up`, compose) writes its line per lookup, in blocks twenty times a second:
     # `-` stderr, a path a file, empty nowhere. Only at LOG_LEVEL INFO or DEBUG.
     invocation_log: str = "-"
     # get_order's GET /ops (the page's ops view): "name=url,name=url", each a process's Prometheus /metrics,

@@ -77,7 +77,7 @@ def counted_by_both_workers(
             list(pool.map(lambda _: send(), range(16)))
             sent += 16
     expected = before + sent * each
-    # get_order adds its counts four times a second (InvocationBuffer): let the last block land, then each scrape,
+    # get_order adds its counts twenty times a second (InvocationBuffer): let the last block land, then each scrape,
     # answered by either worker, must see them all.
     services.wait_until(lambda: scraped(base, name, labels) == expected, 5, f"{name} to reach {expected}", 0.05)
     for _ in range(6):  # each scrape is answered by either worker

@@ -235,7 +235,7 @@ def count_request_block(
 ) -> None:
     """Add many get_order answers at once, given as columns (the n-th answer is the n-th of each): its route
     (:func:`route_of`), status, tier and seconds. The same series as :func:`request_samples` feeds, for an
-    adapter that counts in memory and adds up four times a second."""
+    adapter that counts in memory and adds up twenty times a second."""
     samples: list[Sample] = []
     for (route, status, tier), count in collections.Counter(zip(routes, statuses, tiers, strict=True)).items():
         samples.append(Sample(HTTP_REQUESTS, count, {"route": route, "status": str(status)}))
