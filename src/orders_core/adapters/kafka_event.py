@@ -119,19 +119,19 @@ def _entry(r: KafkaRecord) -> dict[str, Any]:
     }
 
 
-def _b64_json(value: bytes | None) -> str:
-    return "null" if value is None else '"' + binascii.b2a_base64(value, newline=False).decode() + '"'
+def _b64_json(value: bytes | None) -> bytes:
+    return b"null" if value is None else b'"' + binascii.b2a_base64(value, newline=False) + b'"'
 
 
-def _entry_json(r: KafkaRecord) -> bytes:
-    """``_entry`` as JSON, written directly: base64 needs no escaping, and this runs for every record the
-    trigger delivers (about five times faster than ``json.dumps`` of the dict)."""
-    headers = json.dumps([{name: list(value)} for name, value in r.headers]) if r.headers else "[]"
+def _entry_json(r: KafkaRecord, topic_json: bytes) -> bytes:
+    """``_entry`` as JSON (``topic_json``: the record's topic as JSON), written directly as bytes: base64 needs
+    no escaping, and this runs for every record the trigger delivers (about seven times faster than
+    ``json.dumps`` of the dict, and a quarter faster than a str encoded afterwards)."""
+    headers = json.dumps([{name: list(value)} for name, value in r.headers]).encode() if r.headers else b"[]"
     return (
-        f'{{"topic": {json.dumps(r.topic)}, "partition": {r.partition}, "offset": {r.offset}, '
-        f'"timestamp": {r.timestamp}, "timestampType": "CREATE_TIME", "key": {_b64_json(r.key)}, '
-        f'"value": {_b64_json(r.value)}, "headers": {headers}}}'
-    ).encode()
+        b'{"topic": %b, "partition": %d, "offset": %d, "timestamp": %d, "timestampType": "CREATE_TIME", '
+        b'"key": %b, "value": %b, "headers": %b}'
+    ) % (topic_json, r.partition, r.offset, r.timestamp, _b64_json(r.key), _b64_json(r.value), headers)
 
 
 def _envelope(bootstrap_servers: str, records: Any) -> dict[str, Any]:
@@ -163,8 +163,9 @@ def encode_events(
     head = json.dumps(_envelope(bootstrap_servers, {records[0].partition_name: []})).encode()
     head, tail = head[:-3], head[-3:]  # ... "orders-0": [  |  ]}}
     start, pieces, size = 0, list[bytes](), len(head) + len(tail)
+    topic_json = json.dumps(records[0].topic).encode()  # one partition: one topic
     for index, record in enumerate(records):
-        piece = _entry_json(record)
+        piece = _entry_json(record, topic_json)
         if pieces and size + 2 + len(piece) > max_bytes:
             yield records[start:index], head + b", ".join(pieces) + tail
             start, pieces, size = index, [], len(head) + len(tail)
