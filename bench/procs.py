@@ -1,4 +1,4 @@
-"""What the benchmarks learn about the processes they start, and about the machine: peak memory, its load, its speed."""
+"""What the benchmarks learn about the processes they start and about the machine: peak memory, load, speed."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def speed_gauge_ms() -> float:
 
 
 def machine() -> dict[str, float]:
-    """CPUs, the load average (1 and 5 minutes) and the speed gauge now: how shared and how fast the machine was."""
+    """CPUs, the load average (1 and 5 minutes) and the speed gauge now: how shared, and how fast, the machine was."""
     one, five, _ = os.getloadavg()
     return {
         "cpus": float(os.cpu_count() or 0),
