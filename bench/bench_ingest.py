@@ -24,7 +24,6 @@ Usage: ``python -m bench.bench_ingest [ORDERS]`` (default 40,000); ``make bench`
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import json
 import os
@@ -32,8 +31,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pg8000.native
 from confluent_kafka import Producer
@@ -52,9 +50,19 @@ from orders_core.generator.builder import iter_orders
 # What `make up` runs with that the test stack does not.
 AS_MAKE_UP = {"LOG_LEVEL": "INFO", "LOG_FORMAT": "text"}
 PARTITIONS = 3  # make up's topic (KAFKA_TOPIC_PARTITIONS)
+
+
 # The harness's own connection waits this long for an answer: a COPY of a whole run waits on this machine's
 # disk, and once took more than the 10 s the test stack allows.
 DB_TIMEOUT_S = 120.0
+
+
+class Backlog(NamedTuple):
+    """Orders waiting in Kafka for a drain: their topic, the tag in their ``entry``, how many."""
+
+    topic: str
+    tag: str
+    count: int
 
 
 def count_stored(db: pg8000.native.Connection, tag: str) -> int:
@@ -153,33 +161,27 @@ def copy_rate(db: pg8000.native.Connection, rows: dict[str, bytes], count: int) 
     return count / (time.perf_counter() - started)
 
 
-def copy_into(rates: list[float], db: pg8000.native.Connection, rows: dict[str, bytes], count: int) -> None:
-    """``copy_rate``, its rate added to ``rates``."""
-    rates.append(copy_rate(db, rows, count))
-
-
 # ------------------------------------------------------------------------------------------ end to end
+
+
+def backlog(env: dict[str, str], producer: Producer, count: int, seed: int, partitions: int = PARTITIONS) -> Backlog:
+    """``count`` generated orders produced to a fresh topic of ``partitions`` partitions, all of them one run's."""
+    topic, tag = make_topic(env, partitions), uuid.uuid4().hex[:12]
+    produce(producer, topic, tagged_orders(count, seed, tag))
+    return Backlog(topic, tag, count)
 
 
 def drain(
     env: dict[str, str],
     work: Any,
     db: pg8000.native.Connection,
-    producer: Producer,
     ingest_url: str,
-    count: int,
-    seed: int,
-    partitions: int = PARTITIONS,
+    orders: Backlog,
     triggers: int = 1,
-    just_before: Callable[[], object] | None = None,
 ) -> tuple[float, list[services.Service]]:
-    """Orders per second of ``triggers`` draining a backlog of ``count`` orders on ``partitions`` partitions.
-    Returns the rate and the triggers, still running (for their memory), to be stopped by the caller.
-    ``just_before`` runs once the backlog is in Kafka, right before the drain starts."""
-    topic, tag = make_topic(env, partitions), uuid.uuid4().hex[:12]
-    produce(producer, topic, tagged_orders(count, seed, tag))
-    if just_before is not None:
-        just_before()
+    """Orders per second of ``triggers`` draining the ``orders`` waiting in Kafka, from empty tables.
+    Returns the rate and the triggers, still running (for their memory), to be stopped by the caller."""
+    topic, tag, count = orders
     empty_tables(db)
     trigger_env = {**env, "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"g-{topic}", "INGEST_URL": ingest_url}
     started_triggers = [
@@ -266,17 +268,10 @@ def main() -> None:
             # The yardstick right before the drain and right after it, the faster of the two: the machine's speed
             # drifts within a round, and a yardstick on one side only carried that drift into the ratio. Not
             # their mean: one COPY of 40,000 orders here once took 70 s (566 orders/s), waiting on the disk.
-            rows, copies = copy_rows_of(tagged_orders(count, 1_000 + round_, "copy")), list[float]()
-            rate, triggers = drain(
-                env,
-                work,
-                db,
-                producer,
-                ingest_url,
-                count,
-                seed=7 + round_,
-                just_before=functools.partial(copy_into, copies, db, rows, count),
-            )
+            rows = copy_rows_of(tagged_orders(count, 1_000 + round_, "copy"))
+            orders = backlog(env, producer, count, seed=7 + round_)
+            copies = [copy_rate(db, rows, count)]
+            rate, triggers = drain(env, work, db, ingest_url, orders)
             rss["trigger"] = peak_rss_mb(triggers[0])
             for trigger in triggers:
                 trigger.stop()
@@ -294,17 +289,8 @@ def main() -> None:
 
         scale: list[dict[str, Any]] = []
         for partitions, triggers_n in ((1, 1), (3, 1), (6, 1), (6, 2)):
-            rate, triggers = drain(
-                env,
-                work,
-                db,
-                producer,
-                ingest_url,
-                count // 2,
-                200 + partitions * 10 + triggers_n,
-                partitions,
-                triggers_n,
-            )
+            orders = backlog(env, producer, count // 2, 200 + partitions * 10 + triggers_n, partitions)
+            rate, triggers = drain(env, work, db, ingest_url, orders, triggers_n)
             for trigger in triggers:
                 trigger.stop()
             scale.append({"partitions": partitions, "triggers": triggers_n, "orders_per_s": round(rate)})
