@@ -136,6 +136,11 @@ def test_malformed_envelopes_are_refused(event: object) -> None:
         ("value", 12345),  # an integer where base64 bytes belong
         ("key", ["a"]),
         ("value", "not base64!"),
+        ("value", "e30"),  # unpadded
+        ("value", "e30=\n"),  # a line break after the padding
+        ("value", "e30-"),  # the URL-safe alphabet
+        ("value", "e30=e30="),  # data after the padding
+        ("key", "i4cv="),  # a lone '=' after a whole quantum (the standard library's strict mode takes it)
         ("offset", "15"),
         ("offset", 15.5),
         ("offset", True),
