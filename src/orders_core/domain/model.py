@@ -144,7 +144,9 @@ class Order(_Strict):
         the first read of every order, in every thread."""
         made: bytes | None = self.__dict__.get("canonical_json")
         if made is None:
-            made = self.__dict__["canonical_json"] = self.model_dump_json().encode()
+            # The compiled serializer itself, as bytes: ``model_dump_json`` is it behind a Python wrapper, and
+            # gives text to encode again; together a fifth of the dump's time, for every order ingested.
+            made = self.__dict__["canonical_json"] = self.__pydantic_serializer__.to_json(self)
         return made
 
     def to_json(self) -> bytes:
@@ -176,9 +178,14 @@ def read_json(raw: bytes | str) -> Any:
     return json.loads(raw, object_pairs_hook=_unique_keys, parse_int=str)
 
 
+# The compiled validator, called directly: ``Order.model_validate_json`` is it behind a wrapper whose keyword
+# arguments cost more than a tenth of validating an order, for every order ingested.
+_validate_json = Order.__pydantic_validator__.validate_json
+
+
 def parse_order(raw: bytes | str) -> Order:
     """Validate raw JSON into an Order; raises ``ValidationError`` or ``DuplicateKey``."""
-    order = Order.model_validate_json(raw)  # the compiled parser; it keeps the last of duplicate keys
+    order: Order = _validate_json(raw)  # the compiled parser; it keeps the last of duplicate keys
     # Duplicate keys, proved absent cheaply: every key of the document is a key of the model (extra keys are
     # refused) and each key is followed by one ':'. So the raw text's ':' are its keys plus those inside its
     # strings, and the canonical JSON's are the model's keys plus the same strings' (a zone offset in
