@@ -15,7 +15,7 @@ touching it can crash the interpreter: it is called once, here, and never again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from orders_core.domain.ports import KafkaRecord
 
@@ -30,19 +30,24 @@ def record_of(message: Message) -> tuple[KafkaRecord, str | None]:
 
     Never raises for what a record holds: unreadable headers come back as none, with the reason."""
     unreadable: str | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
     try:
-        raw_headers = cast(list[tuple[str, bytes | None]], message.headers() or [])
-        headers = tuple((name, value or b"") for name, value in raw_headers)  # a null value as empty bytes
+        # A consumer's message holds a list of (name, value) pairs, or None; its stub says any header form.
+        raw_headers: list[tuple[str, bytes | None]] | None = message.headers()  # type: ignore[assignment]
+        if raw_headers:  # most records have none: no generator made for them (this runs for every record)
+            headers = tuple((name, value or b"") for name, value in raw_headers)  # a null value as empty bytes
     except Exception as exc:  # SystemError from a name that is not UTF-8; see the module's docstring
-        headers, unreadable = (), f"headers unreadable ({_why(exc)}): read without them"
+        unreadable = f"headers unreadable ({_why(exc)}): read without them"
+    # Positional: a named tuple made by keyword takes twice as long (0.65 µs against 0.32), for every record.
+    # No typing.cast either: a call at run time. A message that is not an error has a topic, partition, offset.
     record = KafkaRecord(
-        topic=cast(str, message.topic()),
-        partition=cast(int, message.partition()),
-        offset=cast(int, message.offset()),
-        timestamp=message.timestamp()[1],
-        key=message.key(),
-        value=message.value(),
-        headers=headers,
+        message.topic(),  # type: ignore[arg-type]
+        message.partition(),  # type: ignore[arg-type]
+        message.offset(),  # type: ignore[arg-type]
+        message.timestamp()[1],
+        message.key(),
+        message.value(),
+        headers,
     )
     return record, unreadable
 
