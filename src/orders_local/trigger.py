@@ -60,6 +60,8 @@ PartitionKey = tuple[str, int]
 
 def accepted_prefix(records: Sequence[KafkaRecord], failed: set[tuple[str, int]]) -> int:
     """How many records of one partition (in offset order) may be committed: those before the first failure."""
+    if not failed:
+        return len(records)
     for index, record in enumerate(records):
         if (record.partition_name, record.offset) in failed:
             return index

@@ -203,8 +203,10 @@ def failed_offsets(answer: Any, records: Sequence[KafkaRecord]) -> set[tuple[str
     failures = answer.get("batchItemFailures")
     if not isinstance(failures, list):
         raise BadResponse("the answer has no batchItemFailures list")
-    batch = {(r.partition_name, r.offset) for r in records}
     failed: set[tuple[str, int]] = set()
+    if not failures:  # the common answer: no set of the batch's thousand records made to look nothing up in
+        return failed
+    batch = {(r.partition_name, r.offset) for r in records}
     for failure in failures:
         identifier = failure.get("itemIdentifier") if isinstance(failure, Mapping) else None
         if not isinstance(identifier, Mapping):
