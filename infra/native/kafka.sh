@@ -178,8 +178,8 @@ java_cmd() {
         -XX:+ExplicitGCInvokesConcurrent
         # The quick compiler only, as for ElasticMQ: a broker of one machine's stack never runs hot enough for
         # the optimising one to pay. That compiler took 2-10 µs of CPU an order from the rest of the stack in
-        # every drain of the ingest benchmark, long after its warm-up; without it the broker starts in 2.5 s
-        # on 2.3 s of CPU rather than 3-3.8 s on 3.8-4.7 s. KAFKA_OPTS=-XX:TieredStopAtLevel=4 turns it back on.
+        # every drain of the ingest benchmark, long after its warm-up; without it the broker starts in 2.4-2.9 s
+        # on 2.1-2.6 s of CPU rather than 3-3.8 s on 3.8-4.7 s. KAFKA_OPTS=-XX:TieredStopAtLevel=4 turns it back on.
         -XX:TieredStopAtLevel=1
         -Djava.awt.headless=true
         -Dlog4j2.configurationFile="$LOG4J"

@@ -73,7 +73,7 @@ def content_sha256(order_json: bytes) -> str:
 # A batch is written with COPY, the fastest way PostgreSQL takes rows (several times a multi-row INSERT's speed
 # here). COPY cannot skip a row that is already there: a batch holding an order stored before (a redelivery),
 # or racing another writer of one, is refused with a unique violation. Most batches hold none, so the first
-# try copies the whole batch without looking (the look cost PostgreSQL 3 ms a batch of 1,000, a twentieth of
+# try copies the whole batch without looking (the look cost PostgreSQL 2-3 ms a batch of 1,000, a twentieth of
 # its work); a refused batch is written again, its orders stored before found first, in the same
 # transaction, and only the others copied. The refused try costs at most the orders table's rows copied
 # before the stored one (the orders table is copied first, the others hold its orders' parts).
