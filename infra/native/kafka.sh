@@ -17,7 +17,8 @@
 #   KAFKA_HEAP             JVM heap flags                     default "-Xmx512m -Xms256m"
 #   KAFKA_NUM_PARTITIONS   default partitions for new topics  default 3
 #   KAFKA_LOG_LEVEL        root log level (stdout)            default WARN
-#   KAFKA_OPTS             extra JVM flags                    default empty
+#   KAFKA_OPTS             extra JVM flags, after ours        default empty (e.g. -XX:TieredStopAtLevel=4:
+#                          the optimising JIT compiler, off by default)
 #   KAFKA_SASL_SSL_PORT    a second client listener, SASL_SSL with SCRAM-SHA-512 and SCRAM-SHA-256 (unset: none).
 #                          A throwaway CA and broker certificate are made in <data dir>/tls at start; clients
 #                          trust <data dir>/tls/ca.pem (KAFKA_SSL_CA_LOCATION).
