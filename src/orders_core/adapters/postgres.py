@@ -94,7 +94,9 @@ COPY_COLUMNS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 COPY_STATEMENTS = {table: f"COPY {table} ({', '.join(columns)}) FROM STDIN" for table, columns in COPY_COLUMNS.items()}
 _UNIQUE_VIOLATION = "23505"
-_WRITE_ATTEMPTS = 3  # a race with another writer costs one more; a third refusal is about the rows themselves
+# A stored order costs the first try (copied without looking), a race with another writer one more; a refusal
+# after that is about the rows themselves.
+_WRITE_ATTEMPTS = 4
 
 # COPY's text format: a backslash, a tab (the delimiter), a newline or a carriage return inside a value is
 # written as an escape.
