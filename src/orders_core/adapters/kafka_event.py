@@ -184,7 +184,7 @@ def encode_events(
         if index > start and size + 2 + len(piece) > max_bytes:
             yield records[start:index], b"".join([*pieces, tail])
             start, pieces, size = index, [head], len(head) + len(tail)
-        if index > start:
+        elif index > start:
             pieces.append(b", ")
             size += 2
         pieces.append(piece)
