@@ -125,6 +125,18 @@ def test_each_failed_memcached_call_is_counted_by_operation() -> None:
     assert cache(count).get("abc") == (None, None)
     cache(count).put("abc", b"{}")
     cache(count).put_missing("def")
+    assert cache(count).get_many(["abc", "def"]) == {}
     with pytest.raises(OSError):  # the ingest catches whatever its write-through raises
         cache(count).put_many({"abc": b"{}"})
-    assert failures == Counter({"get": 1, "set": 1, "add": 1, "set_many": 1})
+    assert failures == Counter({"get": 1, "set": 1, "add": 1, "get_many": 1, "set_many": 1})
+
+
+def test_after_a_failed_multi_get_the_down_server_is_skipped_rather_than_asked_again() -> None:
+    """GIVEN memcached down WHEN two multi-gets follow each other THEN the first fails (counted) and the second
+    is a miss that reaches no server: a dead cache must not cost every lookup a connection attempt."""
+    failures: Counter[str] = Counter()
+    orders = cache(lambda operation: failures.update([operation]))
+    assert orders.get_many(["abc"]) == {}
+    assert orders.get_many(["abc", "def"]) == {}
+    assert orders.get("abc") == (None, None)
+    assert failures == Counter({"get_many": 1})

@@ -121,6 +121,32 @@ class _Rendezvous(RendezvousHash):  # type: ignore[misc]  # pymemcache ships no 
         super().__init__(hash_function=_hash32)
 
 
+class _Client(HashClient):  # type: ignore[misc]  # pymemcache ships no types
+    """pymemcache's HashClient, but a multi-key call on one server goes to it whole. HashClient routes each key
+    of a ``get_many`` or ``set_many`` to its server (a key check and a hash lookup a key) even when there is
+    one: about 2.5 µs a key here, a quarter of a memcached-tier lookup's client time, and the server's own
+    client checks each key again. Its failure handling (retries, then the server marked dead) is kept: the
+    call goes through the same ``_safely_run_*``, and with a server marked dead the usual path runs."""
+
+    def _only(self) -> Client | None:
+        if len(self.clients) != 1 or self._dead_clients:
+            return None
+        return next(iter(self.clients.values()))
+
+    def get_many(self, keys: list[str], gets: bool = False, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        client = self._only()
+        if client is None or not keys:
+            return super().get_many(keys, gets, *args, **kwargs)  # type: ignore[no-any-return]
+        fetch = client.gets_many if gets else client.get_many
+        return self._safely_run_func(client, fetch, {}, keys, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def set_many(self, values: Mapping[str, Any], *args: Any, **kwargs: Any) -> list[str]:
+        client = self._only()
+        if client is None or not values:
+            return super().set_many(values, *args, **kwargs)  # type: ignore[no-any-return]
+        return list(self._safely_run_set_many(client, values, *args, **kwargs))
+
+
 def _server(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return (host or address, int(port) if port else 11211)
@@ -143,7 +169,8 @@ class OrderCache:
     """Read-through cache of canonical order JSON by ``order_uid``."""
 
     def __init__(self, settings: CacheSettings, on_error: Callable[[str], None] | None = None) -> None:
-        """``on_error`` is called with the operation (get, set, add, set_many) of each memcached call that failed."""
+        """``on_error`` is called with the operation (get, get_many, set, add, set_many) of each memcached call
+        that failed."""
         self._settings = settings
         self._on_error = on_error
         self.local = LocalLRU(settings.cache_lru_size, settings.cache_lru_ttl_s, settings.cache_lru_max_bytes)
@@ -160,7 +187,7 @@ class OrderCache:
         client: HashClient | None = getattr(self._clients, "client", None)
         if client is None:
             timeout = self._settings.memcached_timeout_s
-            client = self._clients.client = HashClient(
+            client = self._clients.client = _Client(
                 self._servers,
                 hasher=_SingleServer if len(self._servers) == 1 else _Rendezvous,
                 connect_timeout=timeout,
@@ -218,6 +245,7 @@ class OrderCache:
         try:
             values = client.get_many(list(remote_keys))
         except Exception:  # as in get: a cache failure is a miss
+            self._failed("get_many")
             log.warning("memcached get_many failed for %d keys; treated as misses", len(remote_keys), exc_info=True)
             return found
         for key, value in values.items():
