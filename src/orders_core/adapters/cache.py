@@ -262,12 +262,17 @@ class OrderCache:
         self._store(key, order_json, self._settings.cache_ttl_s)
 
     def _store(self, key: str, value: bytes, expire: int, replace: bool = True) -> None:
-        """``set`` (or ``add`` when not ``replace``); a failure only means a later miss."""
+        """``set`` (or ``add`` when not ``replace``); a failure only means a later miss.
+
+        An order read from the database is ``set`` waiting for memcached's reply: it is there before its answer
+        leaves, so the next lookup, by whichever worker or thread on its own connection, finds it (sent without
+        a reply, it could still be in flight, and that lookup read PostgreSQL again). The round trip is small
+        beside the read it follows. A miss is remembered without waiting: nothing depends on finding it."""
         client = self._memcached()
         if client is None:
             return
         try:
-            (client.set if replace else client.add)(key, value, expire=expire, noreply=True)
+            (client.set if replace else client.add)(key, value, expire=expire, noreply=not replace)
         except Exception:  # a cache that cannot take a value only means a later miss
             self._failed("set" if replace else "add")
             log.warning("memcached write failed for %r", key, exc_info=True)
