@@ -31,6 +31,7 @@ from typing import Any, Protocol, TextIO, TypeVar
 from urllib.parse import parse_qsl
 
 from orders_core.config import Settings
+from orders_core.domain.model import ORDER_UID_RE
 from orders_core.domain.ports import Tier
 from orders_core.http import logs, metrics
 from orders_core.http.api import LookupService, Route, etag_of, server_timing
@@ -203,6 +204,7 @@ def open_invocation_log(target: str) -> TextIO | None:
 
 
 _SERVER_TIMING = b"server-timing"
+_LOCAL = Tier.LOCAL.value
 
 
 def _timing(tier: str, seconds: float) -> tuple[bytes, bytes]:
@@ -231,7 +233,7 @@ class LookupApp:
         # The encoded headers of the orders this worker holds in process, by uid (``_order_headers``), and the
         # headers every answer from a tier shares, by tier.
         self._encoded: dict[str, list[tuple[bytes, bytes]]] = {}
-        self._tier_headers: dict[Tier, list[tuple[bytes, bytes]]] = {}
+        self._tier_headers: dict[str, list[tuple[bytes, bytes]]] = {}
         self._wanted: list[tuple[str, asyncio.Future[tuple[bytes | None, Tier | None]]]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -294,6 +296,7 @@ class LookupApp:
                 headers[name.decode("latin-1")] = value.decode("latin-1")
         service = self._service()
         query_string = scope.get("query_string", b"")
+        routed: Route | HttpResponse | None = None
         if not headers and not query_string and method == "GET" and path.startswith("/orders/"):
             # The hot path, a plain GET of an order this worker holds: its answer is the order and headers
             # encoded before; nothing else depends on the request (no CORS, no condition, no request id).
@@ -305,11 +308,14 @@ class LookupApp:
                 await self._send(send, method, 200, [*prepared, _timing("local", seconds)], order)
                 self._note((started, method, path, metrics.ORDER_ROUTE, 200, "local", seconds, None))
                 return
+            if ORDER_UID_RE.match(uid):  # a plain lookup of a well-formed uid: routed as the service would
+                routed = Route("order", order_uid=uid)
         request_id = headers.get(_REQUEST_ID)
         if request_id is not None:
             request_id = logs.request_id_from(request_id)
-        query = dict(parse_qsl(query_string.decode("latin-1"))) if query_string else {}
-        routed = service.route(method, path, query, headers)
+        if routed is None:
+            query = dict(parse_qsl(query_string.decode("latin-1"))) if query_string else {}
+            routed = service.route(method, path, query, headers)
         encoded: list[tuple[bytes, bytes]] | None = None
         answer: HttpResponse | None = None
         status, body, tier_name = 500, b"", None  # set below, from the answer or the cached order
@@ -324,7 +330,7 @@ class LookupApp:
             elif order is not None and routed.origin is None and routed.if_none_match is None:
                 status, body, tier_name = 200, order, str(tier)
                 seconds = time.perf_counter() - started
-                encoded = [*self._order_headers(service, routed, order, tier), _timing(tier_name, seconds)]
+                encoded = [*self._order_headers(service, routed, order, tier_name), _timing(tier_name, seconds)]
             else:
                 answer = service.cached_answer(routed, order, tier)
         else:
@@ -350,19 +356,21 @@ class LookupApp:
             self.flush()
 
     def _order_headers(
-        self, service: LookupService, routed: Route, order: bytes, tier: Tier
+        self, service: LookupService, routed: Route, order: bytes, tier: str
     ) -> list[tuple[bytes, bytes]]:
-        """The headers of a plain answer with ``order`` from ``tier``, but its Server-Timing: the tier's own,
-        encoded once, with the order's ETag and length. Orders never change: an in-process order's are kept
-        while it is (the hot path above sends them)."""
-        if tier is Tier.LOCAL and (kept := self._encoded.get(routed.order_uid)) is not None:
+        """The headers of a plain answer with ``order`` from ``tier`` (its name: a Tier member would hash
+        through Enum's Python-level ``__hash__``), but its Server-Timing: the tier's own, encoded once, with
+        the order's ETag and length. Orders never change: an in-process order's are kept while it is (the hot
+        path above sends them)."""
+        local = tier == _LOCAL
+        if local and (kept := self._encoded.get(routed.order_uid)) is not None:
             return kept
         common = self._tier_headers.get(tier)
         if common is None:
-            fixed = _encode_headers(service.cached_answer(routed, order, tier), with_length=False)
+            fixed = _encode_headers(service.cached_answer(routed, order, Tier(tier)), with_length=False)
             common = self._tier_headers[tier] = [h for h in fixed if h[0] not in (b"etag", _SERVER_TIMING)]
         headers = [*common, (b"etag", etag_of(order).encode()), (b"content-length", str(len(order)).encode())]
-        if tier is Tier.LOCAL:
+        if local:
             if len(self._encoded) >= _ENCODED_ORDERS_MAX:
                 self._encoded.clear()
             self._encoded[routed.order_uid] = headers
