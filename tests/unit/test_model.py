@@ -64,6 +64,26 @@ def test_invalid_values_are_refused_with_the_field_named(
     assert field in [e["field"] for e in errors_for(order)]
 
 
+def _text_fields(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(node, dict):
+        return [p for key, value in node.items() for p in _text_fields(value, (*path, key))]
+    if isinstance(node, list):
+        return [p for index, value in enumerate(node) for p in _text_fields(value, (*path, index))]
+    return [path] if isinstance(node, str) else []
+
+
+def test_a_nul_in_any_text_is_refused_with_its_field_named(sample_order: dict[str, Any]) -> None:
+    paths = _text_fields(sample_order)
+    assert len(paths) > 20
+    for path in paths:
+        order = copy.deepcopy(sample_order)
+        target = order
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] += "\x00"  # written as the escape \u0000: JSON has no other way
+        assert ".".join(map(str, path)) in [e["field"] for e in errors_for(order)], path
+
+
 @pytest.mark.parametrize("field", ["order_uid", "delivery", "payment", "items", "date_created", "locale"])
 def test_missing_required_field_is_refused(sample_order: dict[str, Any], field: str) -> None:
     order = copy.deepcopy(sample_order)
