@@ -30,6 +30,13 @@ def test_item_order_is_kept(sample_order: dict[str, Any]) -> None:
     assert [i.name for i in parse_order(json.dumps(sample)).items] == [f"item {i}" for i in range(5)]
 
 
+def _holder(document: Any, path: tuple[Any, ...]) -> Any:
+    """The object or list that holds the value at ``path``."""
+    for key in path[:-1]:
+        document = document[key]
+    return document
+
+
 @pytest.mark.parametrize(
     ("path", "value", "field"),
     [
@@ -57,10 +64,7 @@ def test_invalid_values_are_refused_with_the_field_named(
     sample_order: dict[str, Any], path: tuple[Any, ...], value: Any, field: str
 ) -> None:
     order = copy.deepcopy(sample_order)
-    target = order
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
+    _holder(order, path)[path[-1]] = value
     assert field in [e["field"] for e in errors_for(order)]
 
 
@@ -77,10 +81,7 @@ def test_a_nul_in_any_text_is_refused_with_its_field_named(sample_order: dict[st
     assert len(paths) > 20
     for path in paths:
         order = copy.deepcopy(sample_order)
-        target = order
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] += "\x00"  # written as the escape \u0000: JSON has no other way
+        _holder(order, path)[path[-1]] += "\x00"  # written as the escape \u0000: JSON has no other way
         assert ".".join(map(str, path)) in [e["field"] for e in errors_for(order)], path
 
 
