@@ -32,7 +32,7 @@ from devstack.stack import running
 from orders_core.adapters.kafka_event import encode_events
 from orders_core.adapters.postgres import OrderStore
 from orders_core.config import Settings
-from orders_core.domain.model import Order
+from orders_core.domain.model import parse_order
 from orders_core.domain.ports import KafkaRecord
 from orders_core.generator.builder import iter_orders
 
@@ -87,7 +87,7 @@ def fresh(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 def events(settings: Settings) -> dict[str, Any]:
     """One first event for each handler."""
-    stored, new = [Order.model_validate_json(value) for _uid, value in iter_orders(2, seed=int(time.time()))]
+    stored, new = [parse_order(value) for _uid, value in iter_orders(2, seed=int(time.time()))]
     store = OrderStore(settings)
     store.store_orders([stored])
     store.close()
@@ -97,7 +97,7 @@ def events(settings: Settings) -> dict[str, Any]:
         offset=0,
         timestamp=int(time.time() * 1000),
         key=new.order_uid.encode(),
-        value=new.to_json(),
+        value=new.canonical_json,
         headers=(),
     )
     _records, kafka_event = next(encode_events([record], settings.kafka_bootstrap_servers, 6_000_000))

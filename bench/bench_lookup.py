@@ -42,7 +42,7 @@ from devstack.stack import running
 from orders_core.adapters.cache import OrderCache
 from orders_core.adapters.postgres import OrderStore
 from orders_core.config import Settings
-from orders_core.domain.model import Order
+from orders_core.domain.model import parse_order
 from orders_core.generator.builder import iter_orders
 from orders_core.http.api import LookupService
 from orders_core.http.responses import HttpResponse
@@ -119,7 +119,7 @@ def seed_orders(settings: Settings, count: int) -> list[str]:
     uids: list[str] = []
     generated = list(iter_orders(count, seed=SEED))
     for start in range(0, len(generated), 500):
-        batch = [Order.model_validate_json(value) for _uid, value in generated[start : start + 500]]
+        batch = [parse_order(value) for _uid, value in generated[start : start + 500]]
         store.store_orders(batch)
         uids.extend(order.order_uid for order in batch)
     store.close()

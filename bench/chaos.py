@@ -42,7 +42,7 @@ from orders_core.adapters.postgres import OrderStore
 from orders_core.bootstrap import dead_letter_mailbox
 from orders_core.config import Settings
 from orders_core.domain.ingest import check_record
-from orders_core.domain.model import Order
+from orders_core.domain.model import ValidOrder
 from orders_core.domain.ports import KafkaRecord
 from orders_core.generator.builder import iter_orders
 
@@ -340,11 +340,11 @@ def check_outcomes(
     records: list[KafkaRecord], letters: list[dict[str, Any]], store: OrderStore, stored_uids: set[str]
 ) -> dict[str, Any]:
     """Compare what the topic holds with what was stored and dead-lettered."""
-    valid: dict[KafkaRecord, Order] = {}
+    valid: dict[KafkaRecord, ValidOrder] = {}
     invalid: set[tuple[str, int, int]] = set()
     for record in records:
         checked = check_record(record)  # the project's own rule for what is valid
-        if isinstance(checked, Order):
+        if isinstance(checked, ValidOrder):
             valid[record] = checked
         else:
             invalid.add((record.topic, record.partition, record.offset))
@@ -354,7 +354,7 @@ def check_outcomes(
             zip(valid, pool.map(lambda order: store.get_order_json(order.order_uid), valid.values()), strict=True)
         )
     missing = [r for r, order in valid.items() if found[r] is None]
-    unequal = [r for r, order in valid.items() if found[r] is not None and found[r] != order.to_json()]
+    unequal = [r for r, order in valid.items() if found[r] is not None and found[r] != order.canonical_json]
     undelivered_letters = invalid - lettered
     # A valid record also dead-lettered came out twice (e.g. a redelivery taken for a conflict).
     valid_lettered = [r for r in valid if (r.topic, r.partition, r.offset) in lettered]

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from devstack import ROOT, services, stack
 from orders_core.adapters.postgres import OrderStore, PostgresSettings
 from orders_core.config import Settings, narrow
-from orders_core.domain.model import Order
+from orders_core.domain.model import parse_order
 from orders_core.generator.builder import iter_orders
 
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
@@ -47,10 +47,10 @@ def shoot(browser: Browser, page_url: str, looked_up: list[str], shown: str, siz
 
 def main() -> None:
     with stack.running("postgres", "memcached", kind="screenshots") as (env, work, _services):
-        orders = [Order.model_validate_json(body) for _uid, body in iter_orders(12, seed=SEED)]
+        orders = [parse_order(body) for _uid, body in iter_orders(12, seed=SEED)]
         OrderStore(narrow(Settings(), PostgresSettings)).store_orders(orders)
         # The featured order: one with a few items, so the table shows what it does.
-        shown = next((o for o in orders if 2 <= len(o.items) <= 4), orders[-1]).order_uid
+        shown = next((o for o in orders if 2 <= len(o.content.items) <= 4), orders[-1]).order_uid
         looked_up = [o.order_uid for o in orders[:3] if o.order_uid != shown]
         get_order = services.function("get_order", env, work, {"CORS_ALLOW_ORIGINS": "*"}).start()
         front = services.front(work).start()

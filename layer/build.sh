@@ -14,7 +14,7 @@ print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]
 PY
 )"
 # The wheels of the runtime and architecture template.yaml names, whatever builds the layer: pip otherwise picks
-# compiled packages (pydantic-core, confluent-kafka, pybase64) for the Python and platform it runs on, and a
+# compiled packages (pydantic-core, confluent-kafka, pybase64, msgspec) for the Python and platform it runs on, and a
 # layer built by Python 3.11, or on a Mac, fails to import on Lambda's python3.12 on x86_64.
 runtime="$(sed -n 's/^ *Runtime: python\([0-9.]*\) *$/\1/p' "$root/template.yaml" | head -n 1)"
 arch="$(sed -n 's/^ *BuildArchitecture: *\([a-z0-9_]*\) *$/\1/p' "$root/template.yaml" | head -n 1)"

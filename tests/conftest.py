@@ -19,7 +19,7 @@ from orders_core import bootstrap as runtime
 from orders_core.adapters.kafka_dlq import dead_letter_topics, ensure_topics
 from orders_core.adapters.postgres import OrderStore, PostgresSettings, migrate
 from orders_core.config import Settings, get_settings, narrow
-from orders_core.domain.model import Order
+from orders_core.domain.model import parse_order
 from orders_core.generator import producer
 from tests.support.events import FIXTURES
 
@@ -168,7 +168,7 @@ def seed_orders(stack_env: dict[str, str]) -> Callable[[list[dict[str, Any]]], N
     store = OrderStore(Settings())
 
     def seed(orders: list[dict[str, Any]]) -> None:
-        store.store_orders([Order.model_validate_json(json.dumps(o)) for o in orders])
+        store.store_orders([parse_order(json.dumps(o)) for o in orders])
 
     return seed
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from orders_core.domain.model import Order
+from orders_core.domain.model import ValidOrder
 from orders_core.domain.ports import (
     DeadLetter,
     DeadLetterSink,
@@ -32,19 +32,19 @@ class FakeOrderStorage:
         self.slow_customers: set[str] = set()  # a statement holding one of these times out
         self.statements: list[int] = []  # the size of each statement tried
 
-    def store_orders(self, orders: Sequence[Order], /) -> list[StoreOutcome]:
+    def store_orders(self, orders: Sequence[ValidOrder], /) -> list[StoreOutcome]:
         self.statements.append(len(orders))
         if self.down:
             raise StoreUnavailable("down")
         if self.refuse_all_with:
             raise StoreRejected("refused alike", self.refuse_all_with)
-        if any(order.customer_id == self.refused_customer for order in orders):
+        if any(order.content.customer_id == self.refused_customer for order in orders):
             raise StoreRejected("refused", "23514")
-        if any(order.customer_id in self.slow_customers for order in orders):
+        if any(order.content.customer_id in self.slow_customers for order in orders):
             raise StoreTimeout("canceling statement due to statement timeout (57014)")
         outcomes = []
         for order in orders:
-            document = order.to_json()
+            document = order.canonical_json
             known = self.orders.get(order.order_uid)
             if known is None:
                 self.orders[order.order_uid] = document
@@ -53,12 +53,12 @@ class FakeOrderStorage:
                 outcomes.append(StoreOutcome.DUPLICATE if known == document else StoreOutcome.CONFLICT)
         return outcomes
 
-    def refusal_of(self, order: Order, /) -> StoreRejected | None:
+    def refusal_of(self, order: ValidOrder, /) -> StoreRejected | None:
         if self.down:
             raise StoreUnavailable("down")
         if self.refuse_all_with:
             return StoreRejected("refused alike", self.refuse_all_with)
-        return StoreRejected("refused", "23514") if order.customer_id == self.refused_customer else None
+        return StoreRejected("refused", "23514") if order.content.customer_id == self.refused_customer else None
 
 
 class FakeDeadLetterSink:

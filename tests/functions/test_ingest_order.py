@@ -17,7 +17,7 @@ from devstack.stack import drain
 from orders_core import bootstrap as runtime
 from orders_core.adapters.postgres import COPY_STATEMENTS, OrderStore, PostgresSettings, content_sha256, copy_rows
 from orders_core.config import Settings
-from orders_core.domain.model import Order
+from orders_core.domain.model import parse_order
 from orders_core.domain.ports import StoreOutcome
 from tests.support.events import aws_partial_response, kafka_event, order_bytes
 
@@ -364,10 +364,10 @@ def test_a_batch_racing_another_writer_of_one_of_its_orders_stores_the_rest_and_
     """GIVEN another session that wrote one of the batch's orders and has not committed yet WHEN the batch is
     stored and the other session commits THEN the batch waits for it, is refused a unique key by PostgreSQL,
     is written again, and every order is stored once: that one as a duplicate."""
-    raced, other = (Order.model_validate_json(order_bytes(make_order())) for _ in range(2))
+    raced, other = (parse_order(order_bytes(make_order())) for _ in range(2))
     writer = store.connect()
     writer.run("START TRANSACTION")
-    for table, data in copy_rows([(raced, content_sha256(raced.to_json()))]).items():
+    for table, data in copy_rows([(raced, content_sha256(raced.canonical_json))]).items():
         writer.run(COPY_STATEMENTS[table], stream=[data])
     with ThreadPoolExecutor(1) as pool:
         outcomes = pool.submit(store.store_orders, [raced, other])
@@ -380,7 +380,7 @@ def test_a_batch_racing_another_writer_of_one_of_its_orders_stores_the_rest_and_
         assert outcomes.result(timeout=10) == [StoreOutcome.DUPLICATE, StoreOutcome.STORED]
     writer.close()
     for order in (raced, other):
-        assert store.get_order_json(order.order_uid) == order.to_json()
+        assert store.get_order_json(order.order_uid) == order.canonical_json
 
 
 def test_a_batch_finds_its_stored_orders_by_key_in_a_table_not_analysed_since_it_grew(
@@ -392,8 +392,10 @@ def test_a_batch_finds_its_stored_orders_by_key_in_a_table_not_analysed_since_it
     reading the whole table, whose cost would grow with every order ever stored."""
     db = OrderStore(empty_database).connect()
     db.run("ALTER TABLE orders SET (autovacuum_enabled = off)")
-    grown = [Order.model_validate_json(order_bytes(make_order())) for _ in range(20_000)]
-    db.run(COPY_STATEMENTS["orders"], stream=[copy_rows([(o, content_sha256(o.to_json())) for o in grown])["orders"]])
+    grown = [parse_order(order_bytes(make_order())) for _ in range(20_000)]
+    db.run(
+        COPY_STATEMENTS["orders"], stream=[copy_rows([(o, content_sha256(o.canonical_json)) for o in grown])["orders"]]
+    )
     counts = "SELECT seq_scan, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'orders'"
     db.run("SELECT pg_stat_force_next_flush()")  # the load's counts are shared before the next answer
     db.close()
@@ -402,7 +404,7 @@ def test_a_batch_finds_its_stored_orders_by_key_in_a_table_not_analysed_since_it
 
     store = OrderStore(empty_database)
     # A stored order in the middle: the batch is refused once, then written after a look for its stored orders.
-    batch = [Order.model_validate_json(order_bytes(make_order())) for _ in range(999)]
+    batch = [parse_order(order_bytes(make_order())) for _ in range(999)]
     batch.insert(500, grown[123])
     expected = [StoreOutcome.STORED] * 1_000
     expected[500] = StoreOutcome.DUPLICATE

@@ -12,7 +12,7 @@ import pytest
 from orders_core.adapters.letters import encode_letter
 from orders_core.domain import ingest as ingest_module
 from orders_core.domain.ingest import IngestService, check_record
-from orders_core.domain.model import Order
+from orders_core.domain.model import ValidOrder
 from orders_core.domain.ports import (
     DeadLetter,
     KafkaRecord,
@@ -161,7 +161,7 @@ def test_an_unexpected_exception_while_checking_is_an_internal_dead_letter(
     make_order: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def explode(raw: bytes) -> Order:
+    def explode(raw: bytes) -> ValidOrder:
         raise RuntimeError("a rule failed")
 
     _, queue, _ = parts

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from orders_core.adapters import postgres
-from orders_core.domain.model import Delivery, Item, Order, Payment
+from orders_core.domain.model import Delivery, Item, Order, Payment, parse_order
 from orders_core.generator.builder import iter_orders
 
 # Each table and the part of the model it holds.
@@ -63,14 +63,20 @@ def test_the_generator_fills_exactly_the_models_fields() -> None:
     assert {key for item in document["items"] for key in item} == set(Item.model_fields)
 
 
-@pytest.mark.parametrize("escaped", [False, True], ids=["plain", "escaped"])
-def test_each_value_is_copied_into_its_own_column(escaped: bool) -> None:
+@pytest.mark.parametrize(
+    ("escaped", "created"),
+    [(False, "2021-11-26T06:22:19Z"), (True, "2021-11-26T06:22:19Z"), (False, "2021-11-26T09:22:19+03:00")],
+    ids=["plain", "escaped", "read-by-the-model"],  # an offset in date_created: the model converts it
+)
+def test_each_value_is_copied_into_its_own_column(escaped: bool, created: str) -> None:
     [(_uid, value)] = list(iter_orders(1, seed=5))
-    document = json.loads(value)
+    document = json.loads(value) | {"date_created": created}
     if escaped:  # a value COPY must read escaped sends the whole order down the escaping path
         document["entry"] = "a\tb\\c"
-    order = Order.model_validate_json(json.dumps(document))
-    rows = postgres.copy_rows([(order, "ab" * 32)])
+    accepted = parse_order(json.dumps(document))
+    order = accepted.content
+    assert order.date_created == "2021-11-26T06:22:19Z"
+    rows = postgres.copy_rows([(accepted, "ab" * 32)])
     parts = {"orders": order, "deliveries": order.delivery, "payments": order.payment}
     for table, part in parts.items():
         [line] = rows[table].decode().splitlines()

@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from orders_core.adapters.secrets import SecretPassword
-from orders_core.domain.model import CANONICAL_VERSION, Order
+from orders_core.domain.model import CANONICAL_VERSION, Order, ValidOrder
 from orders_core.domain.ports import OrderSummary, StoreOutcome, StoreRejected, StoreTimeout, StoreUnavailable
 
 # SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation) are about the order itself:
@@ -113,11 +113,11 @@ class _Escaped:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._part, name)
-        if isinstance(value, BaseModel):
-            return _Escaped(value)
+        if isinstance(value, (str, int)):
+            return str(value).translate(_COPY_ESCAPES)
         if isinstance(value, list):
             return [_Escaped(item) for item in value]
-        return str(value).translate(_COPY_ESCAPES)
+        return _Escaped(value)
 
 
 # One row of each table, in COPY_COLUMNS' order (a unit test holds them to it). f-strings: twice as fast as
@@ -148,14 +148,14 @@ def _item_row(uid: str, position: int, i: Any) -> str:
     )
 
 
-def copy_rows(orders: Sequence[tuple[Order, str]]) -> dict[str, bytes]:
+def copy_rows(orders: Sequence[tuple[ValidOrder, str]]) -> dict[str, bytes]:
     """The four tables' rows of ``orders`` (each with its content hash), in COPY's text format."""
     rows: dict[str, list[str]] = {table: [] for table in COPY_COLUMNS}
     orders_rows, deliveries, payments, items = rows.values()
     for order, sha in orders:
         # JSON writes each of those characters with a backslash: an order whose canonical form has none has
         # no value to escape (most orders).
-        o: Any = _Escaped(order) if b"\\" in order.canonical_json else order
+        o: Any = _Escaped(order.content) if b"\\" in order.canonical_json else order.content
         uid = o.order_uid
         orders_rows.append(_order_row(o, sha))
         deliveries.append(_delivery_row(uid, o.delivery))
@@ -388,7 +388,7 @@ class OrderStore:
     def ping(self) -> None:
         self._run("SELECT 1")
 
-    def store_orders(self, orders: Sequence[Order]) -> list[StoreOutcome]:
+    def store_orders(self, orders: Sequence[ValidOrder]) -> list[StoreOutcome]:
         """Store a batch in one transaction; returns each order's outcome, in the order given.
 
         Orders stored before are kept as they are. Two orders with one uid in a batch: the first one wins,
@@ -396,8 +396,8 @@ class OrderStore:
         """
         if not orders:
             return []
-        shas = [content_sha256(order.to_json()) for order in orders]
-        first: dict[str, tuple[Order, str]] = {}
+        shas = [content_sha256(order.canonical_json) for order in orders]
+        first: dict[str, tuple[ValidOrder, str]] = {}
         for order, sha in zip(orders, shas, strict=True):
             first.setdefault(order.order_uid, (order, sha))
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
@@ -430,7 +430,7 @@ class OrderStore:
     def _in_transaction(
         self,
         conn: pg8000.native.Connection,
-        orders: dict[str, tuple[Order, str]],
+        orders: dict[str, tuple[ValidOrder, str]],
         *,
         look_first: bool = True,
         commit: bool = True,
@@ -472,12 +472,12 @@ class OrderStore:
             hashes[uid] = sha
         return hashes
 
-    def refusal_of(self, order: Order) -> StoreRejected | None:
+    def refusal_of(self, order: ValidOrder) -> StoreRejected | None:
         """How PostgreSQL refuses ``order`` for its content, or None when it takes it: tried on a connection of
         its own, in a transaction that is always rolled back, so nothing is ever stored."""
         conn = self.connect()
         try:
-            self._in_transaction(conn, {order.order_uid: (order, content_sha256(order.to_json()))}, commit=False)
+            self._in_transaction(conn, {order.order_uid: (order, content_sha256(order.canonical_json))}, commit=False)
         except DatabaseError as exc:
             sqlstate, message = _server_error(exc)
             if sqlstate.startswith(_DATA_SQLSTATE_CLASSES):

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from orders_core.domain.model import (
     DuplicateKey,
-    Order,
+    ValidOrder,
     beyond_any_order,
     describe_errors,
     parse_order,
@@ -41,9 +41,9 @@ from orders_core.domain.probe import known_good_order
 
 log = logging.getLogger(__name__)
 
-Valid = list[tuple[KafkaRecord, Order]]
+Valid = list[tuple[KafkaRecord, ValidOrder]]
 Letters = list[tuple[KafkaRecord, DeadLetter]]
-Refused = tuple[KafkaRecord, Order, StoreRejected]
+Refused = tuple[KafkaRecord, ValidOrder, StoreRejected]
 
 
 @dataclass(slots=True)
@@ -76,7 +76,7 @@ class IngestReport:
 class StoredBatch:
     """What storing a batch came to: each order's outcome, the orders refused, the records to redeliver."""
 
-    outcomes: list[tuple[KafkaRecord, Order, StoreOutcome]] = field(default_factory=list)
+    outcomes: list[tuple[KafkaRecord, ValidOrder, StoreOutcome]] = field(default_factory=list)
     letters: Letters = field(default_factory=list)
     redeliver: list[KafkaRecord] = field(default_factory=list)
     failure: str | None = None
@@ -103,7 +103,7 @@ def dead_letter(
     )
 
 
-def check_record(record: KafkaRecord) -> Order | DeadLetter:
+def check_record(record: KafkaRecord) -> ValidOrder | DeadLetter:
     """The order a record holds, or the dead letter saying why it holds none. Never raises."""
     try:
         return _check(record)
@@ -112,7 +112,7 @@ def check_record(record: KafkaRecord) -> Order | DeadLetter:
         return dead_letter(record, "internal", f"the record could not be checked: {exc.__class__.__name__}")
 
 
-def _check(record: KafkaRecord) -> Order | DeadLetter:
+def _check(record: KafkaRecord) -> ValidOrder | DeadLetter:
     raw = record.value or b""
     if beyond_any_order(raw):  # so many keys or entries that listing the model's errors would cost more than the value
         screened = _screened(record, raw)
@@ -225,7 +225,7 @@ class IngestService:
         letters: Letters = []
         for record in records:
             checked = check_record(record)
-            if isinstance(checked, Order):
+            if isinstance(checked, ValidOrder):
                 valid.append((record, checked))
             else:
                 letters.append((record, checked))
@@ -244,7 +244,7 @@ class IngestService:
         for record, order, outcome in batch.outcomes:
             if outcome is StoreOutcome.STORED:
                 report.stored += 1
-                fresh[order.order_uid] = order.to_json()
+                fresh[order.order_uid] = order.canonical_json
             elif outcome is StoreOutcome.DUPLICATE:
                 report.duplicates += 1
             else:
@@ -301,7 +301,7 @@ class IngestService:
         batch.redeliver = _in_order(batch.redeliver)
         return batch
 
-    def _store_chunk(self, chunk: Valid) -> tuple[list[tuple[KafkaRecord, Order, StoreOutcome]], Letters]:
+    def _store_chunk(self, chunk: Valid) -> tuple[list[tuple[KafkaRecord, ValidOrder, StoreOutcome]], Letters]:
         """Store a chunk. If PostgreSQL refuses it for its content, store its orders one by one: the one it
         refuses is dead-lettered, the rest are stored, and the partition never stalls behind it."""
         try:
@@ -322,8 +322,8 @@ class IngestService:
         ]
         return stored, letters
 
-    def _store_each(self, chunk: Valid) -> tuple[list[tuple[KafkaRecord, Order, StoreOutcome]], list[Refused]]:
-        stored: list[tuple[KafkaRecord, Order, StoreOutcome]] = []
+    def _store_each(self, chunk: Valid) -> tuple[list[tuple[KafkaRecord, ValidOrder, StoreOutcome]], list[Refused]]:
+        stored: list[tuple[KafkaRecord, ValidOrder, StoreOutcome]] = []
         refused: list[Refused] = []
         for record, order in chunk:
             try:

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from .model import Order
+    from .model import ValidOrder
 
 
 # -- what arrives: a record of the topic, as the platform hands it over -----------------------------------
@@ -131,11 +131,11 @@ class Tier(StrEnum):
 
 
 class OrderStorage(Protocol):
-    def store_orders(self, orders: Sequence[Order], /) -> list[StoreOutcome]:
+    def store_orders(self, orders: Sequence[ValidOrder], /) -> list[StoreOutcome]:
         """Each order's outcome, in the order given; raises StoreRejected, StoreTimeout or StoreUnavailable."""
         ...
 
-    def refusal_of(self, order: Order, /) -> StoreRejected | None:
+    def refusal_of(self, order: ValidOrder, /) -> StoreRejected | None:
         """How the store refuses this order for its content (None: it takes it); stores nothing."""
         ...
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from .model import Order, parse_order
+from .model import ValidOrder, parse_order
 
 _PROBE = b"""{
  "order_uid": "%(uid)s", "track_number": "PROBETRACK", "entry": "PRB",
@@ -24,6 +24,6 @@ _PROBE = b"""{
  "shardkey": "1", "sm_id": 1, "date_created": "2024-01-01T00:00:00Z", "oof_shard": "1"}"""
 
 
-def known_good_order() -> Order:
+def known_good_order() -> ValidOrder:
     """The probe order under a fresh uid (``probe-`` and 32 hex digits), so it never meets a stored one."""
     return parse_order(_PROBE % {b"uid": f"probe-{uuid.uuid4().hex}".encode()})
