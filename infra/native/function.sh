@@ -20,9 +20,11 @@ export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$root/.local/metric
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 target="${FUNCTION_TARGET:-http_entry}"
 if [ "$target" = app ]; then
+    # uvloop, named: granian's "auto" takes rloop over it whenever rloop is installed, and rloop answered fewer
+    # lookups here (docs/benchmarks.md).
     exec granian --interface asgi --workers "$WORKERS" --host "${FUNCTION_HOST:-127.0.0.1}" --port "$port" \
-        --log-level "${GRANIAN_LOG_LEVEL:-warning}" --no-ws --working-dir "${APP_DIR:-$root/functions/$name}" \
-        "${ASGI_APP:-main:app}"
+        --loop "${GRANIAN_LOOP:-uvloop}" --log-level "${GRANIAN_LOG_LEVEL:-warning}" --no-ws \
+        --working-dir "${APP_DIR:-$root/functions/$name}" "${ASGI_APP:-main:app}"
 fi
 server=()
 if [ "$target" = asgi ]; then server=(--asgi); fi
