@@ -55,7 +55,7 @@ PARTITIONS = 3  # make up's topic (KAFKA_TOPIC_PARTITIONS)
 # The harness's own connection waits this long for an answer: a COPY of a whole run waits on this machine's
 # disk, and once took more than the 10 s the test stack allows.
 DB_TIMEOUT_S = 120.0
-WARM_UP_ORDERS = 6_000  # two batches a partition
+WARM_UP_ORDERS = 12_000  # two batches a partition
 
 
 class Backlog(NamedTuple):

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     # 1,000 records per invocation, not the platform's default of 100: each invocation has a fixed cost (an HTTP
     # request or a Lambda invocation, one statement, one log line), and at 100 that cost is most of a small
     # order's (docs/benchmarks.md). 1,000 of the generator's orders make an event of about 2 MB, in the 6 MB limit.
-    trigger_batch_size: int = Field(1_000, ge=1, le=10_000)
+    trigger_batch_size: int = Field(2_000, ge=1, le=10_000)
     # No wait: a partition's records go as soon as its previous invocation has answered, and those that came
     # meanwhile make the batch, so a backlog still goes in whole batches and a trickle at once (the lowest
     # latency). A window (the platform's MaximumBatchingWindowInSeconds, whole seconds) trades latency for
