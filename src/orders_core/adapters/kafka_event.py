@@ -51,7 +51,7 @@ class _Event(msgspec.Struct, frozen=True, gc=False):
 
 
 # msgspec, not pydantic: read straight into these structs, with the values' base64 decoded on the way, an event
-# of 1,000 orders took 1.9 µs a record against 3.4 with pydantic's TypedDicts and pybase64 (docs/benchmarks.md).
+# of 1,000 orders took 2.3 µs a record against 3.4 with pydantic's TypedDicts and pybase64 (docs/benchmarks.md).
 _EVENT = msgspec.json.Decoder(_Event)
 
 
