@@ -119,7 +119,7 @@ def _check(record: KafkaRecord) -> ValidOrder | DeadLetter:
         if screened is not None:
             return screened
     try:
-        return parse_order(raw)  # the common case: one parse, in pydantic's compiled core (it serialises too)
+        return parse_order(raw)  # the common case: one read by msgspec, which writes the canonical JSON too
     except ValidationError as exc:
         validation_error: ValidationError | None = exc
     except DuplicateKey:

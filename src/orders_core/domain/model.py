@@ -28,8 +28,9 @@ PG_BIGINT_MAX = 2**63 - 1
 PG_INT_MAX = 2**31 - 1
 MAX_ITEMS = 1000
 
-# PostgreSQL text cannot hold NUL. Checked as a pattern (in pydantic's compiled core: this runs for every
-# string of every order); unpaired surrogates never get this far, the JSON parser refuses them.
+# PostgreSQL text cannot hold NUL. Checked as a pattern of every text field, which names the field; JSON can
+# only write a NUL as ``\u0000``, so a value without one skips the patterns (_read_fast). Unpaired surrogates
+# never get this far: the JSON parsers refuse them.
 NO_NUL = r"^[^\x00]*$"
 
 
@@ -292,14 +293,9 @@ def _read_fast(data: bytes) -> tuple[Any, bytes] | None:
         return None
     try:
         content = _FAST_DECODER.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
-    created = content.date_created
-    if len(created) != 20 or created[19] != "Z":
-        return None
-    try:
-        _rfc3339_utc(created)  # its form and its date
-    except ValueError:
+        if _rfc3339_utc(content.date_created) != content.date_created:  # its form and its date, as stored
+            return None
+    except (msgspec.DecodeError, ValueError):  # a ValidationError is a DecodeError
         return None
     return content, _FAST_ENCODER.encode(content)
 
